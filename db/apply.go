@@ -1,0 +1,283 @@
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
+
+	"scorekeeper"
+)
+
+// chunkSize bounds the rows per INSERT statement, well under the bind
+// parameter limits of both databases (65535 in Postgres, 32766 in SQLite).
+const chunkSize = 1000
+
+// Batch is one unit of sync work, applied atomically by ApplyBatch.
+type Batch struct {
+	// Transactions are validated upstream items; ids already stored are
+	// skipped, so the same batch may be applied any number of times.
+	Transactions []scorekeeper.Transaction
+	// Quarantined are malformed items to keep for inspection.
+	Quarantined []scorekeeper.Quarantined
+	// Cursor, when set, advances the sync state in the same database
+	// transaction as the data it covers.
+	Cursor *CursorUpdate
+}
+
+// ApplyResult reports what ApplyBatch changed.
+type ApplyResult struct {
+	// Inserted counts transactions stored by this call.
+	Inserted int
+	// Duplicates counts transactions skipped because their id was already
+	// stored (or appeared earlier in the same batch).
+	Duplicates int
+	// Quarantined counts malformed items not seen before.
+	Quarantined int
+	// InsertedByType counts Inserted per transaction type.
+	InsertedByType map[scorekeeper.TxType]int
+	// NewPayouts are the payout requests this call created, in id order.
+	NewPayouts []scorekeeper.Payout
+	// State is the sync state after the call, when Batch.Cursor was set.
+	State *SyncState
+}
+
+// ApplyBatch stores a batch exactly once, in one database transaction:
+// transactions are inserted with ON CONFLICT DO NOTHING and only the ids the
+// insert returned are added to the summaries and become payout requests, so
+// a retried or concurrent apply of the same items changes nothing twice. If
+// b.Cursor is set and the stored version moved, nothing is applied and the
+// error has code scorekeeper.EConflict.
+func ApplyBatch(ctx context.Context, db *bun.DB, b Batch, now time.Time) (ApplyResult, error) {
+	now = now.UTC()
+	var res ApplyResult
+	err := retryTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		res, err = applyBatch(ctx, tx, b, now)
+		return err
+	})
+	return res, err
+}
+
+func applyBatch(ctx context.Context, tx bun.Tx, b Batch, now time.Time) (ApplyResult, error) {
+	res := ApplyResult{InsertedByType: map[scorekeeper.TxType]int{}}
+
+	// Dedupe within the batch (upstream repeats items across pages) and sort
+	// by id so concurrent applies take row locks in the same order.
+	rows := make([]txRow, 0, len(b.Transactions))
+	seen := make(map[string]struct{}, len(b.Transactions))
+	for _, t := range b.Transactions {
+		if err := validateTx(t); err != nil {
+			return res, err
+		}
+		if _, dup := seen[t.ID]; dup {
+			res.Duplicates++
+			continue
+		}
+		seen[t.ID] = struct{}{}
+		rows = append(rows, toTxRow(t, now))
+	}
+	slices.SortFunc(rows, func(a, b txRow) int { return cmpString(a.ID, b.ID) })
+
+	inserted := make(map[string]struct{}, len(rows))
+	for chunk := range slices.Chunk(rows, chunkSize) {
+		var ids []string
+		err := tx.NewInsert().
+			Model(&chunk).
+			On("CONFLICT (id) DO NOTHING").
+			Returning("id").
+			Scan(ctx, &ids)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return res, fmt.Errorf("insert transactions: %w", err)
+		}
+		for _, id := range ids {
+			inserted[id] = struct{}{}
+		}
+	}
+	res.Inserted = len(inserted)
+	res.Duplicates += len(rows) - len(inserted)
+
+	deltas := map[string]*summaryRow{}
+	var payouts []payoutRow
+	for _, r := range rows {
+		if _, ok := inserted[r.ID]; !ok {
+			continue
+		}
+		res.InsertedByType[scorekeeper.TxType(r.Type)]++
+		d := deltas[r.UserID]
+		if d == nil {
+			d = &summaryRow{UserID: r.UserID, UpdatedAt: now}
+			deltas[r.UserID] = d
+		}
+		switch scorekeeper.TxType(r.Type) {
+		case scorekeeper.TxEarned:
+			d.EarnedCents += r.AmountCents
+		case scorekeeper.TxSpent:
+			d.SpentCents += r.AmountCents
+		case scorekeeper.TxPayout:
+			d.PayoutCents += r.AmountCents
+			payouts = append(payouts, payoutRow{
+				TransactionID: r.ID,
+				UserID:        r.UserID,
+				AmountCents:   r.AmountCents,
+				Status:        string(scorekeeper.PayoutRequested),
+				CreatedAt:     r.CreatedAt,
+				UpdatedAt:     now,
+			})
+		}
+	}
+	if err := addToSummaries(ctx, tx, deltas); err != nil {
+		return res, err
+	}
+	for chunk := range slices.Chunk(payouts, chunkSize) {
+		if _, err := tx.NewInsert().Model(&chunk).Exec(ctx); err != nil {
+			return res, fmt.Errorf("insert payouts: %w", err)
+		}
+	}
+	for _, p := range payouts {
+		res.NewPayouts = append(res.NewPayouts, toPayout(p))
+	}
+
+	n, err := quarantine(ctx, tx, b.Quarantined, now)
+	if err != nil {
+		return res, err
+	}
+	res.Quarantined = n
+
+	if b.Cursor != nil {
+		st, err := advanceCursor(ctx, tx, *b.Cursor, now)
+		if err != nil {
+			return res, err
+		}
+		res.State = &st
+	}
+	return res, nil
+}
+
+func validateTx(t scorekeeper.Transaction) error {
+	switch {
+	case t.ID == "":
+		return fmt.Errorf("transaction without id")
+	case !scorekeeper.ValidUserID(t.UserID):
+		return fmt.Errorf("transaction %s: invalid user id", t.ID)
+	case !t.Type.Valid():
+		return fmt.Errorf("transaction %s: invalid type %q", t.ID, t.Type)
+	case t.Amount <= 0:
+		return fmt.Errorf("transaction %s: amount must be positive", t.ID)
+	case t.CreatedAt.IsZero():
+		return fmt.Errorf("transaction %s: no createdAt", t.ID)
+	}
+	return nil
+}
+
+// addToSummaries adds per-user deltas with one upsert per chunk, users in
+// sorted order so concurrent transactions lock summary rows in one order.
+func addToSummaries(ctx context.Context, tx bun.IDB, deltas map[string]*summaryRow) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	users := make([]string, 0, len(deltas))
+	for u := range deltas {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	rows := make([]summaryRow, len(users))
+	for i, u := range users {
+		rows[i] = *deltas[u]
+	}
+	for chunk := range slices.Chunk(rows, chunkSize) {
+		_, err := tx.NewInsert().
+			Model(&chunk).
+			On("CONFLICT (user_id) DO UPDATE").
+			Set("earned_cents = s.earned_cents + EXCLUDED.earned_cents").
+			Set("spent_cents = s.spent_cents + EXCLUDED.spent_cents").
+			Set("payout_cents = s.payout_cents + EXCLUDED.payout_cents").
+			Set("paid_out_cents = s.paid_out_cents + EXCLUDED.paid_out_cents").
+			Set("failed_cents = s.failed_cents + EXCLUDED.failed_cents").
+			Set("updated_at = EXCLUDED.updated_at").
+			Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("update summaries: %w", err)
+		}
+	}
+	return nil
+}
+
+func quarantine(ctx context.Context, tx bun.IDB, items []scorekeeper.Quarantined, now time.Time) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	rows := make([]quarantineRow, 0, len(items))
+	seen := map[string]struct{}{}
+	for _, q := range items {
+		sum := sha256.Sum256([]byte(q.Raw))
+		h := hex.EncodeToString(sum[:])
+		if _, dup := seen[h]; dup {
+			continue
+		}
+		seen[h] = struct{}{}
+		rows = append(rows, quarantineRow{RawHash: h, ItemID: q.ItemID, Raw: q.Raw, Reason: q.Reason, FirstSeenAt: now})
+	}
+	slices.SortFunc(rows, func(a, b quarantineRow) int { return cmpString(a.RawHash, b.RawHash) })
+	n := 0
+	for chunk := range slices.Chunk(rows, chunkSize) {
+		var hashes []string
+		err := tx.NewInsert().
+			Model(&chunk).
+			On("CONFLICT (raw_hash) DO NOTHING").
+			Returning("raw_hash").
+			Scan(ctx, &hashes)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("quarantine: %w", err)
+		}
+		n += len(hashes)
+	}
+	return n, nil
+}
+
+// retryTx runs fn in a transaction, retrying a few times on Postgres
+// deadlocks and serialization failures, which are safe to retry because
+// the whole transaction rolled back.
+func retryTx(ctx context.Context, db *bun.DB, fn func(context.Context, bun.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = db.RunInTx(ctx, nil, fn)
+		if !isRetryableTxError(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func isRetryableTxError(err error) bool {
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) {
+		switch pgErr.Field('C') {
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return true
+		}
+	}
+	return false
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,231 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+)
+
+// GetPayout reads one payout by its transaction id.
+func GetPayout(ctx context.Context, db bun.IDB, txID string) (scorekeeper.Payout, error) {
+	var row payoutRow
+	err := db.NewSelect().Model(&row).Where("transaction_id = ?", txID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return scorekeeper.Payout{}, scorekeeper.Errorf(scorekeeper.ENotFound, "payout %s not found", txID)
+	} else if err != nil {
+		return scorekeeper.Payout{}, fmt.Errorf("read payout: %w", err)
+	}
+	return toPayout(row), nil
+}
+
+// UserPayouts lists a user's payouts with the given status (all when
+// status is ""), oldest first, then by id: the order they are paid in.
+func UserPayouts(ctx context.Context, db bun.IDB, userID string, status scorekeeper.PayoutStatus, limit int) ([]scorekeeper.Payout, error) {
+	var rows []payoutRow
+	q := db.NewSelect().
+		Model(&rows).
+		Where("user_id = ?", userID).
+		Order("created_at", "transaction_id").
+		Limit(int64(limit))
+	if status != "" {
+		q = q.Where("status = ?", string(status))
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list user payouts: %w", err)
+	}
+	out := make([]scorekeeper.Payout, len(rows))
+	for i, r := range rows {
+		out[i] = toPayout(r)
+	}
+	return out, nil
+}
+
+// UsersWithRequestedPayouts lists users that have payouts still requested,
+// in user order, after the given user: the recovery scan that restarts
+// payout workflows whose start signal was lost.
+func UsersWithRequestedPayouts(ctx context.Context, db bun.IDB, after string, limit int) ([]string, error) {
+	var users []string
+	err := db.NewSelect().
+		Model((*payoutRow)(nil)).
+		ColumnExpr("DISTINCT user_id").
+		Where("status = ?", string(scorekeeper.PayoutRequested)).
+		Where("user_id > ?", after).
+		OrderExpr("user_id").
+		Limit(int64(limit)).
+		Scan(ctx, &users)
+	if err != nil {
+		return nil, fmt.Errorf("list users with requested payouts: %w", err)
+	}
+	return users, nil
+}
+
+// MarkPayoutPaid records the provider's confirmation: the payout becomes
+// paid and its amount moves into the user's paidOut, in one transaction.
+// It is idempotent: marking a paid payout paid again changes nothing. A
+// failed payout cannot become paid (EConflict).
+func MarkPayoutPaid(ctx context.Context, db *bun.DB, txID, providerID string, now time.Time) (scorekeeper.Payout, error) {
+	return transitionPayout(ctx, db, txID, scorekeeper.PayoutPaid, "", providerID, now)
+}
+
+// MarkPayoutFailed records a permanent rejection with its reason: the
+// payout leaves the user's payout sum, so its amount returns to balance.
+// Idempotent like MarkPayoutPaid; a paid payout cannot fail (EConflict).
+func MarkPayoutFailed(ctx context.Context, db *bun.DB, txID, reason string, now time.Time) (scorekeeper.Payout, error) {
+	if reason == "" {
+		return scorekeeper.Payout{}, scorekeeper.Errorf(scorekeeper.EInvalid, "a failed payout needs a reason")
+	}
+	return transitionPayout(ctx, db, txID, scorekeeper.PayoutFailed, reason, "", now)
+}
+
+func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeeper.PayoutStatus, reason, providerID string, now time.Time) (scorekeeper.Payout, error) {
+	now = now.UTC()
+	var out scorekeeper.Payout
+	err := retryTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
+		var row payoutRow
+		// The status guard makes the transition happen at most once even
+		// when two workers confirm the same payout at the same moment.
+		res, err := tx.NewUpdate().
+			Model(&row).
+			Set("status = ?", string(to)).
+			Set("reason = ?", reason).
+			Set("provider_id = ?", providerID).
+			Set("updated_at = ?", now).
+			Where("transaction_id = ?", txID).
+			Where("status = ?", string(scorekeeper.PayoutRequested)).
+			Returning("*").
+			Exec(ctx, &row)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("update payout: %w", err)
+		}
+		var n int64
+		if err == nil {
+			n, _ = res.RowsAffected()
+		}
+		if n == 0 || row.TransactionID == "" {
+			cur, err := GetPayout(ctx, tx, txID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != to {
+				return scorekeeper.Errorf(scorekeeper.EConflict, "payout %s is %s, cannot become %s", txID, cur.Status, to)
+			}
+			out = cur
+			return nil
+		}
+		delta := &summaryRow{UserID: row.UserID, UpdatedAt: now}
+		switch to {
+		case scorekeeper.PayoutPaid:
+			delta.PaidOutCents = row.AmountCents
+		case scorekeeper.PayoutFailed:
+			delta.PayoutCents = -row.AmountCents
+			delta.FailedCents = row.AmountCents
+		}
+		if err := addToSummaries(ctx, tx, map[string]*summaryRow{row.UserID: delta}); err != nil {
+			return err
+		}
+		out = toPayout(row)
+		return nil
+	})
+	return out, err
+}
+
+// PayoutFilter selects the rows of ListPayoutTotals.
+type PayoutFilter struct {
+	// Status is requested (all not-failed payouts; the default), pending
+	// (requested, not yet paid), paid or failed.
+	Status string
+	// After is the user id cursor: rows strictly after it in Sort order.
+	After string
+	// Sort is "userId" (default) or "-payoutAmount".
+	Sort  string
+	Limit int
+}
+
+// PayoutTotal is one user's payout sum for a status.
+type PayoutTotal struct {
+	UserID string
+	Amount scorekeeper.Amount
+}
+
+// payoutAmountExpr maps a status filter to the summary column expression
+// holding that sum; only these fixed expressions ever reach the SQL.
+var payoutAmountExpr = map[string]string{
+	"requested": "payout_cents",
+	"pending":   "(payout_cents - paid_out_cents)",
+	"paid":      "paid_out_cents",
+	"failed":    "failed_cents",
+}
+
+// ListPayoutTotals returns one row per user with a non-zero sum for the
+// filter's status, and the total number of such users. The sums come from
+// user_summaries, which moves in the same transaction as each payout.
+func ListPayoutTotals(ctx context.Context, db bun.IDB, f PayoutFilter) ([]PayoutTotal, int, error) {
+	if f.Status == "" {
+		f.Status = "requested"
+	}
+	expr, ok := payoutAmountExpr[f.Status]
+	if !ok {
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "unknown payout status %q", f.Status)
+	}
+	if f.Limit <= 0 {
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	}
+	total, err := db.NewSelect().
+		Model((*summaryRow)(nil)).
+		Where(expr + " > 0").
+		Count(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count payout totals: %w", err)
+	}
+
+	var rows []struct {
+		UserID string `bun:"user_id"`
+		Cents  int64  `bun:"cents"`
+	}
+	q := db.NewSelect().
+		Model((*summaryRow)(nil)).
+		Column("user_id").
+		ColumnExpr(expr + " AS cents").
+		Where(expr + " > 0").
+		Limit(int64(f.Limit))
+	switch f.Sort {
+	case "", "userId":
+		if f.After != "" {
+			q = q.Where("user_id > ?", f.After)
+		}
+		q = q.OrderExpr("user_id")
+	case "-payoutAmount":
+		if f.After != "" {
+			var cents int64
+			err := db.NewSelect().
+				Model((*summaryRow)(nil)).
+				ColumnExpr(expr).
+				Where("user_id = ?", f.After).
+				Where(expr+" > 0").
+				Scan(ctx, &cents)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "after: user %s is not in this listing", f.After)
+			} else if err != nil {
+				return nil, 0, fmt.Errorf("read cursor row: %w", err)
+			}
+			q = q.Where("("+expr+" < ? OR ("+expr+" = ? AND user_id > ?))", cents, cents, f.After)
+		}
+		q = q.OrderExpr(expr + " DESC, user_id")
+	default:
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "unknown sort %q", f.Sort)
+	}
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, 0, fmt.Errorf("list payout totals: %w", err)
+	}
+	out := make([]PayoutTotal, len(rows))
+	for i, r := range rows {
+		out[i] = PayoutTotal{UserID: r.UserID, Amount: scorekeeper.AmountFromCents(r.Cents)}
+	}
+	return out, int(total), nil
+}

@@ -1,0 +1,182 @@
+package db_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
+)
+
+func TestPayoutTransitions(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: append(seedBatch(),
+			tx("a5", "445566", scorekeeper.TxPayout, "5"))}, time.Now())
+		require.NoError(t, err)
+
+		t.Run("Paid", func(t *testing.T) {
+			p, err := db.MarkPayoutPaid(ctx, d, "a4", "po_1", time.Now())
+			require.NoError(t, err)
+			require.Equal(t, scorekeeper.PayoutPaid, p.Status)
+			require.Equal(t, "po_1", p.ProviderID)
+			s, err := db.GetSummary(ctx, d, "445566")
+			require.NoError(t, err)
+			require.Equal(t, "20", s.PaidOut.String())
+			require.Equal(t, "25", s.Payout.String())
+			require.Equal(t, "14.2", s.Balance().String())
+		})
+		t.Run("PaidTwiceIsNoop", func(t *testing.T) {
+			_, err := db.MarkPayoutPaid(ctx, d, "a4", "po_1", time.Now())
+			require.NoError(t, err)
+			s, err := db.GetSummary(ctx, d, "445566")
+			require.NoError(t, err)
+			require.Equal(t, "20", s.PaidOut.String())
+			dbtest.RequireReconciled(t, d)
+		})
+		t.Run("Failed", func(t *testing.T) {
+			p, err := db.MarkPayoutFailed(ctx, d, "a5", "account_closed", time.Now())
+			require.NoError(t, err)
+			require.Equal(t, scorekeeper.PayoutFailed, p.Status)
+			require.Equal(t, "account_closed", p.Reason)
+			s, err := db.GetSummary(ctx, d, "445566")
+			require.NoError(t, err)
+			require.Equal(t, "20", s.Payout.String())
+			require.Equal(t, "5", s.FailedPayout.String())
+			require.Equal(t, "19.2", s.Balance().String(), "a failed payout returns to balance")
+			dbtest.RequireReconciled(t, d)
+		})
+		t.Run("ErrConflictPaidAfterFailed", func(t *testing.T) {
+			_, err := db.MarkPayoutPaid(ctx, d, "a5", "po_2", time.Now())
+			require.Equal(t, scorekeeper.EConflict, scorekeeper.ErrorCode(err))
+			_, err = db.MarkPayoutFailed(ctx, d, "a4", "late", time.Now())
+			require.Equal(t, scorekeeper.EConflict, scorekeeper.ErrorCode(err))
+		})
+		t.Run("ErrNotFound", func(t *testing.T) {
+			_, err := db.MarkPayoutPaid(ctx, d, "nope", "po", time.Now())
+			require.Equal(t, scorekeeper.ENotFound, scorekeeper.ErrorCode(err))
+		})
+		t.Run("ConcurrentConfirmations", func(t *testing.T) {
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := db.MarkPayoutPaid(ctx, d, "b1", "po_b1", time.Now())
+					require.NoError(t, err)
+				}()
+			}
+			wg.Wait()
+			s, err := db.GetSummary(ctx, d, "112233")
+			require.NoError(t, err)
+			require.Equal(t, "30", s.PaidOut.String())
+			dbtest.RequireReconciled(t, d)
+		})
+		t.Run("UserPayouts", func(t *testing.T) {
+			ps, err := db.UserPayouts(ctx, d, "445566", "", 10)
+			require.NoError(t, err)
+			require.Len(t, ps, 2)
+			ps, err = db.UserPayouts(ctx, d, "445566", scorekeeper.PayoutFailed, 10)
+			require.NoError(t, err)
+			require.Len(t, ps, 1)
+			require.Equal(t, "a5", ps[0].TransactionID)
+		})
+	})
+}
+
+func TestListPayoutTotals(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		var txs []scorekeeper.Transaction
+		// user i has payouts summing to (i%7+1) SCR, plus one extra 0.05.
+		for i := range 40 {
+			u := fmt.Sprintf("u%03d", i)
+			txs = append(txs,
+				tx(fmt.Sprintf("p%03d-a", i), u, scorekeeper.TxPayout, fmt.Sprint(i%7+1)),
+				tx(fmt.Sprintf("p%03d-b", i), u, scorekeeper.TxPayout, "0.05"))
+		}
+		txs = append(txs, tx("e1", "earner", scorekeeper.TxEarned, "9"))
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
+		require.NoError(t, err)
+		for i := 0; i < 40; i += 4 {
+			_, err := db.MarkPayoutPaid(ctx, d, fmt.Sprintf("p%03d-a", i), "x", time.Now())
+			require.NoError(t, err)
+		}
+		for i := 1; i < 40; i += 10 {
+			_, err := db.MarkPayoutFailed(ctx, d, fmt.Sprintf("p%03d-b", i), "rejected", time.Now())
+			require.NoError(t, err)
+		}
+
+		t.Run("RequestedByUserID", func(t *testing.T) {
+			rows, total, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 1000})
+			require.NoError(t, err)
+			require.Equal(t, 40, total)
+			require.Len(t, rows, 40)
+			require.Equal(t, "u000", rows[0].UserID)
+			require.Equal(t, "1.05", rows[0].Amount.String())
+			require.Equal(t, "2", rows[1].Amount.String(), "u001's 0.05 failed")
+		})
+		t.Run("Statuses", func(t *testing.T) {
+			_, total, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "paid", Limit: 1})
+			require.NoError(t, err)
+			require.Equal(t, 10, total)
+			_, total, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "failed", Limit: 1})
+			require.NoError(t, err)
+			require.Equal(t, 4, total)
+			rows, total, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "pending", Limit: 1})
+			require.NoError(t, err)
+			require.Equal(t, 40, total, "every user still has a requested 0.05 or more")
+			require.Equal(t, "0.05", rows[0].Amount.String(), "u000 paid 1, 0.05 pending")
+		})
+		t.Run("PagingByUserID", func(t *testing.T) {
+			seen := map[string]bool{}
+			after := ""
+			for {
+				rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 7, After: after})
+				require.NoError(t, err)
+				if len(rows) == 0 {
+					break
+				}
+				for _, r := range rows {
+					require.False(t, seen[r.UserID])
+					seen[r.UserID] = true
+				}
+				after = rows[len(rows)-1].UserID
+			}
+			require.Len(t, seen, 40)
+		})
+		t.Run("PagingByAmountDesc", func(t *testing.T) {
+			var all []db.PayoutTotal
+			after := ""
+			for {
+				rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 6, After: after, Sort: "-payoutAmount"})
+				require.NoError(t, err)
+				if len(rows) == 0 {
+					break
+				}
+				all = append(all, rows...)
+				after = rows[len(rows)-1].UserID
+			}
+			require.Len(t, all, 40)
+			for i := 1; i < len(all); i++ {
+				prev, cur := all[i-1], all[i]
+				require.True(t, prev.Amount > cur.Amount || (prev.Amount == cur.Amount && prev.UserID < cur.UserID), "%v before %v", prev, cur)
+			}
+		})
+		t.Run("ErrInvalid", func(t *testing.T) {
+			_, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "bogus", Limit: 1})
+			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
+			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "amount", Limit: 1})
+			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
+			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "-payoutAmount", After: "earner", Limit: 1})
+			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
+		})
+	})
+}

@@ -1,0 +1,51 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+)
+
+// GetSummary reads a user's summary; an unknown user is ENotFound.
+func GetSummary(ctx context.Context, db bun.IDB, userID string) (scorekeeper.Summary, error) {
+	var row summaryRow
+	err := db.NewSelect().Model(&row).Where("user_id = ?", userID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return scorekeeper.Summary{}, scorekeeper.Errorf(scorekeeper.ENotFound, "user %s not found", userID)
+	} else if err != nil {
+		return scorekeeper.Summary{}, fmt.Errorf("read summary: %w", err)
+	}
+	return toSummary(row), nil
+}
+
+// QuarantineCount returns how many distinct malformed items are kept.
+func QuarantineCount(ctx context.Context, db bun.IDB) (int, error) {
+	n, err := db.NewSelect().Model((*quarantineRow)(nil)).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	return int(n), nil
+}
+
+// ListQuarantine returns up to limit quarantined items, newest first.
+func ListQuarantine(ctx context.Context, db bun.IDB, limit int) ([]scorekeeper.Quarantined, error) {
+	var rows []quarantineRow
+	err := db.NewSelect().
+		Model(&rows).
+		Order("first_seen_at DESC", "raw_hash").
+		Limit(int64(limit)).
+		Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
+	out := make([]scorekeeper.Quarantined, len(rows))
+	for i, r := range rows {
+		out[i] = scorekeeper.Quarantined{ItemID: r.ItemID, Raw: r.Raw, Reason: r.Reason}
+	}
+	return out, nil
+}
