@@ -1,0 +1,5 @@
+DROP TABLE budget_grants;
+
+--bun:split
+
+DROP TABLE budget_locks;

@@ -1,0 +1,312 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"scorekeeper"
+)
+
+// MaxIDLength is the longest transaction id accepted. Upstream ids are UUIDs
+// (36 characters); the bound keeps a runaway id out of the database and out
+// of the payout provider's Idempotency-Key header.
+const MaxIDLength = 128
+
+// Page is one decoded page of the upstream API.
+type Page struct {
+	// Items are the valid transactions, in upstream's order, each id once.
+	Items []scorekeeper.Transaction
+	// Quarantined are the items that failed validation, in upstream's order.
+	Quarantined []scorekeeper.Quarantined
+	// Duplicates counts valid items dropped because an earlier valid item
+	// on the same page had the same id. The first copy wins, as the
+	// database's ON CONFLICT DO NOTHING does across pages.
+	Duplicates int
+	// Meta is upstream's paging information, as sent.
+	Meta Meta
+}
+
+// Meta is the paging information of a page (design §4).
+type Meta struct {
+	TotalItems   int `json:"totalItems"`
+	ItemCount    int `json:"itemCount"`
+	ItemsPerPage int `json:"itemsPerPage"`
+	TotalPages   int `json:"totalPages"`
+	CurrentPage  int `json:"currentPage"`
+}
+
+// decodePage decodes a 2xx body. The envelope must be well-formed — without
+// it nothing on the page can be trusted — but each item is judged on its own.
+func decodePage(body []byte) (*Page, error) {
+	if !json.Valid(body) {
+		return nil, &MalformedResponseError{Reason: "body is not valid JSON"}
+	}
+	if k := kind(body); k != "an object" {
+		return nil, &MalformedResponseError{Reason: "body is " + k + ", not a JSON object"}
+	}
+	fields, err := objectFields(body)
+	if err != nil {
+		return nil, &MalformedResponseError{Reason: "body: " + err.Error()}
+	}
+	rawItems, ok := fields["items"]
+	if !ok || isNull(rawItems) {
+		return nil, &MalformedResponseError{Reason: `"items" is missing`}
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(rawItems, &items); err != nil {
+		return nil, &MalformedResponseError{Reason: `"items" is not an array`}
+	}
+	meta, err := decodeMeta(fields["meta"])
+	if err != nil {
+		return nil, &MalformedResponseError{Reason: err.Error()}
+	}
+
+	p := &Page{Meta: meta, Items: make([]scorekeeper.Transaction, 0, len(items))}
+	seen := make(map[string]struct{}, len(items))
+	for _, raw := range items {
+		tx, q := decodeItem(raw)
+		if q != nil {
+			p.Quarantined = append(p.Quarantined, *q)
+			continue
+		}
+		if _, dup := seen[tx.ID]; dup {
+			p.Duplicates++
+			continue
+		}
+		seen[tx.ID] = struct{}{}
+		p.Items = append(p.Items, tx)
+	}
+	return p, nil
+}
+
+// decodeMeta requires totalPages and currentPage, the two fields a pager
+// cannot do without: defaulting a missing totalPages to 0 would end a sync
+// early and silently skip data. The counts are informational and default
+// to 0, but none may be negative.
+func decodeMeta(raw json.RawMessage) (Meta, error) {
+	if raw == nil || isNull(raw) {
+		return Meta{}, errors.New(`"meta" is missing`)
+	}
+	if k := kind(raw); k != "an object" {
+		return Meta{}, fmt.Errorf(`"meta" is %s, not an object`, k)
+	}
+	fields, err := objectFields(raw)
+	if err != nil {
+		return Meta{}, fmt.Errorf(`"meta": %v`, err)
+	}
+	for _, k := range []string{"totalPages", "currentPage"} {
+		if v, ok := fields[k]; !ok || isNull(v) {
+			return Meta{}, fmt.Errorf(`"meta.%s" is missing`, k)
+		}
+	}
+	var m Meta
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Meta{}, fmt.Errorf(`"meta" has a field that is not an integer: %v`, err)
+	}
+	if m.TotalItems < 0 || m.ItemCount < 0 || m.ItemsPerPage < 0 || m.TotalPages < 0 || m.CurrentPage < 0 {
+		return Meta{}, fmt.Errorf(`"meta" has a negative count: %+v`, m)
+	}
+	return m, nil
+}
+
+// decodeItem validates one item. It returns the transaction, or a
+// Quarantined carrying every problem found (not just the first), so an
+// operator sees the whole picture from one reason.
+func decodeItem(raw json.RawMessage) (scorekeeper.Transaction, *scorekeeper.Quarantined) {
+	quarantine := func(id string, reasons ...string) (scorekeeper.Transaction, *scorekeeper.Quarantined) {
+		return scorekeeper.Transaction{}, &scorekeeper.Quarantined{
+			ItemID: id,
+			Raw:    string(raw),
+			Reason: strings.Join(reasons, "; "),
+		}
+	}
+	if k := kind(raw); k != "an object" {
+		return quarantine("", "item is "+k+", not a JSON object")
+	}
+	fields, err := objectFields(raw)
+	if err != nil {
+		return quarantine("", "item is ambiguous: "+err.Error())
+	}
+
+	var (
+		tx      scorekeeper.Transaction
+		reasons []string
+	)
+	id, ok, err := stringField(fields, "id")
+	switch {
+	case err != nil:
+		reasons = append(reasons, err.Error())
+	case !ok:
+		reasons = append(reasons, "id is missing")
+	case id == "":
+		reasons = append(reasons, "id is empty")
+	case len(id) > MaxIDLength:
+		reasons = append(reasons, fmt.Sprintf("id is too long: %d bytes, max %d", len(id), MaxIDLength))
+		// Not a usable id: leave ItemID empty rather than store it.
+		id = ""
+	case !validID(id):
+		reasons = append(reasons, fmt.Sprintf("id %s contains control characters", quote(id)))
+		id = ""
+	default:
+		tx.ID = id
+	}
+
+	userID, ok, err := stringField(fields, "userId")
+	switch {
+	case err != nil:
+		reasons = append(reasons, err.Error())
+	case !ok:
+		reasons = append(reasons, "userId is missing")
+	case !scorekeeper.ValidUserID(userID):
+		reasons = append(reasons, fmt.Sprintf("userId %s is invalid: want 1-64 characters of [A-Za-z0-9_-]", quote(userID)))
+	default:
+		tx.UserID = userID
+	}
+
+	createdAt, ok, err := stringField(fields, "createdAt")
+	switch {
+	case err != nil:
+		reasons = append(reasons, err.Error())
+	case !ok:
+		reasons = append(reasons, "createdAt is missing")
+	default:
+		// time.RFC3339 parses an optional fractional second too.
+		t, perr := time.Parse(time.RFC3339, createdAt)
+		if perr != nil {
+			reasons = append(reasons, fmt.Sprintf("createdAt %s is not an RFC 3339 timestamp", quote(createdAt)))
+		} else {
+			tx.CreatedAt = t.UTC()
+		}
+	}
+
+	typ, ok, err := stringField(fields, "type")
+	switch {
+	case err != nil:
+		reasons = append(reasons, err.Error())
+	case !ok:
+		reasons = append(reasons, "type is missing")
+	case !scorekeeper.TxType(typ).Valid():
+		reasons = append(reasons, fmt.Sprintf("type %s is unknown: want earned, spent or payout", quote(typ)))
+	default:
+		tx.Type = scorekeeper.TxType(typ)
+	}
+
+	if rawAmount, ok := fields["amount"]; !ok || isNull(rawAmount) {
+		reasons = append(reasons, "amount is missing")
+	} else {
+		// Amount parses the number's text exactly; it never becomes a
+		// float64, so 0.1 is 10 cents and 1.005 is rejected, not rounded.
+		var a scorekeeper.Amount
+		if err := json.Unmarshal(rawAmount, &a); err != nil {
+			reasons = append(reasons, "amount is invalid: "+err.Error())
+		} else if a <= 0 {
+			reasons = append(reasons, fmt.Sprintf("amount %s must be greater than 0", a))
+		} else {
+			tx.Amount = a
+		}
+	}
+
+	if len(reasons) > 0 {
+		return quarantine(id, reasons...)
+	}
+	return tx, nil
+}
+
+// objectFields splits raw, valid JSON known to be an object, into its
+// members. Unlike unmarshalling
+// into a map it rejects duplicate keys: {"amount":1,"amount":1000} has no
+// single meaning, and picking one silently is how money goes wrong.
+func objectFields(raw []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if _, err := dec.Token(); err != nil { // the opening '{'
+		return nil, err
+	}
+	fields := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key := tok.(string) // inside an object the decoder only yields string keys
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := fields[key]; dup {
+			return nil, fmt.Errorf("duplicate key %s", quote(key))
+		}
+		fields[key] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("unexpected data after the object")
+	}
+	return fields, nil
+}
+
+// stringField reads fields[name] as a JSON string. ok is false when the
+// field is absent or null; err is set when it is present but not a string
+// (a numeric userId would lose its leading zeros, so it is not coerced).
+func stringField(fields map[string]json.RawMessage, name string) (s string, ok bool, err error) {
+	raw, present := fields[name]
+	if !present || isNull(raw) {
+		return "", false, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, fmt.Errorf("%s must be a string, got %s", name, truncateUTF8(string(raw), 64))
+	}
+	return s, true, nil
+}
+
+// validID rejects ids that could not travel safely as an HTTP header value
+// (the payout Idempotency-Key) or a log field.
+func validID(id string) bool {
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isNull(raw json.RawMessage) bool {
+	return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+// quote renders an untrusted value for a reason: quoted, escaped and short.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%q…", truncateUTF8(s, max))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// kind names the JSON type of raw, valid JSON, for messages.
+func kind(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "empty"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
