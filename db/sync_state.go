@@ -94,3 +94,6 @@ func toSyncState(r syncStateRow) SyncState {
 		UpdatedAt:     r.UpdatedAt.UTC(),
 	}
 }
+
+// TransactionsStream is the name of the sync state of the transaction feed.
+const TransactionsStream = "transactions"
