@@ -95,7 +95,7 @@ func TestAmount_ExactSums(t *testing.T) {
 	require.Equal(t, "10000", total.String())
 	require.NotEqual(t, 10000.0, f, "float64 drifts over a million cents")
 
-	_, err = scorekeeper.AmountFromCents(1<<62).Add(scorekeeper.AmountFromCents(1 << 62))
+	_, err = scorekeeper.AmountFromCents(1 << 62).Add(scorekeeper.AmountFromCents(1 << 62))
 	require.Error(t, err, "overflow is an error, not a wrap")
 }
 

@@ -1,0 +1,46 @@
+// Package activities holds the Temporal activities: every piece of sync and
+// payout work that touches the network, the database or the clock. Each is
+// idempotent, so Temporal's retries are always safe.
+package activities
+
+import (
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"scorekeeper/db"
+	"scorekeeper/payout"
+	"scorekeeper/upstream"
+)
+
+// SyncConfig is the sync's share of the configuration.
+type SyncConfig struct {
+	// Start is where the first sync starts (SYNC_START).
+	Start time.Time
+	// Interval is the schedule interval (SYNC_INTERVAL).
+	Interval time.Duration
+	// Overlap is the window re-scanned for late items (SYNC_OVERLAP).
+	Overlap time.Duration
+	// PageSize is the limit asked of upstream (UPSTREAM_PAGE_SIZE).
+	PageSize int
+	// Budget is the upstream request budget shared by all workers.
+	Budget db.Budget
+}
+
+// Activities holds the dependencies of every activity. The worker registers
+// one value; workflows refer to its methods through a nil pointer.
+type Activities struct {
+	DB       *bun.DB
+	Upstream *upstream.Client
+	Payouts  *payout.Client
+	Sync     SyncConfig
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"scorekeeper/activities"
+	"scorekeeper/config"
+	"scorekeeper/db"
+	"scorekeeper/payout"
+	"scorekeeper/upstream"
+	"scorekeeper/worker"
+)
+
+func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.RequireUpstream(); err != nil {
+		return err
+	}
+	d, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	c, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return serveWorker(ctx, cfg, d, c, log)
+}
+
+// serveWorker runs the Temporal worker until ctx ends.
+func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
+	acts, err := newActivities(cfg, d)
+	if err != nil {
+		return err
+	}
+	w := worker.New(c, cfg.TemporalTaskQueue, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+	if err := worker.EnsureSchedule(ctx, c, cfg.TemporalTaskQueue, cfg.SyncInterval); err != nil {
+		return err
+	}
+	log.Info("worker running", "taskQueue", cfg.TemporalTaskQueue, "syncInterval", cfg.SyncInterval,
+		"upstreamRate", cfg.UpstreamRate.String(), "upstream", cfg.UpstreamURL)
+	<-ctx.Done()
+	return nil
+}
+
+// newActivities builds the activities' dependencies from the configuration.
+func newActivities(cfg config.Config, d *bun.DB) (*activities.Activities, error) {
+	up, err := upstream.New(cfg.UpstreamURL, cfg.UpstreamTimeout, nil)
+	if err != nil {
+		return nil, fmt.Errorf("UPSTREAM_URL: %w", err)
+	}
+	po, err := payout.New(cfg.PayoutURL, cfg.UpstreamTimeout, nil)
+	if err != nil {
+		return nil, fmt.Errorf("PAYOUT_URL: %w", err)
+	}
+	return &activities.Activities{
+		DB:       d,
+		Upstream: up,
+		Payouts:  po,
+		Sync: activities.SyncConfig{
+			Start:    cfg.SyncStart,
+			Interval: cfg.SyncInterval,
+			Overlap:  cfg.SyncOverlap,
+			PageSize: cfg.UpstreamPageSize,
+			Budget:   upstreamBudget(cfg.UpstreamRate),
+		},
+	}, nil
+}
+
+// upstreamBudget is the shared request budget. The margin widens the
+// counted window a little, so the few milliseconds between a grant and
+// the request reaching upstream can never put N+1 requests into one of
+// upstream's windows.
+func upstreamBudget(r config.Rate) db.Budget {
+	margin := min(max(r.Per/40, 100*time.Millisecond), 2*time.Second)
+	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: margin}
+}
+
+// dialTemporal connects to the Temporal frontend, failing fast with a clear
+// error when it is not there.
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at TEMPORAL_ADDRESS=%s: %w", cfg.TemporalAddress, err)
+	}
+	return c, nil
+}

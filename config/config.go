@@ -1,0 +1,207 @@
+// Package config reads and validates the service's configuration from the
+// environment (design §7). Every variable is checked at start; an error
+// names the variable and says what is wrong with its value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Rate is a request budget: N requests per Per.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// String renders r in the variable's format, e.g. "5/1m0s".
+func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
+
+// PerSecond is the budget as a rate, as Temporal's task queue limit takes it.
+func (r Rate) PerSecond() float64 { return float64(r.N) / r.Per.Seconds() }
+
+// ParseRate parses "N/duration", e.g. "5/1m" or "5/5s".
+func ParseRate(s string) (Rate, error) {
+	n, per, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return Rate{}, fmt.Errorf("want N/duration such as 5/1m, got %q", s)
+	}
+	v, err := strconv.Atoi(n)
+	if err != nil || v < 1 || v > 100000 {
+		return Rate{}, fmt.Errorf("want a request count from 1 to 100000 before the slash, got %q", n)
+	}
+	d, err := time.ParseDuration(per)
+	if err != nil || d < time.Second || d > 24*time.Hour {
+		return Rate{}, fmt.Errorf("want a duration from 1s to 24h after the slash, got %q", per)
+	}
+	return Rate{N: v, Per: d}, nil
+}
+
+// Config is the whole configuration of every command.
+type Config struct {
+	HTTPAddr          string
+	DatabaseURL       string
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTaskQueue string
+	// UpstreamURL is the transaction API; "" means "use the mock" in dev
+	// and is an error for the worker.
+	UpstreamURL      string
+	UpstreamRate     Rate
+	UpstreamPageSize int
+	UpstreamTimeout  time.Duration
+	SyncStart        time.Time
+	SyncInterval     time.Duration
+	SyncOverlap      time.Duration
+	// PayoutURL is the payout provider; "" as for UpstreamURL.
+	PayoutURL   string
+	AdminToken  string
+	MockAPIAddr string
+	LogLevel    slog.Level
+	LogFormat   string
+}
+
+// Defaults returns the configuration with every default of design §7.
+func Defaults() Config {
+	return Config{
+		HTTPAddr:          ":3000",
+		DatabaseURL:       "file:data/scorekeeper.db",
+		TemporalAddress:   "127.0.0.1:7233",
+		TemporalNamespace: "default",
+		TemporalTaskQueue: "scorekeeper",
+		UpstreamRate:      Rate{N: 5, Per: time.Minute},
+		UpstreamPageSize:  1000,
+		UpstreamTimeout:   10 * time.Second,
+		SyncStart:         time.Unix(0, 0).UTC(),
+		SyncInterval:      time.Minute,
+		SyncOverlap:       2 * time.Minute,
+		MockAPIAddr:       ":4000",
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "text",
+	}
+}
+
+// FromEnv reads the configuration through getenv (os.Getenv in main),
+// starting from Defaults. It reports every bad variable at once.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Defaults()
+	var errs []error
+	bad := func(name, val string, err error) {
+		errs = append(errs, fmt.Errorf("%s=%q: %w", name, val, err))
+	}
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	addr := func(name string, dst *string) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if _, port, err := net.SplitHostPort(v); err != nil {
+			bad(name, v, errors.New("want host:port or :port"))
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(name, v, errors.New("port must be 0-65535"))
+		} else {
+			*dst = v
+		}
+	}
+	baseURL := func(name string, dst *string) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(name, v, errors.New("want an absolute http(s) URL"))
+			return
+		}
+		*dst = strings.TrimRight(v, "/")
+	}
+	dur := func(name string, dst *time.Duration, min, max time.Duration) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			bad(name, v, errors.New("want a duration such as 10s or 1m"))
+		} else if d < min || d > max {
+			bad(name, v, fmt.Errorf("must be between %s and %s", min, max))
+		} else {
+			*dst = d
+		}
+	}
+
+	addr("HTTP_ADDR", &c.HTTPAddr)
+	str("DATABASE_URL", &c.DatabaseURL)
+	if v := c.DatabaseURL; !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") && !strings.HasPrefix(v, "file:") {
+		bad("DATABASE_URL", v, errors.New("want postgres://… or file:path (SQLite)"))
+	}
+	addr("TEMPORAL_ADDRESS", &c.TemporalAddress)
+	str("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
+	str("TEMPORAL_TASK_QUEUE", &c.TemporalTaskQueue)
+	baseURL("UPSTREAM_URL", &c.UpstreamURL)
+	if v := getenv("UPSTREAM_RATE"); v != "" {
+		if r, err := ParseRate(v); err != nil {
+			bad("UPSTREAM_RATE", v, err)
+		} else {
+			c.UpstreamRate = r
+		}
+	}
+	if v := getenv("UPSTREAM_PAGE_SIZE"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			bad("UPSTREAM_PAGE_SIZE", v, errors.New("want a whole number from 1 to 1000"))
+		} else {
+			c.UpstreamPageSize = n
+		}
+	}
+	dur("UPSTREAM_TIMEOUT", &c.UpstreamTimeout, 100*time.Millisecond, 5*time.Minute)
+	if v := getenv("SYNC_START"); v != "" {
+		if t, err := time.Parse(time.RFC3339, v); err != nil {
+			bad("SYNC_START", v, errors.New("want an RFC 3339 time such as 2023-02-01T00:00:00Z"))
+		} else {
+			c.SyncStart = t.UTC()
+		}
+	}
+	dur("SYNC_INTERVAL", &c.SyncInterval, time.Second, 24*time.Hour)
+	dur("SYNC_OVERLAP", &c.SyncOverlap, 0, 24*time.Hour)
+	baseURL("PAYOUT_URL", &c.PayoutURL)
+	str("ADMIN_TOKEN", &c.AdminToken)
+	addr("MOCKAPI_ADDR", &c.MockAPIAddr)
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			bad("LOG_LEVEL", v, errors.New("want debug, info, warn or error"))
+		}
+	}
+	if v := getenv("LOG_FORMAT"); v != "" {
+		if v != "text" && v != "json" {
+			bad("LOG_FORMAT", v, errors.New("want text or json"))
+		} else {
+			c.LogFormat = v
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// RequireUpstream checks the variables a real worker cannot run without.
+func (c Config) RequireUpstream() error {
+	var errs []error
+	if c.UpstreamURL == "" {
+		errs = append(errs, errors.New("UPSTREAM_URL is required by the worker (the mock is only wired in by `scorekeeper dev`)"))
+	}
+	if c.PayoutURL == "" {
+		errs = append(errs, errors.New("PAYOUT_URL is required by the worker (the mock is only wired in by `scorekeeper dev`)"))
+	}
+	return errors.Join(errs...)
+}

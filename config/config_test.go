@@ -1,0 +1,71 @@
+package config_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"scorekeeper/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestFromEnv(t *testing.T) {
+	t.Run("Defaults", func(t *testing.T) {
+		c, err := config.FromEnv(env(nil))
+		require.NoError(t, err)
+		require.Equal(t, config.Defaults(), c)
+		require.Equal(t, ":3000", c.HTTPAddr)
+		require.Equal(t, "file:data/scorekeeper.db", c.DatabaseURL)
+		require.Equal(t, config.Rate{N: 5, Per: time.Minute}, c.UpstreamRate)
+		require.Equal(t, 2*time.Minute, c.SyncOverlap)
+		require.True(t, c.SyncStart.Equal(time.Unix(0, 0)))
+		require.Error(t, c.RequireUpstream())
+	})
+	t.Run("OK", func(t *testing.T) {
+		c, err := config.FromEnv(env(map[string]string{
+			"HTTP_ADDR":          "127.0.0.1:8080",
+			"DATABASE_URL":       "postgres://postgres@127.0.0.1:5432/test",
+			"UPSTREAM_URL":       "http://localhost:4000/",
+			"UPSTREAM_RATE":      "5/5s",
+			"UPSTREAM_PAGE_SIZE": "500",
+			"SYNC_START":         "2023-02-01T00:00:00Z",
+			"PAYOUT_URL":         "https://pay.example",
+			"LOG_LEVEL":          "debug",
+			"LOG_FORMAT":         "json",
+		}))
+		require.NoError(t, err)
+		require.Equal(t, "http://localhost:4000", c.UpstreamURL)
+		require.Equal(t, config.Rate{N: 5, Per: 5 * time.Second}, c.UpstreamRate)
+		require.InDelta(t, 1.0, c.UpstreamRate.PerSecond(), 1e-9)
+		require.Equal(t, 500, c.UpstreamPageSize)
+		require.Equal(t, slog.LevelDebug, c.LogLevel)
+		require.NoError(t, c.RequireUpstream())
+	})
+	for name, kv := range map[string]map[string]string{
+		"UPSTREAM_RATE":      {"UPSTREAM_RATE": "5 per minute"},
+		"UPSTREAM_PAGE_SIZE": {"UPSTREAM_PAGE_SIZE": "1001"},
+		"UPSTREAM_TIMEOUT":   {"UPSTREAM_TIMEOUT": "forever"},
+		"UPSTREAM_URL":       {"UPSTREAM_URL": "localhost:4000"},
+		"SYNC_START":         {"SYNC_START": "yesterday"},
+		"SYNC_INTERVAL":      {"SYNC_INTERVAL": "0s"},
+		"HTTP_ADDR":          {"HTTP_ADDR": "3000"},
+		"DATABASE_URL":       {"DATABASE_URL": "mysql://x"},
+		"LOG_LEVEL":          {"LOG_LEVEL": "loud"},
+		"LOG_FORMAT":         {"LOG_FORMAT": "xml"},
+	} {
+		t.Run("Err"+name, func(t *testing.T) {
+			_, err := config.FromEnv(env(kv))
+			require.ErrorContains(t, err, name)
+		})
+	}
+	t.Run("ErrReportsAll", func(t *testing.T) {
+		_, err := config.FromEnv(env(map[string]string{"UPSTREAM_RATE": "x", "LOG_FORMAT": "y"}))
+		require.ErrorContains(t, err, "UPSTREAM_RATE")
+		require.ErrorContains(t, err, "LOG_FORMAT")
+	})
+}

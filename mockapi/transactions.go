@@ -1,0 +1,360 @@
+package mockapi
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// DateLayout is the upstream API's date parameter format, always UTC.
+const DateLayout = "2006-01-02 15:04:05"
+
+// handleTransactions serves GET /transactions.
+//
+// The window is inclusive at both ends and compared at full (millisecond)
+// precision: startDate S and endDate E select items with
+// S.000 <= createdAt <= E.000. So an item at 12:00:59.500 is selected by a
+// window ending 12:01:00 but not by one ending 12:00:59, and an item at
+// exactly E.000 is selected by both the window ending at E and the one
+// starting at E — consumers must dedupe by id.
+//
+// Only items visible now are served: createdAt <= now, and for late items
+// createdAt + LateDelay <= now. Items are listed in a stable, seeded, non-
+// chronological order, so pages of the same window agree between calls
+// (until new items become visible, which reshuffles positions as it would
+// upstream).
+func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
+	s.stats.txReceived.Add(1)
+	ok, retry := s.limiter.allow(s.now())
+	if !ok {
+		s.stats.txRateLimited.Add(1)
+		secs := int64(math.Ceil(retry.Seconds()))
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		writeError(w, http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("rate limit of %d requests per %s exceeded", s.cfg.RateLimit, s.cfg.RateWindow))
+		return
+	}
+	s.stats.txAccepted.Add(1)
+
+	fault, faulty := s.takeFault(FaultTransactions)
+	var slow, fail bool
+	// Both draws happen for every admitted request, so the sequence of
+	// faults does not depend on which ones fired before.
+	s.draw(func(g *prng) { slow, fail = g.chance(s.cfg.SlowRate), g.chance(s.cfg.FailRate) })
+	var delay time.Duration
+	if faulty {
+		delay += fault.Delay
+	}
+	if slow {
+		s.stats.txSlow.Add(1)
+		delay += s.cfg.SlowDelay
+	}
+	if !sleep(r.Context(), delay) {
+		return // the client gave up; nobody reads the answer
+	}
+	if faulty && fault.Status != 0 {
+		s.stats.txFailed.Add(1)
+		if fault.Status == http.StatusTooManyRequests || fault.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, fault.Status, statusCode(fault.Status), "injected fault")
+		return
+	}
+	if fail {
+		s.stats.txFailed.Add(1)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "upstream temporarily unavailable")
+		return
+	}
+
+	q, err := parseListQuery(r)
+	if err != nil {
+		s.stats.txBadRequest.Add(1)
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	body := s.page(q, s.now().UnixMilli())
+	s.stats.txOK.Add(1)
+	writeRaw(w, http.StatusOK, body)
+}
+
+type listQuery struct {
+	startMs, endMs int64
+	page, limit    int
+}
+
+func parseListQuery(r *http.Request) (listQuery, error) {
+	v := r.URL.Query()
+	var q listQuery
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"startDate", &q.startMs}, {"endDate", &q.endMs}} {
+		raw := v.Get(p.name)
+		if raw == "" {
+			return q, fmt.Errorf("%s is required (format %q, UTC)", p.name, DateLayout)
+		}
+		t, err := time.Parse(DateLayout, raw)
+		if err != nil {
+			return q, fmt.Errorf("%s %q is not a date in the format %q", p.name, raw, DateLayout)
+		}
+		*p.dst = t.UnixMilli()
+	}
+	if q.startMs > q.endMs {
+		return q, fmt.Errorf("startDate must not be after endDate")
+	}
+	var err error
+	if q.page, err = positiveParam(v.Get("page"), "page", 1); err != nil {
+		return q, err
+	}
+	if q.limit, err = positiveParam(v.Get("limit"), "limit", DefaultPageSize); err != nil {
+		return q, err
+	}
+	q.limit = min(q.limit, MaxPageSize) // capped, not rejected, as upstream does
+	return q, nil
+}
+
+func positiveParam(raw, name string, def int) (int, error) {
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s %q is not a positive integer", name, raw)
+	}
+	return n, nil
+}
+
+// page renders one page of the listing as the exact upstream JSON. Items
+// are the stored raw bytes, so amounts never pass through float64.
+func (s *Server) page(q listQuery, nowMs int64) []byte {
+	s.ensureLive(nowMs)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	es := s.gen.entries
+	idx := s.listing(es, q.startMs, q.endMs, nowMs)
+
+	total := len(idx)
+	totalPages := (total + q.limit - 1) / q.limit
+	var items []int32
+	if q.page <= totalPages { // also keeps (page-1)*limit from overflowing
+		from := (q.page - 1) * q.limit
+		items = idx[from:min(from+q.limit, total)]
+	}
+	size := 128
+	for _, i := range items {
+		size += len(es[i].raw) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"items":[`...)
+	for n, i := range items {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, es[i].raw...)
+	}
+	b = append(b, `],"meta":{"totalItems":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, `,"itemCount":`...)
+	b = strconv.AppendInt(b, int64(len(items)), 10)
+	b = append(b, `,"itemsPerPage":`...)
+	b = strconv.AppendInt(b, int64(q.limit), 10)
+	b = append(b, `,"totalPages":`...)
+	b = strconv.AppendInt(b, int64(totalPages), 10)
+	b = append(b, `,"currentPage":`...)
+	b = strconv.AppendInt(b, int64(q.page), 10)
+	return append(b, "}}"...)
+}
+
+// cachedListing remembers the ordered listing of one window for one set of
+// visible items, so paging through a window of 100,000 items sorts it once.
+type cachedListing struct {
+	startMs, endMs int64
+	count          int
+	fingerprint    uint64
+	idx            []int32
+}
+
+const listingCacheSize = 16
+
+// listing returns the indexes (into es) of the items in [startMs, endMs]
+// visible at nowMs, in listing order. The caller holds s.mu for reading.
+//
+// Entries are sorted by createdAt, so the window is found by binary search.
+// The visible set is identified by its size and a sum of per-item hashes,
+// so the cached order is reused exactly while no item appears (or, with a
+// test clock moved back, disappears) in the window.
+func (s *Server) listing(es []entry, startMs, endMs, nowMs int64) []int32 {
+	lo := sort.Search(len(es), func(i int) bool { return es[i].created >= startMs })
+	hi := sort.Search(len(es), func(i int) bool { return es[i].created > endMs })
+	count, fp := 0, uint64(0)
+	for i := lo; i < hi; i++ {
+		if es[i].visible <= nowMs {
+			count++
+			fp += mix(es[i].order)
+		}
+	}
+	s.cacheMu.Lock()
+	for n, c := range s.cache {
+		if c.startMs == startMs && c.endMs == endMs && c.count == count && c.fingerprint == fp {
+			// Move to the front: a client pages through one window at a time.
+			copy(s.cache[1:n+1], s.cache[:n])
+			s.cache[0] = c
+			s.cacheMu.Unlock()
+			return c.idx
+		}
+	}
+	s.cacheMu.Unlock()
+
+	type keyed struct {
+		order uint64
+		i     int32
+	}
+	ks := make([]keyed, 0, count)
+	for i := lo; i < hi; i++ {
+		if es[i].visible <= nowMs {
+			ks = append(ks, keyed{es[i].order, int32(i)})
+		}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int { return cmp.Compare(a.order, b.order) })
+	idx := make([]int32, len(ks))
+	for n, k := range ks {
+		idx[n] = k.i
+	}
+
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.cache = append([]cachedListing{{startMs, endMs, count, fp, idx}}, s.cache...)
+	if len(s.cache) > listingCacheSize {
+		s.cache = s.cache[:listingCacheSize]
+	}
+	return idx
+}
+
+// ensureLive generates every live minute that has begun by nowMs.
+func (s *Server) ensureLive(nowMs int64) {
+	if s.cfg.LiveRate == 0 {
+		return
+	}
+	through := liveMinutesThrough(s.startMs, nowMs)
+	s.mu.RLock()
+	done := s.liveNext > through
+	s.mu.RUnlock()
+	if done {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.liveNext <= through {
+		s.gen.generateLiveMinute(s.startMs, s.liveNext)
+		s.liveNext++
+	}
+}
+
+// limiter is the upstream budget: at most n accepted requests in any
+// sliding window of length window, shared by every client. It also keeps
+// the time of every request, so tests can check a client's pacing.
+type limiter struct {
+	n      int
+	window time.Duration
+
+	mu       sync.Mutex
+	received []int64 // Unix nanoseconds, sorted
+	accepted []int64 // Unix nanoseconds, sorted
+}
+
+// allow records a request at now and reports whether it fits the budget.
+// A rejected request consumes nothing; the returned duration is how long
+// until the oldest request in the window leaves it and a slot frees.
+//
+// The window is half-open, (now-window, now]: a request accepted at t frees
+// its slot at exactly t+window. So a client spacing 5/1m requests exactly
+// 12 s apart is never rejected.
+func (l *limiter) allow(now time.Time) (bool, time.Duration) {
+	t := now.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.received = insertSorted(l.received, t)
+	if l.n > 0 {
+		w := l.window.Nanoseconds()
+		lo := sort.Search(len(l.accepted), func(i int) bool { return l.accepted[i] > t-w })
+		hi := sort.Search(len(l.accepted), func(i int) bool { return l.accepted[i] > t })
+		if hi-lo >= l.n {
+			return false, time.Duration(l.accepted[hi-l.n] + w - t)
+		}
+	}
+	l.accepted = insertSorted(l.accepted, t)
+	return true, 0
+}
+
+// insertSorted appends t, keeping ts sorted even if a test clock goes back.
+func insertSorted(ts []int64, t int64) []int64 {
+	i := len(ts)
+	for i > 0 && ts[i-1] > t {
+		i--
+	}
+	return slices.Insert(ts, i, t)
+}
+
+func (l *limiter) inWindow(now time.Time) int {
+	if l.n <= 0 {
+		return 0
+	}
+	t, w := now.UnixNano(), l.window.Nanoseconds()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lo := sort.Search(len(l.accepted), func(i int) bool { return l.accepted[i] > t-w })
+	hi := sort.Search(len(l.accepted), func(i int) bool { return l.accepted[i] > t })
+	return hi - lo
+}
+
+// maxInWindow returns the largest number of times in any window (t-d, t].
+func maxInWindow(ts []int64, d time.Duration) int {
+	best, i := 0, 0
+	for j := range ts {
+		for i <= j && ts[i] <= ts[j]-d.Nanoseconds() {
+			i++
+		}
+		best = max(best, j-i+1)
+	}
+	return best
+}
+
+// MaxAcceptedInWindow returns the most GET /transactions requests the rate
+// limit admitted within any window of length d (half-open, like the
+// limiter's). With d = the configured window it can never exceed the
+// limit; use it with other d, or MaxReceivedInWindow, to judge a client.
+func (s *Server) MaxAcceptedInWindow(d time.Duration) int {
+	s.limiter.mu.Lock()
+	defer s.limiter.mu.Unlock()
+	return maxInWindow(s.limiter.accepted, d)
+}
+
+// MaxReceivedInWindow returns the most GET /transactions requests received
+// (admitted or not) within any window of length d. A client that keeps to
+// the budget has MaxReceivedInWindow(window) <= limit and never sees a 429.
+func (s *Server) MaxReceivedInWindow(d time.Duration) int {
+	s.limiter.mu.Lock()
+	defer s.limiter.mu.Unlock()
+	return maxInWindow(s.limiter.received, d)
+}
+
+// RequestTimes returns the times of every GET /transactions request
+// received and of those the rate limit accepted, oldest first.
+func (s *Server) RequestTimes() (received, accepted []time.Time) {
+	s.limiter.mu.Lock()
+	defer s.limiter.mu.Unlock()
+	conv := func(ts []int64) []time.Time {
+		out := make([]time.Time, len(ts))
+		for i, t := range ts {
+			out[i] = time.Unix(0, t).UTC()
+		}
+		return out
+	}
+	return conv(s.limiter.received), conv(s.limiter.accepted)
+}
