@@ -4,6 +4,7 @@
 package activities
 
 import (
+	"context"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -34,6 +35,10 @@ type Activities struct {
 	Upstream *upstream.Client
 	Payouts  *payout.Client
 	Sync     SyncConfig
+	// PayoutStarter wakes users' payout workflows when a sync stores new
+	// payout requests; nil disables it (the store stays the source of
+	// truth, so a missed wake-up is caught by the recovery scan).
+	PayoutStarter PayoutStarter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -43,4 +48,11 @@ func (a *Activities) now() time.Time {
 		return a.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// PayoutStarter starts a user's PayoutWorkflow, or signals the running one
+// that new payout requests are stored (Temporal signal-with-start), so a
+// user never has two payout workflows.
+type PayoutStarter interface {
+	NotifyPayouts(ctx context.Context, userID string) error
 }

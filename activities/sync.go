@@ -312,6 +312,7 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 			out.PayoutUsers = append(out.PayoutUsers, p.UserID)
 		}
 	}
+	a.notifyPayouts(ctx, out.PayoutUsers)
 	return out, nil
 }
 
@@ -334,4 +335,19 @@ func advance(cur cursor, through time.Time, plan PlanResult, totalPages int) (cu
 		}
 	}
 	return cur, through
+}
+
+// notifyPayouts wakes the payout workflows of users with new requests. It
+// runs after the data committed, so a failure here must not fail the
+// activity: a retry would find nothing new to notify. The payout recovery
+// scan finds any user left requested without a running workflow.
+func (a *Activities) notifyPayouts(ctx context.Context, users []string) {
+	if a.PayoutStarter == nil {
+		return
+	}
+	for _, u := range users {
+		if err := a.PayoutStarter.NotifyPayouts(ctx, u); err != nil {
+			activity.GetLogger(ctx).Warn("could not wake payout workflow; the recovery scan will", "userId", u, "error", err)
+		}
+	}
 }
