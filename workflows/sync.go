@@ -28,11 +28,12 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 		maxPages = DefaultMaxPagesPerRun
 	}
 
-	// Planning and applying touch only the database: short timeouts, and
-	// retries without limit because a database outage is waited out, never
-	// turned into lost progress.
+	// Planning and applying touch only the database (a page is at most a
+	// thousand rows): a short timeout so a killed worker's attempt is
+	// retried soon, and retries without limit because a database outage is
+	// waited out, never turned into lost progress.
 	dbCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
+	"scorekeeper/mockapi"
+)
+
+// world is one end-to-end setup: mock, database, Temporal, and the env
+// every scorekeeper process of the test gets.
+type world struct {
+	mock *mockapi.Server
+	db   *bun.DB
+	env  map[string]string
+}
+
+// budget is the fast upstream budget of these tests: 5 requests per 5 s.
+const (
+	budgetN   = 5
+	budgetPer = 5 * time.Second
+)
+
+func newWorld(t *testing.T, users, transactions int) *world {
+	t.Helper()
+	cfg := mockapi.DefaultConfig()
+	cfg.Seed = 20261128
+	cfg.Users = users
+	cfg.Transactions = transactions
+	cfg.History = 30 * time.Minute
+	cfg.LiveRate = 0
+	cfg.RateLimit, cfg.RateWindow = budgetN, budgetPer
+	cfg.DuplicateRate = 0.02
+	cfg.LateRate = 0.02
+	cfg.LateDelay = 15 * time.Second
+	cfg.MalformedRate = 0.01
+	mock, err := mockapi.New(cfg)
+	require.NoError(t, err)
+	hs := httptest.NewServer(mock)
+	t.Cleanup(hs.Close)
+
+	dsn := dbtest.NewPostgresURL(t)
+	d, err := db.Open(dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	require.NoError(t, db.Migrate(context.Background(), d))
+
+	srv, _ := startTemporal(t)
+	return &world{
+		mock: mock,
+		db:   d,
+		env: map[string]string{
+			"DATABASE_URL":        dsn,
+			"TEMPORAL_ADDRESS":    srv.FrontendHostPort(),
+			"TEMPORAL_TASK_QUEUE": "scorekeeper-e2e",
+			"UPSTREAM_URL":        hs.URL,
+			"PAYOUT_URL":          hs.URL,
+			"UPSTREAM_RATE":       fmt.Sprintf("%d/%s", budgetN, budgetPer),
+			"UPSTREAM_TIMEOUT":    "5s",
+			"SYNC_INTERVAL":       "5s",
+			"SYNC_OVERLAP":        "1m",
+			"SYNC_START":          mock.Start().Add(-cfg.History - time.Minute).UTC().Format(time.RFC3339),
+			"LOG_LEVEL":           "warn",
+			"HTTP_ADDR":           "127.0.0.1:0",
+		},
+	}
+}
+
+// requireExact waits until every stored summary equals the mock's ground
+// truth and the store reconciles, then checks quarantine and budget.
+func (w *world) requireExact(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, timeout, "summaries to equal the mock's ground truth", func() (bool, string) {
+		got, err := db.RecomputeSummaries(ctx, w.db)
+		if err != nil {
+			return false, err.Error()
+		}
+		want := w.mock.Truth()
+		if len(got) != len(want) {
+			return false, fmt.Sprintf("%d users stored, %d in truth", len(got), len(want))
+		}
+		for u, ws := range want {
+			gs := got[u]
+			// Payout workflows may have run: a request counts in payout until
+			// it fails, so payout + failed is the requested total.
+			if gs.Earned != ws.Earned || gs.Spent != ws.Spent || gs.Payout+gs.FailedPayout != ws.Payout {
+				return false, fmt.Sprintf("user %s: stored %+v, truth %+v", u, gs, ws)
+			}
+		}
+		return true, ""
+	})
+	dbtest.RequireReconciled(t, w.db)
+	n, err := db.QuarantineCount(ctx, w.db)
+	require.NoError(t, err)
+	require.Equal(t, w.mock.MalformedCount(), n, "every malformed item quarantined once")
+	require.LessOrEqual(t, w.mock.MaxReceivedInWindow(budgetPer), budgetN, "upstream budget exceeded")
+	require.Zero(t, w.mock.Stats().Transactions.RateLimited, "upstream answered 429: the budget was not respected")
+}
+
+// Ensure 20,000 transactions over 2,000 users, with duplicates across
+// pages, late-visible and malformed items, sync exactly within the budget.
+func TestSync_EndToEnd(t *testing.T) {
+	w := newWorld(t, 2000, 20000)
+	startProc(t, "worker", "worker", w.env)
+	w.requireExact(t, 4*time.Minute)
+}
+
+// Ensure the sync stays exact when the worker is SIGKILLed at random
+// moments and restarted.
+func TestSync_WorkerKilled(t *testing.T) {
+	w := newWorld(t, 2000, 20000)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	p := startProc(t, "worker-0", "worker", w.env)
+	for i := 1; i <= 4; i++ {
+		time.Sleep(time.Duration(2000+rng.IntN(5000)) * time.Millisecond)
+		p.kill()
+		t.Logf("killed worker %d", i-1)
+		p = startProc(t, fmt.Sprintf("worker-%d", i), "worker", w.env)
+	}
+	w.requireExact(t, 5*time.Minute)
+}
+
+var _ = scorekeeper.ErrorCode
