@@ -1,0 +1,164 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
+	"scorekeeper/web"
+)
+
+// t0 is when the seed transactions happened.
+var t0 = time.Date(2023, 2, 1, 0, 0, 0, 0, time.UTC)
+
+// seedSummary is the design's example user, byte for byte.
+const seedSummary = `{"userId":"445566","balance":19.2,"earned":51.2,"spent":12,"payout":20,"paidOut":20}`
+
+func tx(id, user string, typ scorekeeper.TxType, amount string) scorekeeper.Transaction {
+	return scorekeeper.Transaction{
+		ID:        id,
+		UserID:    user,
+		CreatedAt: t0,
+		Type:      typ,
+		Amount:    scorekeeper.MustParseAmount(amount),
+	}
+}
+
+// MustSeed stores the design's example: user 445566 earned 50 + 1.2,
+// spent 12 and was paid out 20 (51.2 − 12 − 20 = 19.2), and user 112233
+// requested a payout of 30 that is not paid yet.
+func MustSeed(tb testing.TB, d *bun.DB) {
+	tb.Helper()
+	ctx := context.Background()
+	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{
+		tx("a1", "445566", scorekeeper.TxEarned, "50"),
+		tx("a2", "445566", scorekeeper.TxEarned, "1.2"),
+		tx("a3", "445566", scorekeeper.TxSpent, "12"),
+		tx("a4", "445566", scorekeeper.TxPayout, "20"),
+		tx("b1", "112233", scorekeeper.TxPayout, "30"),
+	}}, t0)
+	require.NoError(tb, err)
+	_, err = db.MarkPayoutPaid(ctx, d, "a4", "po_a4", t0)
+	require.NoError(tb, err)
+}
+
+// fakeSyncer is a web.Syncer whose answers the test sets.
+type fakeSyncer struct {
+	mu        sync.Mutex
+	run       web.SyncRun
+	stats     web.SyncStats
+	status    web.SyncStatus
+	startErr  error
+	waitErr   error
+	statusErr error
+	// block makes WaitSync wait for its context to end.
+	block  bool
+	starts int
+	waits  []web.SyncRun
+}
+
+func (f *fakeSyncer) StartSync(ctx context.Context) (web.SyncRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starts++
+	return f.run, f.startErr
+}
+
+func (f *fakeSyncer) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
+	f.mu.Lock()
+	f.waits = append(f.waits, run)
+	block := f.block
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return web.SyncStats{}, ctx.Err()
+	}
+	return f.stats, f.waitErr
+}
+
+func (f *fakeSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
+	return f.status, f.statusErr
+}
+
+// logBuffer collects log output; the app logs from its own goroutine.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// MustNewApp returns web.New(cfg) with a fresh Postgres database when
+// cfg.DB is nil, and a logger writing JSON into the returned buffer.
+func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *bun.DB, *logBuffer) {
+	tb.Helper()
+	if cfg.DB == nil {
+		cfg.DB = dbtest.NewPostgres(tb)
+	}
+	logs := &logBuffer{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return web.New(cfg), cfg.DB, logs
+}
+
+// do sends one request through app.Test and returns the response with
+// its body read. headers are name, value pairs.
+func do(tb testing.TB, app *fiber.App, method, target string, headers ...string) (*http.Response, string) {
+	tb.Helper()
+	return doBody(tb, app, method, target, nil, headers...)
+}
+
+func doBody(tb testing.TB, app *fiber.App, method, target string, body io.Reader, headers ...string) (*http.Response, string) {
+	tb.Helper()
+	req := httptest.NewRequest(method, target, body)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := app.Test(req, -1)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	return resp, string(b)
+}
+
+// requireError asserts an error response: status, the JSON error shape
+// with exactly the keys error.code and error.message, and code.
+func requireError(tb testing.TB, resp *http.Response, body string, status int, code string) string {
+	tb.Helper()
+	require.Equal(tb, status, resp.StatusCode, "body: %s", body)
+	require.Equal(tb, fiber.MIMEApplicationJSON, resp.Header.Get("Content-Type"))
+	var e map[string]map[string]any
+	require.NoError(tb, json.Unmarshal([]byte(body), &e), "body: %s", body)
+	require.Len(tb, e, 1, "body: %s", body)
+	require.Len(tb, e["error"], 2, "body: %s", body)
+	require.Equal(tb, code, e["error"]["code"], "body: %s", body)
+	msg, ok := e["error"]["message"].(string)
+	require.True(tb, ok && msg != "", "body: %s", body)
+	return msg
+}

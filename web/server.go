@@ -1,0 +1,142 @@
+// Package web is the REST API of scorekeeper: a Fiber v2 application that
+// answers summary and payout queries from the database (never from
+// upstream), starts on-demand syncs through a Syncer, and serves its own
+// OpenAPI document and docs page.
+//
+// The package speaks HTTP only at its edge: handlers call the store (db/)
+// and the Syncer, which return domain errors (*scorekeeper.Error), and one
+// error handler turns their codes into statuses and JSON bodies.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/uptrace/bun"
+
+	"scorekeeper/db"
+)
+
+// Limits of the HTTP server. The API takes no request bodies worth the
+// name (POST /api/sync has none), so a small body limit costs nothing and
+// bounds what a client can make us buffer.
+const (
+	// BodyLimit is the largest request body accepted; larger is 413.
+	BodyLimit = 64 << 10
+	// ReadTimeout bounds reading one request (headers and body).
+	ReadTimeout = 10 * time.Second
+	// WriteTimeout bounds writing one response. fasthttp arms it after the
+	// handler returns, so it does not cut short POST /api/sync?wait=true.
+	WriteTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections idle this long, which also
+	// lets ShutdownWithContext finish instead of waiting on idle clients.
+	IdleTimeout = 60 * time.Second
+	// QueryTimeout bounds the database work of one request; a database
+	// that does not answer in time is reported as 503 unavailable.
+	QueryTimeout = 10 * time.Second
+	// DefaultSyncWaitTimeout is how long POST /api/sync?wait=true waits
+	// when Config.SyncWaitTimeout is zero.
+	DefaultSyncWaitTimeout = 5 * time.Minute
+)
+
+// Config holds the dependencies of the REST API. DB is required; the rest
+// is optional.
+type Config struct {
+	// DB is the store every query is answered from.
+	DB *bun.DB
+	// Syncer starts and reports syncs. When nil, the sync routes answer
+	// 503 unavailable (a web process running without Temporal).
+	Syncer Syncer
+	// AdminToken, when set, is the bearer token POST /api/sync requires.
+	AdminToken string
+	// Logger receives the access log and internal errors; nil discards.
+	Logger *slog.Logger
+	// Ready lists the dependencies GET /readyz checks, in order.
+	Ready []ReadyCheck
+	// Now is the clock (for sync lag); nil means time.Now.
+	Now func() time.Time
+	// SyncWaitTimeout bounds POST /api/sync?wait=true; when it passes, the
+	// answer is 202 with the run's ids, as without wait. Zero means
+	// DefaultSyncWaitTimeout.
+	SyncWaitTimeout time.Duration
+	// Metrics, when set, is mounted at GET /metrics (Prometheus text).
+	Metrics fiber.Handler
+	// Middleware runs on every request, after request ids, the access log
+	// and panic recovery, and before the routes (e.g. HTTP metrics). Errors
+	// are already rendered when control returns to it, so it sees the
+	// final status of every response.
+	Middleware []fiber.Handler
+}
+
+// ReadyCheck is one dependency GET /readyz checks.
+type ReadyCheck struct {
+	// Name identifies the check in the readiness report, e.g. "database".
+	Name string
+	// Check returns nil when the dependency answers.
+	Check func(ctx context.Context) error
+}
+
+// DatabaseCheck returns the readiness check of the database d.
+func DatabaseCheck(d *bun.DB) ReadyCheck {
+	return ReadyCheck{Name: "database", Check: func(ctx context.Context) error { return db.Ping(ctx, d) }}
+}
+
+// New returns the REST API as a Fiber app with every route registered. The
+// caller listens (app.Listen or app.Listener) and stops it with
+// app.ShutdownWithContext, which lets in-flight requests finish. A nil
+// cfg.DB is a wiring mistake and panics.
+func New(cfg Config) *fiber.App {
+	if cfg.DB == nil {
+		panic("web.New: Config.DB is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SyncWaitTimeout <= 0 {
+		cfg.SyncWaitTimeout = DefaultSyncWaitTimeout
+	}
+	log := cfg.Logger
+	handleError := errorHandler(log)
+
+	app := fiber.New(fiber.Config{
+		AppName:               "scorekeeper",
+		DisableStartupMessage: true,
+		ErrorHandler:          handleError,
+		BodyLimit:             BodyLimit,
+		ReadTimeout:           ReadTimeout,
+		WriteTimeout:          WriteTimeout,
+		IdleTimeout:           IdleTimeout,
+		// User ids are case-sensitive, and so are our routes.
+		CaseSensitive: true,
+	})
+
+	// Outermost first. The access log renders any error that reaches it,
+	// so it logs the status the client actually got; recovery sits inside
+	// it so a panic is logged as a 500 rather than killing the connection.
+	app.Use(requestID(), accessLog(log, handleError), recoverPanics())
+	for _, m := range cfg.Middleware {
+		app.Use(m)
+	}
+	// Errors (including 404/405 for unmatched routes and panics in
+	// handlers) are rendered here, inside the caller's middleware, so that
+	// middleware such as HTTP metrics sees the final status code.
+	app.Use(renderErrors(handleError), recoverPanics())
+
+	app.Get("/healthz", healthz)
+	app.Get("/readyz", readyz(cfg.Ready, log))
+	app.Get("/api/users/:userId/summary", getSummary(cfg.DB))
+	app.Get("/api/payouts", listPayouts(cfg.DB))
+	app.Post("/api/sync", requireAdmin(cfg.AdminToken), startSync(cfg.Syncer, cfg.SyncWaitTimeout))
+	app.Get("/api/sync/status", syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
+	app.Get("/api/openapi.json", openAPI)
+	app.Get("/docs", docsPage)
+	if cfg.Metrics != nil {
+		app.Get("/metrics", cfg.Metrics)
+	}
+	return app
+}

@@ -1,0 +1,302 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+)
+
+// Syncer starts syncs and reports on them; the Temporal adapter that runs
+// SyncWorkflow implements it. Errors that are *scorekeeper.Error keep
+// their code (e.g. EUnavailable when Temporal is down → 503); any other
+// error is internal.
+type Syncer interface {
+	// StartSync starts a sync now, or returns the one already running.
+	StartSync(ctx context.Context) (SyncRun, error)
+	// WaitSync blocks until run finishes (or ctx ends) and returns its
+	// result.
+	WaitSync(ctx context.Context, run SyncRun) (SyncStats, error)
+	// Status reports the last sync run, freshness and budget use.
+	Status(ctx context.Context) (SyncStatus, error)
+}
+
+// SyncRun identifies one SyncWorkflow execution.
+type SyncRun struct {
+	// WorkflowID is the Temporal workflow id of the run.
+	WorkflowID string
+	// RunID is the Temporal run id, which tells apart runs of one id.
+	RunID string
+}
+
+// SyncStats is what a finished sync did: SyncResult of SyncWorkflow.
+type SyncStats struct {
+	// Fetched counts upstream items received.
+	Fetched int
+	// Inserted counts new transactions stored.
+	Inserted int
+	// Duplicates counts items skipped because their id was stored.
+	Duplicates int
+	// Quarantined counts malformed items kept by this run.
+	Quarantined int
+	// Pages counts upstream pages fetched.
+	Pages int
+	// SyncedThrough is the instant through which data is stored after it.
+	SyncedThrough time.Time
+}
+
+// SyncRunInfo describes the most recent sync run.
+type SyncRunInfo struct {
+	// WorkflowID and RunID identify the run, as in SyncRun.
+	WorkflowID string
+	RunID      string
+	// Status is the workflow's status in lower case: running, completed,
+	// failed, canceled, terminated, timed_out, continued_as_new.
+	Status string
+	// StartedAt is when the run started.
+	StartedAt time.Time
+	// ClosedAt is when the run ended; nil while it runs.
+	ClosedAt *time.Time
+	// Stats is the run's result when it completed and is known.
+	Stats *SyncStats
+}
+
+// SyncStatus is the answer of GET /api/sync/status.
+//
+// When SyncedThrough is zero, the web layer fills it (and LagSeconds, from
+// Config.Now) from the database's sync state, the same source as the
+// X-Data-As-Of header; an adapter that knows better sets both itself.
+type SyncStatus struct {
+	// LastRun is the most recent sync run; nil before the first.
+	LastRun *SyncRunInfo
+	// SyncedThrough is the instant through which upstream data is stored.
+	SyncedThrough time.Time
+	// LagSeconds is how far SyncedThrough is behind now.
+	LagSeconds float64
+	// BudgetUsed upstream requests were made in the current window of
+	// BudgetWindow (e.g. "1m"), out of BudgetLimit.
+	BudgetUsed   int
+	BudgetLimit  int
+	BudgetWindow string
+	// Quarantined counts malformed upstream items kept for inspection.
+	Quarantined int
+	// LateCoveredFrom is how far back the overlap re-scan currently
+	// catches late items; nil when unknown.
+	LateCoveredFrom *time.Time
+}
+
+// syncRunResponse is the 202 body of POST /api/sync.
+type syncRunResponse struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+}
+
+// syncResultResponse is the 200 body of POST /api/sync?wait=true.
+type syncResultResponse struct {
+	WorkflowID    string    `json:"workflowId"`
+	RunID         string    `json:"runId"`
+	Fetched       int       `json:"fetched"`
+	Inserted      int       `json:"inserted"`
+	Duplicates    int       `json:"duplicates"`
+	Quarantined   int       `json:"quarantined"`
+	Pages         int       `json:"pages"`
+	SyncedThrough time.Time `json:"syncedThrough"`
+}
+
+// syncStatsResponse is a finished run's result inside the status.
+type syncStatsResponse struct {
+	Fetched       int       `json:"fetched"`
+	Inserted      int       `json:"inserted"`
+	Duplicates    int       `json:"duplicates"`
+	Quarantined   int       `json:"quarantined"`
+	Pages         int       `json:"pages"`
+	SyncedThrough time.Time `json:"syncedThrough"`
+}
+
+type syncRunInfoResponse struct {
+	WorkflowID string             `json:"workflowId"`
+	RunID      string             `json:"runId"`
+	Status     string             `json:"status"`
+	StartedAt  time.Time          `json:"startedAt"`
+	ClosedAt   *time.Time         `json:"closedAt"`
+	Stats      *syncStatsResponse `json:"stats"`
+}
+
+// syncStatusResponse is the body of GET /api/sync/status. Absent values
+// are null rather than omitted, so the shape is always the same.
+type syncStatusResponse struct {
+	LastRun         *syncRunInfoResponse `json:"lastRun"`
+	SyncedThrough   *time.Time           `json:"syncedThrough"`
+	LagSeconds      float64              `json:"lagSeconds"`
+	BudgetUsed      int                  `json:"budgetUsed"`
+	BudgetLimit     int                  `json:"budgetLimit"`
+	BudgetWindow    string               `json:"budgetWindow"`
+	Quarantined     int                  `json:"quarantined"`
+	LateCoveredFrom *time.Time           `json:"lateCoveredFrom"`
+}
+
+func toSyncResultResponse(r SyncRun, s SyncStats) syncResultResponse {
+	return syncResultResponse{
+		WorkflowID:    r.WorkflowID,
+		RunID:         r.RunID,
+		Fetched:       s.Fetched,
+		Inserted:      s.Inserted,
+		Duplicates:    s.Duplicates,
+		Quarantined:   s.Quarantined,
+		Pages:         s.Pages,
+		SyncedThrough: s.SyncedThrough.UTC(),
+	}
+}
+
+func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
+	out := syncStatusResponse{
+		SyncedThrough:   utcOrNil(s.SyncedThrough),
+		LagSeconds:      s.LagSeconds,
+		BudgetUsed:      s.BudgetUsed,
+		BudgetLimit:     s.BudgetLimit,
+		BudgetWindow:    s.BudgetWindow,
+		Quarantined:     s.Quarantined,
+		LateCoveredFrom: utcPtr(s.LateCoveredFrom),
+	}
+	if r := s.LastRun; r != nil {
+		out.LastRun = &syncRunInfoResponse{
+			WorkflowID: r.WorkflowID,
+			RunID:      r.RunID,
+			Status:     r.Status,
+			StartedAt:  r.StartedAt.UTC(),
+			ClosedAt:   utcPtr(r.ClosedAt),
+		}
+		if st := r.Stats; st != nil {
+			out.LastRun.Stats = &syncStatsResponse{
+				Fetched:       st.Fetched,
+				Inserted:      st.Inserted,
+				Duplicates:    st.Duplicates,
+				Quarantined:   st.Quarantined,
+				Pages:         st.Pages,
+				SyncedThrough: st.SyncedThrough.UTC(),
+			}
+		}
+	}
+	return out
+}
+
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return utcOrNil(*t)
+}
+
+// errNoSyncer answers the sync routes of a process built without one.
+var errNoSyncer = scorekeeper.Errorf(scorekeeper.EUnavailable, "syncing is not available in this process")
+
+// requireAdmin guards a route with the admin bearer token when one is set.
+// A missing or malformed Authorization header is 401 (who are you?), a
+// wrong token 403 (not you).
+func requireAdmin(token string) fiber.Handler {
+	if token == "" {
+		return func(c *fiber.Ctx) error { return c.Next() }
+	}
+	// Comparing digests keeps the comparison constant-time in the token's
+	// length too, which subtle.ConstantTimeCompare alone leaks.
+	want := sha256.Sum256([]byte(token))
+	return func(c *fiber.Ctx) error {
+		scheme, got, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+		got = strings.TrimSpace(got)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || got == "" {
+			return scorekeeper.Errorf(scorekeeper.EUnauthorized, "this route requires Authorization: Bearer <ADMIN_TOKEN>")
+		}
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			return scorekeeper.Errorf(scorekeeper.EForbidden, "the bearer token is not the admin token")
+		}
+		return c.Next()
+	}
+}
+
+// startSync serves POST /api/sync: 202 with the run's ids, or with
+// ?wait=true, 200 with its result once it finishes. A wait longer than
+// waitTimeout ends in the 202 answer, so a client can poll the status.
+func startSync(s Syncer, waitTimeout time.Duration) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := queryParams(c, "wait")
+		if err != nil {
+			return err
+		}
+		wait := false
+		if v, ok := q["wait"]; ok {
+			switch v {
+			case "true":
+				wait = true
+			case "false":
+			default:
+				return errInvalidf("wait must be true or false")
+			}
+		}
+		if s == nil {
+			return errNoSyncer
+		}
+
+		ctx := c.UserContext()
+		run, err := s.StartSync(ctx)
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		if wait {
+			wctx, cancel := context.WithTimeout(ctx, waitTimeout)
+			defer cancel()
+			stats, err := s.WaitSync(wctx, run)
+			switch {
+			case err == nil:
+				return c.Status(fiber.StatusOK).JSON(toSyncResultResponse(run, stats))
+			case wctx.Err() == nil || ctx.Err() != nil:
+				return err
+			}
+			// Our wait ran out, not the sync: it is still accepted.
+		}
+		c.Set(fiber.HeaderLocation, "/api/sync/status")
+		return c.Status(fiber.StatusAccepted).JSON(syncRunResponse{WorkflowID: run.WorkflowID, RunID: run.RunID})
+	}
+}
+
+// syncStatus serves GET /api/sync/status.
+func syncStatus(s Syncer, d *bun.DB, now func() time.Time) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s == nil {
+			return errNoSyncer
+		}
+		ctx, cancel := queryContext(c)
+		defer cancel()
+		st, err := s.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.SyncedThrough.IsZero() {
+			asOf, err := dataAsOf(ctx, d)
+			if err != nil {
+				return storeError(ctx, err)
+			}
+			if asOf != nil {
+				st.SyncedThrough = *asOf
+				st.LagSeconds = max(0, now().Sub(*asOf).Seconds())
+			}
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.JSON(toSyncStatusResponse(st))
+	}
+}
