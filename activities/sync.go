@@ -351,3 +351,14 @@ func (a *Activities) notifyPayouts(ctx context.Context, users []string) {
 		}
 	}
 }
+
+// LateCoverage reads, from a stored sync cursor, the last overlap window
+// that was completely re-scanned for late items (ok is false before the
+// first re-scan finished).
+func LateCoverage(storedCursor string) (from, to time.Time, ok bool) {
+	c, err := parseCursor(storedCursor)
+	if err != nil || c.LateTo.IsZero() {
+		return time.Time{}, time.Time{}, false
+	}
+	return c.LateFrom, c.LateTo, true
+}

@@ -22,6 +22,7 @@ import (
 func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflow(workflows.SyncWorkflow)
+	RegisterPayouts(w)
 	w.RegisterActivity(acts)
 	return w
 }
@@ -47,7 +48,9 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, inte
 		// Skip: never two scheduled syncs at once; a long backfill simply
 		// absorbs the ticks it spans.
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Memo:    map[string]any{"description": "pulls upstream transactions into scorekeeper"},
+		// A new deployment syncs at once instead of a whole interval later.
+		TriggerImmediately: true,
+		Memo:               map[string]any{"description": "pulls upstream transactions into scorekeeper"},
 	})
 	if err == nil {
 		return nil

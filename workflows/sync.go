@@ -73,6 +73,7 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 		}
 		res.SyncedThrough = plan.SyncedThrough
 		if plan.Done {
+			recoverPayouts(ctx)
 			return res, nil
 		}
 
@@ -86,6 +87,7 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 		}
 		if page.Skipped {
 			// No budget left over for the re-scan: fresh data has it.
+			recoverPayouts(ctx)
 			return res, nil
 		}
 		res.Pages++
@@ -118,3 +120,26 @@ func intervalOrMinute(in SyncInput) time.Duration {
 	}
 	return time.Minute
 }
+
+// recoverPayouts wakes the payout workflows of users whose payouts have
+// waited longer than PayoutRecoveryAge: the store is the source of truth,
+// so a wake-up lost after a sync committed is made up here, on the next
+// sync. It is best effort; a failure is logged and the sync still succeeds.
+func recoverPayouts(ctx workflow.Context) {
+	rctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	var res activities.RecoverPayoutsResult
+	err := workflow.ExecuteActivity(rctx, a.RecoverPayouts, activities.RecoverPayoutsInput{
+		OlderThan: PayoutRecoveryAge,
+	}).Get(ctx, &res)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("payout recovery scan failed; the next sync retries it", "error", err)
+	}
+}
+
+// PayoutRecoveryAge is how long a payout may stay requested before the
+// recovery scan wakes its workflow again.
+const PayoutRecoveryAge = 2 * time.Minute

@@ -44,6 +44,13 @@ func pageOf(ids ...string) activities.FetchPageResult {
 }
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	env := newBareEnv(t)
+	// Every sync ends with the payout recovery scan (tested on its own).
+	env.OnActivity(a.RecoverPayouts, mock.Anything, mock.Anything).Return(activities.RecoverPayoutsResult{}, nil).Maybe()
+	return env
+}
+
+func newBareEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(a)
@@ -83,10 +90,13 @@ func TestSyncWorkflow_PagesToEnd(t *testing.T) {
 	require.Equal(t, workflows.SyncResult{Fetched: 5, Inserted: 3, Duplicates: 2, Quarantined: 2, Pages: 3, SyncedThrough: through}, res)
 }
 
-// Ensure nothing to do is a successful, empty sync.
+// Ensure nothing to do is a successful, empty sync that still runs the
+// payout recovery scan.
 func TestSyncWorkflow_NothingToDo(t *testing.T) {
-	env := newEnv(t)
+	env := newBareEnv(t)
 	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(t0), nil).Once()
+	env.OnActivity(a.RecoverPayouts, mock.Anything, activities.RecoverPayoutsInput{OlderThan: workflows.PayoutRecoveryAge}).
+		Return(activities.RecoverPayoutsResult{Notified: 2}, nil).Once()
 	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{})
 	var res workflows.SyncResult
 	require.NoError(t, env.GetWorkflowResult(&res))

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"time"
 
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 
 	"scorekeeper/config"
+	"scorekeeper/web"
 )
 
 func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -25,6 +29,38 @@ func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return serveWeb(ctx, cfg, d, c, log)
 }
 
+// serveWeb serves the REST API on HTTP_ADDR until ctx ends, then drains
+// in-flight requests before returning.
 func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
-	return errors.New("the REST API is not wired yet")
+	app := web.New(web.Config{
+		DB:         d,
+		Syncer:     &temporalSyncer{client: c, db: d, cfg: cfg},
+		AdminToken: cfg.AdminToken,
+		Logger:     log.With("component", "web"),
+		Ready: []web.ReadyCheck{
+			web.DatabaseCheck(d),
+			{Name: "temporal", Check: func(ctx context.Context) error {
+				_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+				return err
+			}},
+		},
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	log.Info("REST API listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := app.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shut down REST API: %w", err)
+	}
+	return <-errc
 }

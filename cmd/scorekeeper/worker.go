@@ -37,7 +37,7 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 // serveWorker runs the Temporal worker until ctx ends.
 func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
-	acts, err := newActivities(cfg, d)
+	acts, err := newActivities(cfg, d, c)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Cli
 }
 
 // newActivities builds the activities' dependencies from the configuration.
-func newActivities(cfg config.Config, d *bun.DB) (*activities.Activities, error) {
+func newActivities(cfg config.Config, d *bun.DB, c client.Client) (*activities.Activities, error) {
 	up, err := upstream.New(cfg.UpstreamURL, cfg.UpstreamTimeout, nil)
 	if err != nil {
 		return nil, fmt.Errorf("UPSTREAM_URL: %w", err)
@@ -66,9 +66,10 @@ func newActivities(cfg config.Config, d *bun.DB) (*activities.Activities, error)
 		return nil, fmt.Errorf("PAYOUT_URL: %w", err)
 	}
 	return &activities.Activities{
-		DB:       d,
-		Upstream: up,
-		Payouts:  po,
+		DB:            d,
+		Upstream:      up,
+		Payouts:       po,
+		PayoutStarter: &worker.PayoutStarter{Client: c, TaskQueue: cfg.TemporalTaskQueue},
 		Sync: activities.SyncConfig{
 			Start:    cfg.SyncStart,
 			Interval: cfg.SyncInterval,

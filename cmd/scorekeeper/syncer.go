@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+	"scorekeeper/activities"
+	"scorekeeper/config"
+	"scorekeeper/db"
+	"scorekeeper/web"
+	"scorekeeper/workflows"
+)
+
+// temporalSyncer is the web layer's Syncer: it starts SyncWorkflow on
+// Temporal and reads sync status from Temporal and the database.
+type temporalSyncer struct {
+	client client.Client
+	db     *bun.DB
+	cfg    config.Config
+}
+
+var _ web.Syncer = (*temporalSyncer)(nil)
+
+// StartSync starts the manual sync, or joins the one already running: the
+// fixed workflow id with the use-existing conflict policy makes a burst of
+// requests one sync, and the budget and compare-and-set cursor keep it safe
+// beside a scheduled run.
+func (s *temporalSyncer) StartSync(ctx context.Context) (web.SyncRun, error) {
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.ManualSyncWorkflowID,
+		TaskQueue:                s.cfg.TemporalTaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowRunTimeout:       24 * time.Hour,
+	}, workflows.SyncWorkflow, workflows.SyncInput{Interval: s.cfg.SyncInterval})
+	if err != nil {
+		return web.SyncRun{}, temporalError("start sync", err)
+	}
+	return web.SyncRun{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// WaitSync waits for the run (following continue-as-new) and returns its
+// totals.
+func (s *temporalSyncer) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
+	var res workflows.SyncResult
+	if err := s.client.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &res); err != nil {
+		if ctx.Err() != nil {
+			return web.SyncStats{}, ctx.Err()
+		}
+		return web.SyncStats{}, temporalError("sync failed", err)
+	}
+	return toSyncStats(res), nil
+}
+
+func toSyncStats(r workflows.SyncResult) web.SyncStats {
+	return web.SyncStats{
+		Fetched:       r.Fetched,
+		Inserted:      r.Inserted,
+		Duplicates:    r.Duplicates,
+		Quarantined:   r.Quarantined,
+		Pages:         r.Pages,
+		SyncedThrough: r.SyncedThrough,
+	}
+}
+
+// Status reads the watermark, late coverage, budget and quarantine from the
+// database, and the most recent SyncWorkflow run from Temporal's
+// visibility store.
+func (s *temporalSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
+	var out web.SyncStatus
+	now := time.Now().UTC()
+	st, err := db.GetSyncState(ctx, s.db, db.TransactionsStream)
+	switch {
+	case err == nil:
+		out.SyncedThrough = st.SyncedThrough
+		out.LagSeconds = max(0, now.Sub(st.SyncedThrough).Seconds())
+		if from, _, ok := activities.LateCoverage(st.Cursor); ok {
+			out.LateCoveredFrom = &from
+		}
+	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
+		return out, err
+	}
+	b := upstreamBudget(s.cfg.UpstreamRate)
+	if out.BudgetUsed, err = b.Used(ctx, s.db, now); err != nil {
+		return out, err
+	}
+	out.BudgetLimit, out.BudgetWindow = b.N, b.Per.String()
+	if out.Quarantined, err = db.QuarantineCount(ctx, s.db); err != nil {
+		return out, err
+	}
+	out.LastRun, err = s.lastRun(ctx)
+	if err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func (s *temporalSyncer) lastRun(ctx context.Context) (*web.SyncRunInfo, error) {
+	resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: s.cfg.TemporalNamespace,
+		PageSize:  1,
+		Query:     "WorkflowType = 'SyncWorkflow'", // newest first by default
+	})
+	if err != nil {
+		return nil, temporalError("list sync runs", err)
+	}
+	if len(resp.Executions) == 0 {
+		return nil, nil
+	}
+	e := resp.Executions[0]
+	info := &web.SyncRunInfo{
+		WorkflowID: e.GetExecution().GetWorkflowId(),
+		RunID:      e.GetExecution().GetRunId(),
+		Status:     statusName(e.GetStatus()),
+		StartedAt:  e.GetStartTime().AsTime(),
+	}
+	if e.GetCloseTime() != nil && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t := e.GetCloseTime().AsTime()
+		info.ClosedAt = &t
+	}
+	if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		var res workflows.SyncResult
+		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := s.client.GetWorkflow(gctx, info.WorkflowID, info.RunID).Get(gctx, &res); err == nil {
+			st := toSyncStats(res)
+			info.Stats = &st
+		}
+	}
+	return info, nil
+}
+
+func statusName(s enumspb.WorkflowExecutionStatus) string {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return "running"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return "completed"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		return "failed"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return "canceled"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return "terminated"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return "continued_as_new"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "timed_out"
+	}
+	return "unknown"
+}
+
+// temporalError turns Temporal client failures into domain errors: an
+// unreachable server is 503, the rest internal.
+func temporalError(what string, err error) error {
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	if errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded) {
+		return scorekeeper.Errorf(scorekeeper.EUnavailable, "the workflow service is unavailable; try again shortly")
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

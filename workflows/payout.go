@@ -1,0 +1,378 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"scorekeeper"
+	"scorekeeper/activities"
+)
+
+// PayoutSignal is the signal that tells a user's PayoutWorkflow new payout
+// requests are stored. It carries nothing: the workflow reads what to pay
+// from the store, so a duplicate signal costs one listing and a lost one is
+// made up by the recovery scan (activities.RecoverPayouts).
+const PayoutSignal = "payouts-requested"
+
+// PayoutQuery is the query that returns a PayoutsView: the payouts a
+// PayoutWorkflow is working through and those it settled recently.
+const PayoutQuery = "payouts"
+
+// UserIDSearchAttribute is the custom keyword search attribute UserId that
+// makes each payout workflow findable by user in the Web UI and the CLI. The
+// Temporal namespace must have it registered (UserId=Keyword).
+var UserIDSearchAttribute = temporal.NewSearchAttributeKeyKeyword("UserId")
+
+// PayoutWorkflowID is the workflow id of a user's PayoutWorkflow. A business
+// key: signal-with-start on it finds the running workflow, so a user never
+// has two, and that is what keeps the user's payouts serial.
+func PayoutWorkflowID(userID string) string { return "payout-" + userID }
+
+// PayoutWorkflow defaults, overridable through PayoutInput (tests use small
+// values).
+const (
+	// DefaultPayoutBatchSize is how many requested payouts one listing
+	// returns.
+	DefaultPayoutBatchSize = 50
+	// DefaultMaxPayoutsPerRun is how many sends a run makes before it
+	// continues as new, which keeps its history bounded (each payout adds
+	// about a dozen events).
+	DefaultMaxPayoutsPerRun = 200
+	// DefaultPayoutIdleTimeout is how long a workflow with nothing to pay
+	// waits for a signal before completing. Completing is safe: the next
+	// signal-with-start starts a new run.
+	DefaultPayoutIdleTimeout = 2 * time.Minute
+	// RecentPayoutsKept bounds the settled payouts a workflow remembers
+	// (and carries across continue-as-new) for the "payouts" query.
+	RecentPayoutsKept = 50
+	// BlockedPayoutRetryInterval is how long a payout that needs an
+	// operator (activities.ErrTypePayoutProviderConflict or
+	// ErrTypePayoutInvalidRequest) waits before it is listed and sent again.
+	BlockedPayoutRetryInterval = 10 * time.Minute
+)
+
+// PayoutState is one payout as a PayoutWorkflow sees it.
+type PayoutState struct {
+	TransactionID string             `json:"transactionId"`
+	Amount        scorekeeper.Amount `json:"amount"`
+	// CreatedAt is upstream's time of the request.
+	CreatedAt time.Time `json:"createdAt"`
+	// Status is requested while pending, then paid or failed as stored.
+	Status     scorekeeper.PayoutStatus `json:"status"`
+	ProviderID string                   `json:"providerId,omitempty"`
+	// Reason is the provider's code and message for a failed payout.
+	Reason string `json:"reason,omitempty"`
+	// LastError says why a pending payout waits for an operator, or why a
+	// settled one needs a look (the store already held another outcome).
+	LastError string `json:"lastError,omitempty"`
+	// SettledAt is the workflow time the outcome was recorded.
+	SettledAt time.Time `json:"settledAt,omitzero"`
+}
+
+// PayoutInput starts or continues a user's PayoutWorkflow. Signal-with-start
+// passes only UserID; the rest is carried across continue-as-new.
+type PayoutInput struct {
+	UserID string `json:"userId"`
+	// Recent are the payouts settled by earlier runs, oldest first, at most
+	// RecentPayoutsKept.
+	Recent []PayoutState `json:"recent,omitempty"`
+	// Paid and Failed count the payouts settled by earlier runs.
+	Paid   int `json:"paid,omitempty"`
+	Failed int `json:"failed,omitempty"`
+	// BatchSize, MaxPayoutsPerRun and IdleTimeout override the defaults
+	// when positive.
+	BatchSize        int           `json:"batchSize,omitempty"`
+	MaxPayoutsPerRun int           `json:"maxPayoutsPerRun,omitempty"`
+	IdleTimeout      time.Duration `json:"idleTimeout,omitempty"`
+}
+
+// PayoutResult is what a PayoutWorkflow settled before it went idle,
+// earlier runs of the same chain included.
+type PayoutResult struct {
+	UserID string `json:"userId"`
+	Paid   int    `json:"paid"`
+	Failed int    `json:"failed"`
+	// Recent are the last payouts settled, oldest first.
+	Recent []PayoutState `json:"recent"`
+}
+
+// PayoutsView is the answer to PayoutQuery.
+type PayoutsView struct {
+	UserID string `json:"userId"`
+	// Pending is the current batch still to settle, in the order it is
+	// paid; the first one is in flight.
+	Pending []PayoutState `json:"pending"`
+	// Recent are the last payouts settled, oldest first.
+	Recent []PayoutState `json:"recent"`
+	Paid   int           `json:"paid"`
+	Failed int           `json:"failed"`
+}
+
+// payoutRun is the state of one PayoutWorkflow run, read by the query
+// handler.
+type payoutRun struct {
+	userID  string
+	pending []PayoutState
+	recent  []PayoutState
+	paid    int
+	failed  int
+}
+
+func (r *payoutRun) settle(p PayoutState) {
+	r.pending = r.pending[1:]
+	switch p.Status {
+	case scorekeeper.PayoutPaid:
+		r.paid++
+	case scorekeeper.PayoutFailed:
+		r.failed++
+	}
+	r.recent = append(r.recent, p)
+	if n := len(r.recent); n > RecentPayoutsKept {
+		r.recent = append([]PayoutState(nil), r.recent[n-RecentPayoutsKept:]...)
+	}
+}
+
+func (r *payoutRun) view() PayoutsView {
+	return PayoutsView{
+		UserID:  r.userID,
+		Pending: append([]PayoutState{}, r.pending...),
+		Recent:  append([]PayoutState{}, r.recent...),
+		Paid:    r.paid,
+		Failed:  r.failed,
+	}
+}
+
+// next is the input of the run that continues this one: the same settings,
+// with this run's counts and recent payouts.
+func (r *payoutRun) next(in PayoutInput) PayoutInput {
+	in.Recent, in.Paid, in.Failed = r.recent, r.paid, r.failed
+	return in
+}
+
+func (r *payoutRun) result() PayoutResult {
+	return PayoutResult{UserID: r.userID, Paid: r.paid, Failed: r.failed, Recent: append([]PayoutState{}, r.recent...)}
+}
+
+// PayoutWorkflow pays a user's payout requests, one at a time, oldest first,
+// each exactly once. There is one per user (workflow id payout-<userId>,
+// started or woken by signal-with-start of PayoutSignal), so a user's
+// payouts never race each other.
+//
+// For each requested payout listed from the store it sends the payout
+// (SendPayout, Idempotency-Key = transaction id) and records the answer
+// (RecordPayoutResult). The provider pays a key at most once and the store
+// changes a payout's status at most once, so a crash or retry anywhere in
+// between repeats work and never pays or counts twice. A payout is marked
+// failed only on the provider's 422; every other trouble leaves it
+// requested and is retried.
+//
+// With nothing left to pay the workflow waits for a signal, and completes
+// after an idle timeout. After MaxPayoutsPerRun sends, or when Temporal
+// suggests it, it continues as new, carrying its recent payouts and
+// counts, so its history stays bounded however many payouts a user has.
+func PayoutWorkflow(ctx workflow.Context, in PayoutInput) (PayoutResult, error) {
+	if in.UserID == "" {
+		return PayoutResult{}, temporal.NewNonRetryableApplicationError("payout workflow needs a user id", "InvalidPayoutInput", nil)
+	}
+	batchSize := positiveOr(in.BatchSize, DefaultPayoutBatchSize)
+	maxPerRun := positiveOr(in.MaxPayoutsPerRun, DefaultMaxPayoutsPerRun)
+	idle := in.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultPayoutIdleTimeout
+	}
+	run := &payoutRun{userID: in.UserID, recent: in.Recent, paid: in.Paid, failed: in.Failed}
+	logger := workflow.GetLogger(ctx)
+
+	// Set at start by the starter too; upserting makes any run findable by
+	// user however it was started.
+	if err := workflow.UpsertTypedSearchAttributes(ctx, UserIDSearchAttribute.ValueSet(in.UserID)); err != nil {
+		return run.result(), err
+	}
+	if err := workflow.SetQueryHandler(ctx, PayoutQuery, func() (PayoutsView, error) {
+		return run.view(), nil
+	}); err != nil {
+		return run.result(), err
+	}
+	signals := workflow.GetSignalChannel(ctx, PayoutSignal)
+
+	// Listing and recording touch only the database. Both are idempotent,
+	// so they retry without limit: a database outage is waited out, never
+	// turned into a skipped or double-recorded payout.
+	dbCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	})
+	// The provider call. Every attempt sends the same Idempotency-Key, so
+	// retrying is always safe, and giving up never is: the only way out
+	// would be to mark the payout failed without a definite answer (a
+	// timeout may hide a payment). Hence transient errors (429, 5xx,
+	// timeouts, transport) retry with capped exponential backoff, 1s to 5m,
+	// with no attempt limit and no ScheduleToClose; a 429's Retry-After
+	// replaces the backoff (NextRetryDelay). A 422 is not an error but a
+	// result, recorded as failed. StartToClose is above the client's own
+	// per-request timeout and only catches a lost worker. The two
+	// operator-needed errors are not retried here but handed to the loop
+	// below, which keeps the payout requested and tries it again slowly.
+	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+			MaximumAttempts:    0, // unlimited
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypePayoutProviderConflict,
+				activities.ErrTypePayoutInvalidRequest,
+			},
+		},
+	})
+
+	sends := 0
+	for {
+		// Every signal received so far is answered by the listing below,
+		// which reads the store after those payouts were committed.
+		drainSignals(signals)
+		var list activities.ListPayoutsResult
+		err := workflow.ExecuteActivity(dbCtx, a.ListPayouts, activities.ListPayoutsInput{
+			UserID: in.UserID,
+			Limit:  batchSize,
+		}).Get(ctx, &list)
+		if err != nil {
+			return run.result(), err
+		}
+		if len(list.Payouts) == 0 {
+			if !waitForSignal(ctx, signals, idle) {
+				return run.result(), nil
+			}
+			// Woken: list again, unless history has grown so long that
+			// the next run should (wake-ups alone add events too).
+			if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				return run.result(), workflow.NewContinueAsNewError(ctx, PayoutWorkflow, run.next(in))
+			}
+			continue
+		}
+		run.pending = make([]PayoutState, len(list.Payouts))
+		for i, p := range list.Payouts {
+			run.pending[i] = PayoutState{TransactionID: p.TransactionID, Amount: p.Amount, CreatedAt: p.CreatedAt, Status: scorekeeper.PayoutRequested}
+		}
+
+		for len(run.pending) > 0 {
+			p := &run.pending[0]
+			var sent activities.SendPayoutResult
+			err := workflow.ExecuteActivity(sendCtx, a.SendPayout, activities.SendPayoutInput{
+				TransactionID: p.TransactionID,
+				UserID:        in.UserID,
+				Amount:        p.Amount,
+			}).Get(ctx, &sent)
+			sends++
+			if err != nil {
+				problem, ok := needsOperator(err)
+				if !ok {
+					return run.result(), err
+				}
+				// Not an answer about the payout, so it stays requested
+				// and the user's later payouts wait behind it (oldest
+				// first). Re-listing after the pause picks up an
+				// operator's fix in the store as well as in the provider.
+				p.LastError = problem
+				logger.Error("payout needs an operator; it stays requested and is retried",
+					"transactionId", p.TransactionID, "retryIn", BlockedPayoutRetryInterval, "error", err)
+				if err := workflow.Sleep(ctx, BlockedPayoutRetryInterval); err != nil {
+					return run.result(), err
+				}
+				run.pending = nil
+			} else {
+				var rec activities.RecordPayoutResultResult
+				err = workflow.ExecuteActivity(dbCtx, a.RecordPayoutResult, activities.RecordPayoutResultInput{
+					TransactionID: p.TransactionID,
+					Status:        sent.Status,
+					ProviderID:    sent.ProviderID,
+					Reason:        sent.Reason,
+				}).Get(ctx, &rec)
+				if err != nil {
+					return run.result(), err
+				}
+				done := *p
+				done.Status, done.ProviderID, done.Reason = rec.Status, rec.ProviderID, rec.Reason
+				done.LastError = ""
+				done.SettledAt = workflow.Now(ctx)
+				if rec.Conflict {
+					done.LastError = "provider answered " + string(sent.Status) + " but the store already held " + string(rec.Status)
+					logger.Error("payout outcome contradicts the store; left as stored for an operator",
+						"transactionId", p.TransactionID, "answer", sent.Status, "stored", rec.Status)
+				}
+				run.settle(done)
+			}
+
+			// Continue as new only between payouts, never with one half
+			// done; the next run lists what is still requested.
+			if sends >= maxPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				// The new run lists the store first, so pending signals
+				// carry nothing it needs; draining them just keeps the SDK
+				// from reporting them as lost.
+				drainSignals(signals)
+				return run.result(), workflow.NewContinueAsNewError(ctx, PayoutWorkflow, run.next(in))
+			}
+		}
+	}
+}
+
+// waitForSignal waits for PayoutSignal up to idle and reports whether one
+// came. It drains the channel after the timer fires: a signal delivered in
+// the same workflow task as the timer would otherwise be lost when the
+// workflow completes. (One arriving while the completion is being recorded
+// makes Temporal reject it and rerun the task, which then sees it here.)
+func waitForSignal(ctx workflow.Context, signals workflow.ReceiveChannel, idle time.Duration) bool {
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	got := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(signals, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		got = true
+	})
+	sel.AddFuture(workflow.NewTimer(timerCtx, idle), func(workflow.Future) {})
+	sel.Select(ctx)
+	if drainSignals(signals) > 0 {
+		got = true
+	}
+	return got
+}
+
+// drainSignals consumes every signal already received and returns how many.
+func drainSignals(signals workflow.ReceiveChannel) int {
+	n := 0
+	for signals.ReceiveAsync(nil) {
+		n++
+	}
+	return n
+}
+
+// needsOperator reports whether a SendPayout error is one the provider or
+// the client refused as sent, which retrying soon cannot fix, and returns
+// the provider's or client's message for operators.
+func needsOperator(err error) (string, bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return "", false
+	}
+	switch appErr.Type() {
+	case activities.ErrTypePayoutProviderConflict, activities.ErrTypePayoutInvalidRequest:
+		return appErr.Message(), true
+	}
+	return "", false
+}
+
+func positiveOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
