@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -51,6 +52,14 @@ type PlanResult struct {
 	// advances the state only if it is still current.
 	Version       int64     `json:"version"`
 	SyncedThrough time.Time `json:"syncedThrough"`
+	// Keep is the budget a re-scan must leave free: the requests fresh
+	// data is expected to need within one budget period.
+	Keep int `json:"keep,omitempty"`
+	// NextWindowIn, when Done, is how soon a page of new data is expected
+	// to have accrued (zero when unknown).
+	NextWindowIn time.Duration `json:"nextWindowIn,omitempty"`
+	// PlannedAt is when the fresh window was opened.
+	PlannedAt time.Time `json:"plannedAt,omitzero"`
 }
 
 // cursor is the sync's progress record, stored in sync_state.cursor and
@@ -58,16 +67,29 @@ type PlanResult struct {
 type cursor struct {
 	Fresh  *window `json:"fresh,omitempty"`
 	Rescan *window `json:"rescan,omitempty"`
-	// LateFrom..LateTo is the last overlap window completely re-scanned:
-	// how far back late items are currently covered.
-	LateFrom time.Time `json:"lateFrom,omitzero"`
-	LateTo   time.Time `json:"lateTo,omitzero"`
+	// LateTo is how far late items are covered: every instant up to it was
+	// read from upstream at least SYNC_OVERLAP after it, so items that
+	// became visible up to that late are stored. (LateTo, watermark] is
+	// still to be re-scanned once SYNC_OVERLAP has passed behind it.
+	LateTo time.Time `json:"lateTo,omitzero"`
+	// Rate is upstream's volume (items per second) in the last closed
+	// fresh window; PlanPage sizes windows from it to fill whole pages.
+	Rate float64 `json:"rate,omitempty"`
 }
+
+// pageFill is the share of a page a window is sized to fill: a little
+// under one, so a burst rarely spills a handful of items onto an extra,
+// nearly empty page.
+const pageFill = 0.95
 
 type window struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	NextPage int       `json:"nextPage"`
+	// PlannedAt is when a fresh window was opened: its pages were all read
+	// after this, so instants older than PlannedAt − overlap need no
+	// re-scan.
+	PlannedAt time.Time `json:"plannedAt,omitzero"`
 }
 
 func parseCursor(s string) (cursor, error) {
@@ -97,26 +119,58 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 	res := PlanResult{Version: st.Version, SyncedThrough: st.SyncedThrough}
 	page := func(kind string, w window) PlanResult {
 		res.Kind = kind
+		res.PlannedAt = w.PlannedAt
 		res.Request = PageRequest{Start: w.Start, End: w.End, Page: w.NextPage, Limit: a.Sync.PageSize}
 		return res
 	}
 	// Upstream dates have whole seconds; a window never ends in the future.
 	end := now.Truncate(time.Second)
+	age := end.Sub(st.SyncedThrough)
+	// A window of whole pages: a window's last page is usually partial,
+	// and at high volume that waste is what the budget cannot afford.
+	// From the last window's rate, size the window to the whole pages of
+	// data that have accrued, and open one as soon as a page has.
+	var pageSpan time.Duration
+	if cur.Rate > 0 {
+		pageSpan = time.Duration(float64(a.Sync.PageSize) * pageFill / cur.Rate * float64(time.Second))
+	}
+	due := age > 0 && (age >= in.NewWindowAfter || (pageSpan >= time.Second && age >= pageSpan))
 	switch {
 	case cur.Fresh != nil:
 		return page(KindFresh, *cur.Fresh), nil
-	case end.After(st.SyncedThrough) && end.Sub(st.SyncedThrough) >= in.NewWindowAfter:
-		return page(KindFresh, window{Start: st.SyncedThrough, End: end, NextPage: 1}), nil
+	case due:
+		e := end
+		if pageSpan >= time.Second && age >= pageSpan {
+			if pe := st.SyncedThrough.Add(age / pageSpan * pageSpan).Truncate(time.Second); pe.After(st.SyncedThrough) {
+				e = pe
+			}
+		}
+		return page(KindFresh, window{Start: st.SyncedThrough, End: e, NextPage: 1, PlannedAt: now}), nil
+	}
+	if pageSpan >= time.Second {
+		res.NextWindowIn = max(pageSpan-age, time.Second)
+		// Fresh pages expected per budget period, plus one for bursts.
+		res.Keep = int(float64(a.Sync.Budget.Per)/float64(pageSpan)) + 1
+	}
+	switch {
 	case !in.AllowRescan || a.Sync.Overlap <= 0:
 	case cur.Rescan != nil:
 		return page(KindRescan, *cur.Rescan), nil
-	case cur.LateTo.Before(st.SyncedThrough):
-		// Re-scan once per watermark advance: the overlap behind it.
-		start := st.SyncedThrough.Add(-a.Sync.Overlap)
-		if start.Before(a.Sync.Start) {
-			start = a.Sync.Start
+	default:
+		// Re-scan what was read before its late items could all be
+		// visible, once SYNC_OVERLAP has passed behind it, in chunks of
+		// at least an interval so each request is worth its budget.
+		from := cur.LateTo
+		if from.IsZero() {
+			from = a.Sync.Start
 		}
-		return page(KindRescan, window{Start: start, End: st.SyncedThrough, NextPage: 1}), nil
+		to := now.Add(-a.Sync.Overlap).Truncate(time.Second)
+		if to.After(st.SyncedThrough) {
+			to = st.SyncedThrough
+		}
+		if to.Sub(from) >= max(a.Sync.Interval, time.Second) {
+			return page(KindRescan, window{Start: from, End: to, NextPage: 1}), nil
+		}
 	}
 	res.Done = true
 	return res, nil
@@ -128,6 +182,8 @@ type FetchPageInput struct {
 	// NoWait skips the request instead of waiting when the budget has no
 	// room now: the re-scan only uses budget that fresh data leaves over.
 	NoWait bool `json:"noWait"`
+	// Keep is how many budget slots must stay free after this request.
+	Keep int `json:"keep,omitempty"`
 }
 
 // Item is a valid upstream transaction in activity payloads.
@@ -165,7 +221,7 @@ type FetchPageResult struct {
 func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPageResult, error) {
 	holder := activity.GetInfo(ctx).ActivityID
 	for {
-		ok, wait, err := a.Sync.Budget.TryAcquire(ctx, a.DB, holder, a.now)
+		ok, wait, err := a.Sync.Budget.TryAcquireKeeping(ctx, a.DB, holder, a.now, in.Keep)
 		if err != nil {
 			return FetchPageResult{}, err
 		}
@@ -262,7 +318,10 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 	if err != nil {
 		return ApplyPageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "CorruptCursor", err)
 	}
-	next, through := advance(cur, st.SyncedThrough, in.Plan, in.Page.TotalPages)
+	if cur.LateTo.IsZero() {
+		cur.LateTo = a.Sync.Start
+	}
+	next, through := advance(cur, st.SyncedThrough, in.Plan, in.Page.TotalPages, in.Page.TotalItems, a.Sync.Overlap)
 	cb, err := json.Marshal(next)
 	if err != nil {
 		return ApplyPageResult{}, err
@@ -317,21 +376,36 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 }
 
 // advance returns the cursor and watermark after the plan's page is stored.
-func advance(cur cursor, through time.Time, plan PlanResult, totalPages int) (cursor, time.Time) {
-	w := window{Start: plan.Request.Start, End: plan.Request.End, NextPage: plan.Request.Page + 1}
+func advance(cur cursor, through time.Time, plan PlanResult, totalPages, totalItems int, overlap time.Duration) (cursor, time.Time) {
+	w := window{Start: plan.Request.Start, End: plan.Request.End, NextPage: plan.Request.Page + 1, PlannedAt: plan.PlannedAt}
 	closed := plan.Request.Page >= totalPages
 	switch plan.Kind {
 	case KindFresh:
 		cur.Fresh = &w
 		if closed {
 			cur.Fresh = nil
+			// Instants the window read at least overlap after they
+			// happened need no re-scan; they extend late coverage when
+			// nothing before them is still pending.
+			safe := w.PlannedAt.Add(-overlap).Truncate(time.Second)
+			if safe.After(w.End) {
+				safe = w.End
+			}
+			if !cur.LateTo.Before(w.Start) && safe.After(cur.LateTo) {
+				cur.LateTo = safe
+			}
 			through = w.End
+			if span := w.End.Sub(w.Start); span >= time.Second {
+				cur.Rate = float64(totalItems) / span.Seconds()
+			}
 		}
 	case KindRescan:
 		cur.Rescan = &w
 		if closed {
 			cur.Rescan = nil
-			cur.LateFrom, cur.LateTo = w.Start, w.End
+			if w.End.After(cur.LateTo) {
+				cur.LateTo = w.End
+			}
 		}
 	}
 	return cur, through
@@ -342,23 +416,32 @@ func advance(cur cursor, through time.Time, plan PlanResult, totalPages int) (cu
 // activity: a retry would find nothing new to notify. The payout recovery
 // scan finds any user left requested without a running workflow.
 func (a *Activities) notifyPayouts(ctx context.Context, users []string) {
-	if a.PayoutStarter == nil {
+	if a.PayoutStarter == nil || len(users) == 0 {
 		return
 	}
+	// A page can hold payouts of hundreds of users; one round trip each,
+	// in series, would hold up the next page. A few at a time.
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
 	for _, u := range users {
-		if err := a.PayoutStarter.NotifyPayouts(ctx, u); err != nil {
-			activity.GetLogger(ctx).Warn("could not wake payout workflow; the recovery scan will", "userId", u, "error", err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := a.PayoutStarter.NotifyPayouts(ctx, u); err != nil {
+				activity.GetLogger(ctx).Warn("could not wake payout workflow; the recovery scan will", "userId", u, "error", err)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
-// LateCoverage reads, from a stored sync cursor, the last overlap window
-// that was completely re-scanned for late items (ok is false before the
-// first re-scan finished).
-func LateCoverage(storedCursor string) (from, to time.Time, ok bool) {
+// LateCoverage reads, from a stored sync cursor, the instant through which
+// late items are covered (ok is false before any coverage is known).
+func LateCoverage(storedCursor string) (through time.Time, ok bool) {
 	c, err := parseCursor(storedCursor)
 	if err != nil || c.LateTo.IsZero() {
-		return time.Time{}, time.Time{}, false
+		return time.Time{}, false
 	}
-	return c.LateFrom, c.LateTo, true
+	return c.LateTo, true
 }

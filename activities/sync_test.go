@@ -1,6 +1,7 @@
 package activities_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -101,17 +102,34 @@ func TestPlanAndApply_Windowing(t *testing.T) {
 		require.Equal(t, []string{"u1"}, r.PayoutUsers)
 		require.True(t, r.SyncedThrough.Equal(end))
 	})
-	t.Run("RescanAfterAdvance", func(t *testing.T) {
-		p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Minute, AllowRescan: true})
+	t.Run("RescanOnceOverlapPassed", func(t *testing.T) {
+		// The window was opened at 10m; what it read before 8m was already
+		// 2m old (no re-scan needed); 8m..10m is re-scanned once 2m have
+		// passed behind it, in chunks of at least an interval.
+		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Minute, AllowRescan: true}).Done,
+			"at 10m30s only 30 s of the pending part has aged past the overlap")
+		clk.t = start.Add(11*time.Minute + 500*time.Millisecond)
+		p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour, AllowRescan: true})
 		require.Equal(t, activities.KindRescan, p.Kind)
-		require.Equal(t, activities.PageRequest{Start: end.Add(-2 * time.Minute), End: end, Page: 1, Limit: 1000}, p.Request)
-		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Minute}).Done, "no re-scan unless allowed")
+		require.Equal(t, activities.PageRequest{Start: start.Add(8 * time.Minute), End: start.Add(9 * time.Minute), Page: 1, Limit: 1000}, p.Request)
+		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour}).Done, "no re-scan unless allowed")
 
 		late := item("late", "u2", scorekeeper.TxEarned, 99)
 		r := apply(t, env, acts, p, activities.FetchPageResult{Items: []activities.Item{late}, TotalPages: 1})
 		require.Equal(t, 1, r.Inserted, "the re-scan catches the late item")
-		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Minute, AllowRescan: true}).Done,
-			"one re-scan per watermark advance")
+		st, err := db.GetSyncState(context.Background(), acts.DB, db.TransactionsStream)
+		require.NoError(t, err)
+		through, ok := activities.LateCoverage(st.Cursor)
+		require.True(t, ok)
+		require.Equal(t, start.Add(9*time.Minute), through)
+		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour, AllowRescan: true}).Done,
+			"nothing more has aged past the overlap")
+
+		clk.t = start.Add(12*time.Minute + 500*time.Millisecond)
+		p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour, AllowRescan: true})
+		require.Equal(t, activities.PageRequest{Start: start.Add(9 * time.Minute), End: end, Page: 1, Limit: 1000}, p.Request,
+			"the re-scan stops at the watermark")
+		apply(t, env, acts, p, activities.FetchPageResult{TotalPages: 1})
 	})
 	t.Run("NextFreshWindow", func(t *testing.T) {
 		clk.t = clk.t.Add(time.Minute)
@@ -195,4 +213,31 @@ func TestFetchPage(t *testing.T) {
 		require.True(t, appErr.NonRetryable())
 		require.Equal(t, activities.ErrTypeUpstreamRejected, appErr.Type())
 	})
+}
+
+// Ensure fresh windows are sized to whole pages from the last window's
+// volume, and open as soon as a page of data has accrued.
+func TestPlanPage_PageAlignedWindows(t *testing.T) {
+	acts, clk, env := newSyncActivities(t, "")
+	acts.Sync.Overlap = 0
+	first := plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Second})
+	w := start.Add(10 * time.Minute)
+	// 6000 items in 600 s: 10 a second, so a page of 950 is 95 s.
+	apply(t, env, acts, first, activities.FetchPageResult{TotalPages: 6, TotalItems: 6000})
+	first.Request.Page = 6
+	first.Version++
+	r := apply(t, env, acts, first, activities.FetchPageResult{TotalPages: 6, TotalItems: 6000})
+	require.True(t, r.SyncedThrough.Equal(w))
+
+	clk.t = w.Add(50 * time.Second)
+	require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour}).Done, "less than a page accrued")
+
+	clk.t = w.Add(100 * time.Second)
+	p := plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour})
+	require.Equal(t, activities.KindFresh, p.Kind, "a page accrued: open a window before the interval")
+	require.Equal(t, w.Add(95*time.Second), p.Request.End)
+
+	clk.t = w.Add(200 * time.Second)
+	p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour})
+	require.Equal(t, w.Add(190*time.Second), p.Request.End, "two whole pages")
 }

@@ -39,10 +39,18 @@ func (b Budget) window() time.Duration { return b.Per + b.Margin }
 
 // TryAcquire grants one request now if the window has room. Otherwise it
 // grants nothing and returns how long until the oldest grant leaves the
-// window. holder is recorded for operators (e.g. the activity id). clock
+// window. It is TryAcquireKeeping with nothing kept.
+func (b Budget) TryAcquire(ctx context.Context, d *bun.DB, holder string, clock func() time.Time) (granted bool, wait time.Duration, err error) {
+	return b.TryAcquireKeeping(ctx, d, holder, clock, 0)
+}
+
+// TryAcquireKeeping grants one request now only if keep slots of the
+// window stay free after it: low-priority work (the overlap re-scan) asks
+// with keep > 0, so it never takes the slots fresh data is about to need. holder is recorded for operators (e.g. the activity id). clock
 // is read after the lock is held, so grants are stamped in the order they
 // were made.
-func (b Budget) TryAcquire(ctx context.Context, d *bun.DB, holder string, clock func() time.Time) (granted bool, wait time.Duration, err error) {
+func (b Budget) TryAcquireKeeping(ctx context.Context, d *bun.DB, holder string, clock func() time.Time, keep int) (granted bool, wait time.Duration, err error) {
+	limit := max(b.N-max(keep, 0), 0)
 	err = retryTx(ctx, d, func(ctx context.Context, tx bun.Tx) error {
 		granted, wait = false, 0
 		// Upsert the lock row: the row lock serialises grants across
@@ -66,8 +74,12 @@ func (b Budget) TryAcquire(ctx context.Context, d *bun.DB, holder string, clock 
 			Scan(ctx, &times); err != nil {
 			return fmt.Errorf("read budget: %w", err)
 		}
-		if len(times) >= b.N {
-			oldest := times[len(times)-b.N]
+		if len(times) >= limit {
+			if limit == 0 {
+				wait = b.window()
+				return nil
+			}
+			oldest := times[len(times)-limit]
 			wait = oldest.Add(b.window()).Sub(now)
 			if wait <= 0 {
 				wait = time.Millisecond

@@ -36,6 +36,21 @@ func TestBudget(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 3, used)
 		})
+		t.Run("KeepLeavesRoom", func(t *testing.T) {
+			k := db.Budget{Name: "keep", N: 3, Per: 10 * time.Second}
+			ok, _, err := k.TryAcquireKeeping(ctx, d, "t", at(now), 1)
+			require.NoError(t, err)
+			require.True(t, ok)
+			ok, _, err = k.TryAcquireKeeping(ctx, d, "t", at(now), 1)
+			require.NoError(t, err)
+			require.True(t, ok)
+			ok, _, err = k.TryAcquireKeeping(ctx, d, "t", at(now), 1)
+			require.NoError(t, err)
+			require.False(t, ok, "the last slot is kept")
+			ok, _, err = k.TryAcquire(ctx, d, "t", at(now))
+			require.NoError(t, err)
+			require.True(t, ok, "and fresh work gets it")
+		})
 		t.Run("SlidesWithTime", func(t *testing.T) {
 			ok, _, err := b.TryAcquire(ctx, d, "t", at(now.Add(11*time.Second+time.Millisecond)))
 			require.NoError(t, err)

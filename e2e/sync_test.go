@@ -31,7 +31,15 @@ const (
 	budgetPer = 5 * time.Second
 )
 
+type mockConfig = mockapi.Config
+
 func newWorld(t *testing.T, users, transactions int) *world {
+	t.Helper()
+	return newWorldTB(t, users, transactions, nil)
+}
+
+// newWorldTB builds a world; tweak adjusts the mock's configuration.
+func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Config)) *world {
 	t.Helper()
 	cfg := mockapi.DefaultConfig()
 	cfg.Seed = 20261128
@@ -44,6 +52,9 @@ func newWorld(t *testing.T, users, transactions int) *world {
 	cfg.LateRate = 0.02
 	cfg.LateDelay = 15 * time.Second
 	cfg.MalformedRate = 0.01
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	mock, err := mockapi.New(cfg)
 	require.NoError(t, err)
 	hs := httptest.NewServer(mock)

@@ -86,9 +86,10 @@ type SyncStatus struct {
 	BudgetWindow string
 	// Quarantined counts malformed upstream items kept for inspection.
 	Quarantined int
-	// LateCoveredFrom is how far back the overlap re-scan currently
-	// catches late items; nil when unknown.
-	LateCoveredFrom *time.Time
+	// LateCoveredThrough is the instant through which the overlap re-scan
+	// has re-read upstream after late items could have appeared; nil
+	// before the first re-scan.
+	LateCoveredThrough *time.Time
 }
 
 // syncRunResponse is the 202 body of POST /api/sync.
@@ -131,14 +132,14 @@ type syncRunInfoResponse struct {
 // syncStatusResponse is the body of GET /api/sync/status. Absent values
 // are null rather than omitted, so the shape is always the same.
 type syncStatusResponse struct {
-	LastRun         *syncRunInfoResponse `json:"lastRun"`
-	SyncedThrough   *time.Time           `json:"syncedThrough"`
-	LagSeconds      float64              `json:"lagSeconds"`
-	BudgetUsed      int                  `json:"budgetUsed"`
-	BudgetLimit     int                  `json:"budgetLimit"`
-	BudgetWindow    string               `json:"budgetWindow"`
-	Quarantined     int                  `json:"quarantined"`
-	LateCoveredFrom *time.Time           `json:"lateCoveredFrom"`
+	LastRun            *syncRunInfoResponse `json:"lastRun"`
+	SyncedThrough      *time.Time           `json:"syncedThrough"`
+	LagSeconds         float64              `json:"lagSeconds"`
+	BudgetUsed         int                  `json:"budgetUsed"`
+	BudgetLimit        int                  `json:"budgetLimit"`
+	BudgetWindow       string               `json:"budgetWindow"`
+	Quarantined        int                  `json:"quarantined"`
+	LateCoveredThrough *time.Time           `json:"lateCoveredThrough"`
 }
 
 func toSyncResultResponse(r SyncRun, s SyncStats) syncResultResponse {
@@ -156,13 +157,13 @@ func toSyncResultResponse(r SyncRun, s SyncStats) syncResultResponse {
 
 func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
 	out := syncStatusResponse{
-		SyncedThrough:   utcOrNil(s.SyncedThrough),
-		LagSeconds:      s.LagSeconds,
-		BudgetUsed:      s.BudgetUsed,
-		BudgetLimit:     s.BudgetLimit,
-		BudgetWindow:    s.BudgetWindow,
-		Quarantined:     s.Quarantined,
-		LateCoveredFrom: utcPtr(s.LateCoveredFrom),
+		SyncedThrough:      utcOrNil(s.SyncedThrough),
+		LagSeconds:         s.LagSeconds,
+		BudgetUsed:         s.BudgetUsed,
+		BudgetLimit:        s.BudgetLimit,
+		BudgetWindow:       s.BudgetWindow,
+		Quarantined:        s.Quarantined,
+		LateCoveredThrough: utcPtr(s.LateCoveredThrough),
 	}
 	if r := s.LastRun; r != nil {
 		out.LastRun = &syncRunInfoResponse{

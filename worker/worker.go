@@ -17,14 +17,35 @@ import (
 	"scorekeeper/workflows"
 )
 
-// New returns a worker on taskQueue with every workflow and activity
-// registered. The caller runs it (Run or Start/Stop).
-func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
-	w.RegisterWorkflow(workflows.SyncWorkflow)
-	RegisterPayouts(w)
-	w.RegisterActivity(acts)
-	return w
+// PayoutTaskQueue is the task queue of payout workflows and their
+// activities, beside the sync's. Separate queues keep a burst of thousands
+// of payouts from delaying the sync's activities behind them (and the sync
+// from delaying payouts).
+func PayoutTaskQueue(taskQueue string) string { return taskQueue + "-payouts" }
+
+// Start starts the workers of both task queues with every workflow and
+// activity registered; stop stops them.
+func Start(c client.Client, taskQueue string, acts *activities.Activities) (stop func(), err error) {
+	sync := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	sync.RegisterWorkflow(workflows.SyncWorkflow)
+	sync.RegisterActivity(acts)
+	// Payouts are many small provider calls: a bounded concurrency per
+	// worker is kind to the provider and leaves CPU and database to the
+	// sync, whose freshness has a deadline. Scale payouts with workers.
+	payouts := sdkworker.New(c, PayoutTaskQueue(taskQueue), sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:     32,
+		MaxConcurrentWorkflowTaskExecutionSize: 8,
+	})
+	RegisterPayouts(payouts)
+	payouts.RegisterActivity(acts)
+	if err := sync.Start(); err != nil {
+		return nil, fmt.Errorf("start sync worker: %w", err)
+	}
+	if err := payouts.Start(); err != nil {
+		sync.Stop()
+		return nil, fmt.Errorf("start payout worker: %w", err)
+	}
+	return func() { payouts.Stop(); sync.Stop() }, nil
 }
 
 // EnsureSchedule creates the transactions-sync schedule, or updates it to
@@ -35,7 +56,7 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, inte
 	action := &client.ScheduleWorkflowAction{
 		ID:        workflows.ScheduleID,
 		Workflow:  workflows.SyncWorkflow,
-		Args:      []any{workflows.SyncInput{Interval: interval}},
+		Args:      []any{workflows.SyncInput{Interval: interval, Follow: true}},
 		TaskQueue: taskQueue,
 		// A sync that cannot finish in a day is stuck; the next run resumes
 		// from the stored cursor.

@@ -23,6 +23,9 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 	if in.Carry != nil {
 		res = *in.Carry
 	}
+	if in.Follow && in.FollowUntil.IsZero() {
+		in.FollowUntil = workflow.Now(ctx).Add(10 * intervalOrMinute(in))
+	}
 	maxPages := in.MaxPagesPerRun
 	if maxPages <= 0 {
 		maxPages = DefaultMaxPagesPerRun
@@ -73,6 +76,9 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 		}
 		res.SyncedThrough = plan.SyncedThrough
 		if plan.Done {
+			if waitForData(ctx, in, plan) {
+				continue
+			}
 			recoverPayouts(ctx)
 			return res, nil
 		}
@@ -81,12 +87,16 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 		err = workflow.ExecuteActivity(fetchCtx, a.FetchPage, activities.FetchPageInput{
 			Request: plan.Request,
 			NoWait:  plan.Kind == activities.KindRescan,
+			Keep:    rescanKeep(plan),
 		}).Get(ctx, &page)
 		if err != nil {
 			return res, err
 		}
 		if page.Skipped {
 			// No budget left over for the re-scan: fresh data has it.
+			if waitForData(ctx, in, plan) {
+				continue
+			}
 			recoverPayouts(ctx)
 			return res, nil
 		}
@@ -110,6 +120,25 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 		// otherwise the next scheduled run fetches the next window whole.
 		newWindowAfter = intervalOrMinute(in)
 	}
+}
+
+// waitForData sleeps until a page of new data is expected, when that is
+// sooner than the next scheduled run and the run follows the feed; it
+// reports whether it slept (and the run should plan again).
+func waitForData(ctx workflow.Context, in SyncInput, plan activities.PlanResult) bool {
+	if !in.Follow || plan.NextWindowIn <= 0 || plan.NextWindowIn >= intervalOrMinute(in) ||
+		!workflow.Now(ctx).Add(plan.NextWindowIn).Before(in.FollowUntil) {
+		return false
+	}
+	return workflow.Sleep(ctx, plan.NextWindowIn) == nil
+}
+
+// rescanKeep is the budget a re-scan leaves to fresh data.
+func rescanKeep(plan activities.PlanResult) int {
+	if plan.Kind != activities.KindRescan {
+		return 0
+	}
+	return plan.Keep
 }
 
 // intervalOrMinute is the gap after which a running sync opens another

@@ -186,3 +186,37 @@ func converterDecode(can *workflow.ContinueAsNewError, out *workflows.SyncInput)
 }
 
 var _ = context.Background
+
+// Ensure a scheduled (following) run waits for the next page of data when
+// it is due before the next run, and a manual run ends once caught up.
+func TestSyncWorkflow_FollowsHighVolume(t *testing.T) {
+	waiting := donePlan(t0)
+	waiting.NextWindowIn = 10 * time.Second
+	t.Run("Follow", func(t *testing.T) {
+		env := newEnv(t)
+		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waiting, nil).Once()
+		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(1, 1), nil).Once()
+		p := pageOf("a")
+		p.TotalPages = 1
+		env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(p, nil).Once()
+		env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 1, SyncedThrough: t0.Add(time.Minute)}, nil).Once()
+		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(t0.Add(time.Minute)), nil).Once()
+		env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, Follow: true})
+		var res workflows.SyncResult
+		require.NoError(t, env.GetWorkflowResult(&res))
+		require.Equal(t, 1, res.Inserted)
+	})
+	t.Run("FollowBounded", func(t *testing.T) {
+		env := newEnv(t)
+		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waiting, nil)
+		env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, Follow: true, MaxPagesPerRun: 1000})
+		require.NoError(t, env.GetWorkflowError())
+		require.True(t, env.IsWorkflowCompleted(), "following ends after ten intervals")
+	})
+	t.Run("ManualEnds", func(t *testing.T) {
+		env := newEnv(t)
+		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waiting, nil).Once()
+		env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
+		require.NoError(t, env.GetWorkflowError())
+	})
+}

@@ -29,6 +29,15 @@ type SyncInput struct {
 	// another fresh window only once this much new time has accrued.
 	// Zero means a minute.
 	Interval time.Duration `json:"interval,omitempty"`
+	// Follow keeps the run going while upstream volume is high: when a page
+	// of new data is expected sooner than the next scheduled run, it waits
+	// for it instead of ending, so back-to-back windows keep data fresh.
+	// Scheduled runs follow; manual runs end once caught up.
+	Follow bool `json:"follow,omitempty"`
+	// FollowUntil bounds following (set by the first execution to ten
+	// intervals after its start), so pausing the schedule takes effect
+	// within that time.
+	FollowUntil time.Time `json:"followUntil,omitzero"`
 	// Carry is the running total of earlier executions of this sync (set
 	// when the workflow continued as new).
 	Carry *SyncResult `json:"carry,omitempty"`

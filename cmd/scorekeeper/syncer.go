@@ -84,8 +84,8 @@ func (s *temporalSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
 	case err == nil:
 		out.SyncedThrough = st.SyncedThrough
 		out.LagSeconds = max(0, now.Sub(st.SyncedThrough).Seconds())
-		if from, _, ok := activities.LateCoverage(st.Cursor); ok {
-			out.LateCoveredFrom = &from
+		if through, ok := activities.LateCoverage(st.Cursor); ok {
+			out.LateCoveredThrough = &through
 		}
 	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
 		return out, err

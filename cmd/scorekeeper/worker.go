@@ -41,11 +41,11 @@ func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Cli
 	if err != nil {
 		return err
 	}
-	w := worker.New(c, cfg.TemporalTaskQueue, acts)
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	stop, err := worker.Start(c, cfg.TemporalTaskQueue, acts)
+	if err != nil {
+		return err
 	}
-	defer w.Stop()
+	defer stop()
 	if err := worker.EnsureSchedule(ctx, c, cfg.TemporalTaskQueue, cfg.SyncInterval); err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func newActivities(cfg config.Config, d *bun.DB, c client.Client) (*activities.A
 		DB:            d,
 		Upstream:      up,
 		Payouts:       po,
-		PayoutStarter: &worker.PayoutStarter{Client: c, TaskQueue: cfg.TemporalTaskQueue},
+		PayoutStarter: &worker.PayoutStarter{Client: c, TaskQueue: worker.PayoutTaskQueue(cfg.TemporalTaskQueue)},
 		Sync: activities.SyncConfig{
 			Start:    cfg.SyncStart,
 			Interval: cfg.SyncInterval,

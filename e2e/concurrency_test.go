@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Ensure two workers, the schedule and a burst of POST /api/sync calls
+// together stay exact and within the upstream budget.
+func TestSync_TwoWorkersAndManualSyncs(t *testing.T) {
+	w := newWorld(t, 2000, 20000)
+	addr := freeAddr(t)
+	webEnv := map[string]string{"HTTP_ADDR": addr, "ADMIN_TOKEN": "s3cret"}
+	for k, v := range w.env {
+		if _, set := webEnv[k]; !set {
+			webEnv[k] = v
+		}
+	}
+	startProc(t, "web", "web", webEnv)
+	startProc(t, "worker-a", "worker", w.env)
+	startProc(t, "worker-b", "worker", w.env)
+	base := "http://" + addr
+	eventually(t, 30*time.Second, "the REST API to be ready", func() (bool, string) {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+
+	post := func(query, token string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/sync"+query, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return resp, body
+	}
+	resp, _ := post("", "")
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	resp, _ = post("", "wrong")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// Bursts while the scheduled backfill runs.
+	for burst := range 3 {
+		var wg sync.WaitGroup
+		ids := make(chan string, 10)
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, body := post("", "s3cret")
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("burst %d: status %d: %v", burst, resp.StatusCode, body)
+					return
+				}
+				ids <- fmt.Sprint(body["workflowId"])
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		for id := range ids {
+			require.Equal(t, "transactions-sync-manual", id)
+		}
+		time.Sleep(3 * time.Second)
+	}
+
+	w.requireExact(t, 5*time.Minute)
+
+	resp, body := post("?wait=true", "s3cret")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)
+	for _, k := range []string{"workflowId", "runId", "fetched", "inserted", "duplicates", "quarantined", "pages", "syncedThrough"} {
+		require.Contains(t, body, k)
+	}
+	require.EqualValues(t, 0, body["inserted"], "everything was already stored")
+
+	st, err := http.Get(base + "/api/sync/status")
+	require.NoError(t, err)
+	defer st.Body.Close()
+	require.Equal(t, http.StatusOK, st.StatusCode)
+	var status map[string]any
+	require.NoError(t, json.NewDecoder(st.Body).Decode(&status))
+	require.EqualValues(t, w.mock.MalformedCount(), status["quarantined"])
+}

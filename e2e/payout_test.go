@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"scorekeeper"
+	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
+	"scorekeeper/mockapi"
+	"scorekeeper/workflows"
+)
+
+// payoutWorld has about 2,000 payouts over 300 users; the provider fails
+// 20% of requests transiently, rejects some users for good, and answers
+// with random latency.
+func payoutWorld(t *testing.T) *world {
+	return newWorldTB(t, 300, 13400, func(c *mockapi.Config) {
+		c.PayoutFailRate = 0.2
+		c.PayoutRejectRate = 0.05
+		c.PayoutLatency = 150 * time.Millisecond
+	})
+}
+
+// requirePayoutsExact waits until no payout is pending, then checks the
+// provider's ledger against the store: nothing paid twice, nothing missing,
+// rejected users failed, and every paidOut equal to what the provider paid.
+func (w *world) requirePayoutsExact(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	w.requireExact(t, timeout)
+	eventually(t, timeout, "every payout to be paid or failed", func() (bool, string) {
+		_, pending, err := db.ListPayoutTotals(ctx, w.db, db.PayoutFilter{Status: "pending", Limit: 1})
+		if err != nil {
+			return false, err.Error()
+		}
+		return pending == 0, fmt.Sprintf("%d users with pending payouts", pending)
+	})
+	dbtest.RequireReconciled(t, w.db)
+
+	want := 0
+	for _, tx := range w.mock.Transactions() {
+		if tx.Type == scorekeeper.TxPayout {
+			want++
+		}
+	}
+	require.GreaterOrEqual(t, want, 1800, "the scenario needs about 2,000 payouts")
+
+	byKey := w.mock.PaymentsByKey()
+	for key, n := range byKey {
+		require.Equal(t, 1, n, "payout %s paid %d times", key, n)
+	}
+	paid := w.mock.Paid()
+	users := map[string]bool{}
+	for _, tx := range w.mock.Transactions() {
+		if tx.Type != scorekeeper.TxPayout {
+			continue
+		}
+		users[tx.UserID] = true
+		p, err := db.GetPayout(ctx, w.db, tx.ID)
+		require.NoError(t, err)
+		if w.mock.IsRejectedUser(tx.UserID) {
+			require.Equal(t, scorekeeper.PayoutFailed, p.Status, "payout %s of rejected user %s", tx.ID, tx.UserID)
+			require.NotEmpty(t, p.Reason)
+			require.NotContains(t, byKey, tx.ID, "a rejected payout was paid")
+		} else {
+			require.Equal(t, scorekeeper.PayoutPaid, p.Status, "payout %s", tx.ID)
+			require.Equal(t, 1, byKey[tx.ID], "payout %s missing from the provider's ledger", tx.ID)
+		}
+	}
+	rejected := 0
+	for u := range users {
+		s, err := db.GetSummary(ctx, w.db, u)
+		require.NoError(t, err)
+		require.Equal(t, paid[u], s.PaidOut, "paidOut of %s", u)
+		if w.mock.IsRejectedUser(u) {
+			rejected++
+		}
+	}
+	require.Positive(t, rejected, "the scenario needs rejected users")
+}
+
+// Ensure about 2,000 payouts over 300 users end paid or failed exactly as
+// the provider decided, none paid twice, and each user's workflow is found
+// by the UserId search attribute.
+func TestPayouts_EndToEnd(t *testing.T) {
+	w := payoutWorld(t)
+	startProc(t, "worker", "worker", w.env)
+	w.requirePayoutsExact(t, 5*time.Minute)
+
+	c := w.temporalClient(t)
+	user := ""
+	for _, tx := range w.mock.Transactions() {
+		if tx.Type == scorekeeper.TxPayout {
+			user = tx.UserID
+			break
+		}
+	}
+	eventually(t, 30*time.Second, "the payout workflow to be found by UserId", func() (bool, string) {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("UserId = '%s'", user),
+		})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range resp.Executions {
+			if e.GetExecution().GetWorkflowId() == workflows.PayoutWorkflowID(user) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d executions found", len(resp.Executions))
+	})
+}
+
+// Ensure the same holds with the worker SIGKILLed at random moments.
+func TestPayouts_WorkerKilled(t *testing.T) {
+	w := payoutWorld(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	p := startProc(t, "worker-0", "worker", w.env)
+	for i := 1; i <= 5; i++ {
+		time.Sleep(time.Duration(2000+rng.IntN(6000)) * time.Millisecond)
+		p.kill()
+		t.Logf("killed worker %d", i-1)
+		p = startProc(t, fmt.Sprintf("worker-%d", i), "worker", w.env)
+	}
+	w.requirePayoutsExact(t, 6*time.Minute)
+}
+
+func (w *world) temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: w.env["TEMPORAL_ADDRESS"]})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
