@@ -81,11 +81,12 @@ func newActivities(cfg config.Config, d *bun.DB, c client.Client) (*activities.A
 }
 
 // upstreamBudget is the shared request budget. The margin widens the
-// counted window a little, so the few milliseconds between a grant and
-// the request reaching upstream can never put N+1 requests into one of
-// upstream's windows.
+// counted window a little, so the time between a grant and the request
+// reaching upstream (which varies with load: two workers on a busy host
+// were seen 150 ms apart) can never put N+1 requests into one of
+// upstream's windows: 5% of the period, 250 ms to 1.5 s.
 func upstreamBudget(r config.Rate) db.Budget {
-	margin := min(max(r.Per/40, 100*time.Millisecond), 2*time.Second)
+	margin := min(max(r.Per/20, 250*time.Millisecond), 1500*time.Millisecond)
 	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: margin}
 }
 
