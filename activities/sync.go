@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -244,6 +245,7 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 		Page:  in.Request.Page,
 		Limit: in.Request.Limit,
 	})
+	a.countUpstreamRequest(ctx, err)
 	if err != nil {
 		return FetchPageResult{}, classifyUpstreamError(err)
 	}
@@ -260,6 +262,26 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 		out.Quarantined = append(out.Quarantined, BadItem{ItemID: q.ItemID, Raw: q.Raw, Reason: q.Reason})
 	}
 	return out, nil
+}
+
+// countUpstreamRequest feeds scorekeeper_upstream_requests_total{code}.
+// Metrics are best effort: a failure here never fails the fetch.
+func (a *Activities) countUpstreamRequest(ctx context.Context, err error) {
+	code := "200"
+	var rl *upstream.RateLimitedError
+	var se *upstream.StatusError
+	switch {
+	case err == nil:
+	case errors.As(err, &rl):
+		code = "429"
+	case errors.As(err, &se):
+		code = strconv.Itoa(se.StatusCode)
+	default:
+		code = "error"
+	}
+	if err := db.AddCounter(ctx, a.DB, db.CounterUpstreamRequests, code, 1); err != nil {
+		activity.GetLogger(ctx).Warn("could not count upstream request", "error", err)
+	}
 }
 
 // Error types the workflows and operators see.

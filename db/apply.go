@@ -151,6 +151,17 @@ func applyBatch(ctx context.Context, tx bun.Tx, b Batch, now time.Time) (ApplyRe
 	}
 	res.Quarantined = n
 
+	counts := map[counterKey]int64{
+		{CounterQuarantined, ""}:                              int64(res.Quarantined),
+		{CounterPayouts, string(scorekeeper.PayoutRequested)}: int64(len(payouts)),
+	}
+	for typ, k := range res.InsertedByType {
+		counts[counterKey{CounterApplied, string(typ)}] = int64(k)
+	}
+	if err := addCounters(ctx, tx, counts); err != nil {
+		return res, err
+	}
+
 	if b.Cursor != nil {
 		st, err := advanceCursor(ctx, tx, *b.Cursor, now)
 		if err != nil {

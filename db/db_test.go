@@ -276,3 +276,36 @@ func requireSummariesEqual(t *testing.T, d bun.IDB, want map[string]scorekeeper.
 		require.Equal(t, w, got, "user %s", u)
 	}
 }
+
+// Ensure the metrics counters move with the rows they count, exactly once.
+func TestCounters(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		q := []scorekeeper.Quarantined{{Raw: `{"x":1}`, Reason: "bad"}}
+		for range 2 {
+			_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: seedBatch(), Quarantined: q}, time.Now())
+			require.NoError(t, err)
+		}
+		_, err := db.MarkPayoutPaid(ctx, d, "a4", "po", time.Now())
+		require.NoError(t, err)
+		_, err = db.MarkPayoutPaid(ctx, d, "a4", "po", time.Now())
+		require.NoError(t, err)
+		_, err = db.MarkPayoutFailed(ctx, d, "b1", "rejected", time.Now())
+		require.NoError(t, err)
+		require.NoError(t, db.AddCounter(ctx, d, db.CounterUpstreamRequests, "200", 1))
+		require.NoError(t, db.AddCounter(ctx, d, db.CounterUpstreamRequests, "200", 1))
+
+		c, err := db.Counters(ctx, d)
+		require.NoError(t, err)
+		require.Equal(t, map[string]map[string]int64{
+			db.CounterApplied:          {"earned": 2, "spent": 1, "payout": 2},
+			db.CounterQuarantined:      {"": 1},
+			db.CounterPayouts:          {"requested": 2, "paid": 1, "failed": 1},
+			db.CounterUpstreamRequests: {"200": 2},
+		}, c)
+
+		n, err := db.OverduePayouts(ctx, d, time.Now().Add(time.Minute))
+		require.NoError(t, err)
+		require.Equal(t, 0, n, "both payouts are settled")
+	})
+}

@@ -129,6 +129,9 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 		if err := addToSummaries(ctx, tx, map[string]*summaryRow{row.UserID: delta}); err != nil {
 			return err
 		}
+		if err := addCounters(ctx, tx, map[counterKey]int64{{CounterPayouts, string(to)}: 1}); err != nil {
+			return err
+		}
 		out = toPayout(row)
 		return nil
 	})

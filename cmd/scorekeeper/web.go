@@ -8,10 +8,12 @@ import (
 	"net"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 
 	"scorekeeper/config"
+	"scorekeeper/metrics"
 	"scorekeeper/web"
 )
 
@@ -32,7 +34,10 @@ func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // serveWeb serves the REST API on HTTP_ADDR until ctx ends, then drains
 // in-flight requests before returning.
 func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
+	m := metrics.New(d, log.With("component", "metrics"))
 	app := web.New(web.Config{
+		Metrics:    m.Handler(),
+		Middleware: []fiber.Handler{m.Middleware()},
 		DB:         d,
 		Syncer:     &temporalSyncer{client: c, db: d, cfg: cfg},
 		AdminToken: cfg.AdminToken,

@@ -1,0 +1,181 @@
+// Package metrics serves /metrics in the Prometheus text format: HTTP
+// request counts and latencies of this process, and the service's own
+// numbers (design §9) read from the database at scrape time, so every web
+// process reports the same exact totals whichever worker did the work.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+	"scorekeeper/db"
+)
+
+// OverdueAfter is how long a payout may stay requested before it counts as
+// overdue in scorekeeper_payouts_overdue (an alerting threshold).
+const OverdueAfter = 15 * time.Minute
+
+// Metrics holds the registry and the HTTP instruments.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New registers the collectors. d is read at scrape time (cached for a
+// few seconds, so frequent scrapes cost the database little).
+func New(d *bun.DB, log *slog.Logger) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scorekeeper_http_requests_total",
+			Help: "HTTP requests served, by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "scorekeeper_http_request_duration_seconds",
+			Help:    "HTTP request latency, by method and route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"method", "route"}),
+	}
+	m.reg.MustRegister(
+		m.requests, m.latency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&storeCollector{db: d, log: log, ttl: 5 * time.Second},
+	)
+	return m
+}
+
+// Registry is the registry, for other instruments of this process.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry at /metrics.
+func (m *Metrics) Handler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+}
+
+// Middleware counts and times every request by its route pattern (not its
+// path, which would make one series per user id).
+func (m *Metrics) Middleware() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		route := c.Route().Path
+		if route == "" || route == "/" && c.Path() != "/" {
+			route = "unmatched"
+		}
+		status := c.Response().StatusCode()
+		if err != nil {
+			if fe, ok := err.(*fiber.Error); ok {
+				status = fe.Code
+			}
+		}
+		method := c.Method()
+		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+var (
+	descLag = prometheus.NewDesc("scorekeeper_sync_lag_seconds",
+		"How far the synced watermark (X-Data-As-Of) is behind now.", nil, nil)
+	descUpstream = prometheus.NewDesc("scorekeeper_upstream_requests_total",
+		"Requests made to the upstream transaction API, by HTTP status code (error: no response).", []string{"code"}, nil)
+	descApplied = prometheus.NewDesc("scorekeeper_transactions_applied_total",
+		"Upstream transactions stored and counted in summaries, by type.", []string{"type"}, nil)
+	descQuarantined = prometheus.NewDesc("scorekeeper_transactions_quarantined_total",
+		"Malformed upstream items quarantined (distinct).", nil, nil)
+	descPayouts = prometheus.NewDesc("scorekeeper_payouts_total",
+		"Payouts entering each status: requested when stored, then paid or failed.", []string{"status"}, nil)
+	descOverdue = prometheus.NewDesc("scorekeeper_payouts_overdue",
+		"Payouts requested more than 15 minutes ago and not yet paid or failed.", nil, nil)
+	descUp = prometheus.NewDesc("scorekeeper_store_up",
+		"1 when the last read of the store's numbers succeeded.", nil, nil)
+)
+
+// storeCollector reads the service's numbers from the database.
+type storeCollector struct {
+	db  *bun.DB
+	log *slog.Logger
+	ttl time.Duration
+
+	mu      sync.Mutex
+	at      time.Time
+	cached  []prometheus.Metric
+	lastErr error
+}
+
+func (s *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLag, descUpstream, descApplied, descQuarantined, descPayouts, descOverdue, descUp} {
+		ch <- d
+	}
+}
+
+func (s *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.at) > s.ttl {
+		s.cached, s.lastErr = s.read()
+		s.at = time.Now()
+		if s.lastErr != nil && s.log != nil {
+			s.log.Warn("metrics: could not read the store", "error", s.lastErr)
+		}
+	}
+	up := 1.0
+	if s.lastErr != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+	for _, m := range s.cached {
+		ch <- m
+	}
+}
+
+func (s *storeCollector) read() ([]prometheus.Metric, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var out []prometheus.Metric
+	st, err := db.GetSyncState(ctx, s.db, db.TransactionsStream)
+	switch {
+	case err == nil:
+		out = append(out, prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue,
+			max(0, time.Since(st.SyncedThrough).Seconds())))
+	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
+		return nil, err
+	}
+	counters, err := db.Counters(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	for _, typ := range scorekeeper.TxTypes {
+		out = append(out, prometheus.MustNewConstMetric(descApplied, prometheus.CounterValue,
+			float64(counters[db.CounterApplied][string(typ)]), string(typ)))
+	}
+	out = append(out, prometheus.MustNewConstMetric(descQuarantined, prometheus.CounterValue,
+		float64(counters[db.CounterQuarantined][""])))
+	for _, status := range []scorekeeper.PayoutStatus{scorekeeper.PayoutRequested, scorekeeper.PayoutPaid, scorekeeper.PayoutFailed} {
+		out = append(out, prometheus.MustNewConstMetric(descPayouts, prometheus.CounterValue,
+			float64(counters[db.CounterPayouts][string(status)]), string(status)))
+	}
+	for code, n := range counters[db.CounterUpstreamRequests] {
+		out = append(out, prometheus.MustNewConstMetric(descUpstream, prometheus.CounterValue, float64(n), code))
+	}
+	overdue, err := db.OverduePayouts(ctx, s.db, time.Now().Add(-OverdueAfter))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(overdue)))
+	return out, nil
+}
