@@ -60,11 +60,14 @@ type Config struct {
 	SyncInterval     time.Duration
 	SyncOverlap      time.Duration
 	// PayoutURL is the payout provider; "" as for UpstreamURL.
-	PayoutURL   string
-	AdminToken  string
-	MockAPIAddr string
-	LogLevel    slog.Level
-	LogFormat   string
+	PayoutURL  string
+	AdminToken string
+	// APIRateLimit is the per-client limit on the public read routes (per
+	// web process); zero N means off. API_RATE_LIMIT, "N/duration" or "off".
+	APIRateLimit Rate
+	MockAPIAddr  string
+	LogLevel     slog.Level
+	LogFormat    string
 }
 
 // Defaults returns the configuration with every default of design §7.
@@ -81,6 +84,7 @@ func Defaults() Config {
 		SyncStart:         time.Unix(0, 0).UTC(),
 		SyncInterval:      time.Minute,
 		SyncOverlap:       2 * time.Minute,
+		APIRateLimit:      Rate{N: 100, Per: time.Second},
 		MockAPIAddr:       ":4000",
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
@@ -175,6 +179,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("SYNC_OVERLAP", &c.SyncOverlap, 0, 24*time.Hour)
 	baseURL("PAYOUT_URL", &c.PayoutURL)
 	str("ADMIN_TOKEN", &c.AdminToken)
+	switch v := getenv("API_RATE_LIMIT"); v {
+	case "":
+	case "off", "0":
+		c.APIRateLimit = Rate{}
+	default:
+		if r, err := ParseRate(v); err != nil {
+			bad("API_RATE_LIMIT", v, fmt.Errorf("%w, or off", err))
+		} else {
+			c.APIRateLimit = r
+		}
+	}
 	addr("MOCKAPI_ADDR", &c.MockAPIAddr)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

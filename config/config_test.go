@@ -46,6 +46,11 @@ func TestFromEnv(t *testing.T) {
 		require.Equal(t, slog.LevelDebug, c.LogLevel)
 		require.NoError(t, c.RequireUpstream())
 	})
+	t.Run("RateLimitOff", func(t *testing.T) {
+		c, err := config.FromEnv(env(map[string]string{"API_RATE_LIMIT": "off"}))
+		require.NoError(t, err)
+		require.Zero(t, c.APIRateLimit.N)
+	})
 	for name, kv := range map[string]map[string]string{
 		"UPSTREAM_RATE":      {"UPSTREAM_RATE": "5 per minute"},
 		"UPSTREAM_PAGE_SIZE": {"UPSTREAM_PAGE_SIZE": "1001"},
@@ -57,6 +62,7 @@ func TestFromEnv(t *testing.T) {
 		"DATABASE_URL":       {"DATABASE_URL": "mysql://x"},
 		"LOG_LEVEL":          {"LOG_LEVEL": "loud"},
 		"LOG_FORMAT":         {"LOG_FORMAT": "xml"},
+		"API_RATE_LIMIT":     {"API_RATE_LIMIT": "lots"},
 	} {
 		t.Run("Err"+name, func(t *testing.T) {
 			_, err := config.FromEnv(env(kv))

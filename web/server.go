@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/uptrace/bun"
 
+	"scorekeeper"
 	"scorekeeper/db"
 )
 
@@ -63,6 +65,9 @@ type Config struct {
 	SyncWaitTimeout time.Duration
 	// Metrics, when set, is mounted at GET /metrics (Prometheus text).
 	Metrics fiber.Handler
+	// RateLimit is the per-client (per IP) request limit on the public
+	// read routes, per process; zero N turns it off.
+	RateLimit RateLimit
 	// Middleware runs on every request, after request ids, the access log
 	// and panic recovery, and before the routes (e.g. HTTP metrics). Errors
 	// are already rendered when control returns to it, so it sees the
@@ -129,8 +134,9 @@ func New(cfg Config) *fiber.App {
 
 	app.Get("/healthz", healthz)
 	app.Get("/readyz", readyz(cfg.Ready, log))
-	app.Get("/api/users/:userId/summary", getSummary(cfg.DB))
-	app.Get("/api/payouts", listPayouts(cfg.DB))
+	limit := rateLimit(cfg.RateLimit)
+	app.Get("/api/users/:userId/summary", limit, getSummary(cfg.DB))
+	app.Get("/api/payouts", limit, listPayouts(cfg.DB))
 	app.Post("/api/sync", requireAdmin(cfg.AdminToken), startSync(cfg.Syncer, cfg.SyncWaitTimeout))
 	app.Get("/api/sync/status", syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)
@@ -139,4 +145,28 @@ func New(cfg Config) *fiber.App {
 		app.Get("/metrics", cfg.Metrics)
 	}
 	return app
+}
+
+// RateLimit is a request budget per client: N requests per Per.
+type RateLimit struct {
+	N   int
+	Per time.Duration
+}
+
+// rateLimit limits each client IP on a sliding window, answering 429 with
+// Retry-After in the usual error shape. The limit is per process: behind a
+// load balancer each web process allows N per Per.
+func rateLimit(r RateLimit) fiber.Handler {
+	if r.N <= 0 || r.Per <= 0 {
+		return func(c *fiber.Ctx) error { return c.Next() }
+	}
+	return limiter.New(limiter.Config{
+		Max:               r.N,
+		Expiration:        r.Per,
+		LimiterMiddleware: limiter.SlidingWindow{},
+		KeyGenerator:      func(c *fiber.Ctx) string { return c.IP() },
+		LimitReached: func(c *fiber.Ctx) error {
+			return scorekeeper.Errorf(scorekeeper.ERateLimited, "too many requests: at most %d per %s per client", r.N, r.Per)
+		},
+	})
 }

@@ -30,6 +30,10 @@ func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, 
 		}()
 	}
 
+	// A developer's own requests are not throttled unless asked for.
+	if getenv("API_RATE_LIMIT") == "" {
+		cfg.APIRateLimit = config.Rate{}
+	}
 	if cfg.UpstreamURL == "" || cfg.PayoutURL == "" {
 		mcfg, err := mockapi.ConfigFromEnv(getenv)
 		if err != nil {

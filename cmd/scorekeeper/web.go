@@ -41,6 +41,7 @@ func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client
 		DB:         d,
 		Syncer:     &temporalSyncer{client: c, db: d, cfg: cfg},
 		AdminToken: cfg.AdminToken,
+		RateLimit:  web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
 		Logger:     log.With("component", "web"),
 		Ready: []web.ReadyCheck{
 			web.DatabaseCheck(d),
