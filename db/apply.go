@@ -169,6 +169,15 @@ func applyBatch(ctx context.Context, tx bun.Tx, b Batch, now time.Time) (ApplyRe
 		}
 		res.State = &st
 	}
+	if len(deltas) > 0 || b.Cursor != nil {
+		users := make([]string, 0, len(deltas))
+		for u := range deltas {
+			users = append(users, u)
+		}
+		if err := bumpGeneration(ctx, tx, users, now); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 

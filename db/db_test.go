@@ -302,6 +302,7 @@ func TestCounters(t *testing.T) {
 			db.CounterQuarantined:      {"": 1},
 			db.CounterPayouts:          {"requested": 2, "paid": 1, "failed": 1},
 			db.CounterUpstreamRequests: {"200": 2},
+			"generation":               {"": 3}, // one per write that changed a summary
 		}, c)
 
 		n, err := db.OverduePayouts(ctx, d, time.Now().Add(time.Minute))

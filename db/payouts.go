@@ -132,6 +132,9 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 		if err := addCounters(ctx, tx, map[counterKey]int64{{CounterPayouts, string(to)}: 1}); err != nil {
 			return err
 		}
+		if err := bumpGeneration(ctx, tx, []string{row.UserID}, now); err != nil {
+			return err
+		}
 		out = toPayout(row)
 		return nil
 	})

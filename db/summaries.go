@@ -49,3 +49,23 @@ func ListQuarantine(ctx context.Context, db bun.IDB, limit int) ([]scorekeeper.Q
 	}
 	return out, nil
 }
+
+// SummariesAfter lists up to limit summaries of users after the given user
+// id, in id order: a full scan in pages, for warming read caches.
+func SummariesAfter(ctx context.Context, db bun.IDB, after string, limit int) ([]scorekeeper.Summary, error) {
+	var rows []summaryRow
+	err := db.NewSelect().
+		Model(&rows).
+		Where("user_id > ?", after).
+		Order("user_id").
+		Limit(int64(limit)).
+		Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list summaries: %w", err)
+	}
+	out := make([]scorekeeper.Summary, len(rows))
+	for i, r := range rows {
+		out[i] = toSummary(r)
+	}
+	return out, nil
+}

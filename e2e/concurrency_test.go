@@ -13,7 +13,9 @@ import (
 )
 
 // freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t *testing.T) string { return freeAddrTB(t) }
+
+func freeAddrTB(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

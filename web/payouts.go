@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
 	"scorekeeper/db"
@@ -80,7 +79,7 @@ func parsePayoutFilter(c *fiber.Ctx) (db.PayoutFilter, map[string]string, error)
 }
 
 // listPayouts serves GET /api/payouts.
-func listPayouts(d *bun.DB) fiber.Handler {
+func listPayouts(r reader) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		f, q, err := parsePayoutFilter(c)
 		if err != nil {
@@ -88,11 +87,11 @@ func listPayouts(d *bun.DB) fiber.Handler {
 		}
 		ctx, cancel := queryContext(c)
 		defer cancel()
-		asOf, err := dataAsOf(ctx, d)
+		asOf, err := r.AsOf(ctx)
 		if err != nil {
 			return storeError(ctx, err)
 		}
-		rows, total, err := db.ListPayoutTotals(ctx, d, f)
+		rows, total, err := r.PayoutTotals(ctx, f)
 		if err != nil {
 			return storeError(ctx, err)
 		}

@@ -65,6 +65,9 @@ type Config struct {
 	SyncWaitTimeout time.Duration
 	// Metrics, when set, is mounted at GET /metrics (Prometheus text).
 	Metrics fiber.Handler
+	// Cache, when set, serves summaries and listings from memory (see
+	// Cache); the caller runs it. Nil reads the database every time.
+	Cache *Cache
 	// RateLimit is the per-client (per IP) request limit on the public
 	// read routes, per process; zero N turns it off.
 	RateLimit RateLimit
@@ -134,9 +137,13 @@ func New(cfg Config) *fiber.App {
 
 	app.Get("/healthz", healthz)
 	app.Get("/readyz", readyz(cfg.Ready, log))
+	var read reader = dbReader{cfg.DB}
+	if cfg.Cache != nil {
+		read = cfg.Cache
+	}
 	limit := rateLimit(cfg.RateLimit)
-	app.Get("/api/users/:userId/summary", limit, getSummary(cfg.DB))
-	app.Get("/api/payouts", limit, listPayouts(cfg.DB))
+	app.Get("/api/users/:userId/summary", limit, getSummary(read))
+	app.Get("/api/payouts", limit, listPayouts(read))
 	app.Post("/api/sync", requireAdmin(cfg.AdminToken), startSync(cfg.Syncer, cfg.SyncWaitTimeout))
 	app.Get("/api/sync/status", syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)

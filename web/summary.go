@@ -5,10 +5,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
 // summaryResponse is the body of GET /api/users/{userId}/summary. The
@@ -37,7 +35,7 @@ func toSummaryResponse(s scorekeeper.Summary) summaryResponse {
 var errBadUserID = errInvalidf("userId must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
 
 // getSummary serves GET /api/users/{userId}/summary.
-func getSummary(d *bun.DB) fiber.Handler {
+func getSummary(r reader) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if _, err := queryParams(c); err != nil {
 			return err
@@ -53,11 +51,11 @@ func getSummary(d *bun.DB) fiber.Handler {
 
 		ctx, cancel := queryContext(c)
 		defer cancel()
-		asOf, err := dataAsOf(ctx, d)
+		asOf, err := r.AsOf(ctx)
 		if err != nil {
 			return storeError(ctx, err)
 		}
-		s, err := db.GetSummary(ctx, d, userID)
+		s, err := r.Summary(ctx, userID)
 		if err != nil {
 			return storeError(ctx, err)
 		}

@@ -35,11 +35,14 @@ func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // in-flight requests before returning.
 func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
 	m := metrics.New(d, log.With("component", "metrics"))
+	cache := web.NewCache(d, log.With("component", "cache"))
+	go cache.Run(ctx)
 	app := web.New(web.Config{
 		Metrics:    m.Handler(),
 		Middleware: []fiber.Handler{m.Middleware()},
 		DB:         d,
 		Syncer:     &temporalSyncer{client: c, db: d, cfg: cfg},
+		Cache:      cache,
 		AdminToken: cfg.AdminToken,
 		RateLimit:  web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
 		Logger:     log.With("component", "web"),
