@@ -107,7 +107,7 @@ func ReadChanges(ctx context.Context, d *bun.DB, after int64) (Changes, error) {
 		var counters []counterRow
 		if err := tx.NewSelect().
 			Model(&counters).
-			Where("name IN (?)", bun.In([]string{counterGeneration, counterChangesPruned})).
+			Where("name IN (?)", bun.List([]string{counterGeneration, counterChangesPruned})).
 			Scan(ctx); err != nil {
 			return fmt.Errorf("read generation: %w", err)
 		}

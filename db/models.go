@@ -78,16 +78,6 @@ func toTxRow(t scorekeeper.Transaction, now time.Time) txRow {
 	}
 }
 
-func toTransaction(r txRow) scorekeeper.Transaction {
-	return scorekeeper.Transaction{
-		ID:        r.ID,
-		UserID:    r.UserID,
-		CreatedAt: r.CreatedAt.UTC(),
-		Type:      scorekeeper.TxType(r.Type),
-		Amount:    scorekeeper.AmountFromCents(r.AmountCents),
-	}
-}
-
 func toSummary(r summaryRow) scorekeeper.Summary {
 	return scorekeeper.Summary{
 		UserID:       r.UserID,
