@@ -32,9 +32,12 @@ $(TEMPORAL):
 run: build temporal
 	./scripts/run.sh
 
-## test: every test, end-to-end included (real Postgres, real Temporal dev server)
+## test: every test, end-to-end included (real Postgres, real Temporal dev server),
+## then a brief run of each fuzz target beyond its committed seed corpus
 test: temporal
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzSummaryPath$$' -fuzztime 10s -fuzzminimizetime 2s ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzPayoutsQuery$$' -fuzztime 10s -fuzzminimizetime 2s ./web/
 
 ## bench: performance goals, measured
 bench: temporal

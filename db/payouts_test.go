@@ -180,3 +180,33 @@ func TestListPayoutTotals(t *testing.T) {
 		})
 	})
 }
+
+// Ensure sort=userId is byte order on both backends, whatever the
+// database's locale.
+func TestListPayoutTotals_ByteOrder(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		users := []string{"b", "a_1", "Z9", "A_2", "a1", "a-1", "B"}
+		var txs []scorekeeper.Transaction
+		for i, u := range users {
+			txs = append(txs, tx(fmt.Sprintf("o%d", i), u, scorekeeper.TxPayout, "1"))
+		}
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
+		require.NoError(t, err)
+		rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 100})
+		require.NoError(t, err)
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.UserID)
+		}
+		require.Equal(t, []string{"A_2", "B", "Z9", "a-1", "a1", "a_1", "b"}, got)
+		if db.IsPostgres(d) {
+			// This server's default locale may already sort bytewise;
+			// the column itself must say so.
+			var collation string
+			require.NoError(t, d.NewRaw(`SELECT collation_name FROM information_schema.columns
+				WHERE table_name = 'user_summaries' AND column_name = 'user_id'`).Scan(ctx, &collation))
+			require.Equal(t, "C", collation)
+		}
+	})
+}

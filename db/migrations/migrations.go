@@ -17,5 +17,8 @@ func New() (*migrate.Migrations, error) {
 	if err := m.Discover(sqlFiles); err != nil {
 		return nil, err
 	}
+	if err := registerCollation(m); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
