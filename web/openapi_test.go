@@ -340,6 +340,9 @@ func TestOpenAPI_Contract(t *testing.T) {
 	MustSeed(t, early)
 	unsynced, _, _ := MustNewApp(t, web.Config{DB: early})
 
+	// limited allows each client one read a minute.
+	limited, _, _ := MustNewApp(t, web.Config{DB: d, RateLimit: web.RateLimit{N: 1, Per: time.Minute}})
+
 	auth := []string{"Authorization", "Bearer " + adminToken}
 	var ran []string
 
@@ -362,6 +365,8 @@ func TestOpenAPI_Contract(t *testing.T) {
 		k.check(t, exchange{app: ok, method: http.MethodDelete, target: target, opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
 		k.check(t, exchange{app: broken, method: http.MethodGet, target: target, status: http.StatusInternalServerError})
 		k.check(t, exchange{app: down, method: http.MethodGet, target: target, status: http.StatusServiceUnavailable})
+		k.check(t, exchange{app: limited, method: http.MethodGet, target: target, status: http.StatusOK})
+		k.check(t, exchange{app: limited, method: http.MethodGet, target: target, status: http.StatusTooManyRequests})
 	})
 
 	t.Run("listPayouts", func(t *testing.T) {
@@ -397,6 +402,8 @@ func TestOpenAPI_Contract(t *testing.T) {
 		k.check(t, exchange{app: ok, method: http.MethodPost, target: "/api/payouts", opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
 		k.check(t, exchange{app: broken, method: http.MethodGet, target: "/api/payouts", status: http.StatusInternalServerError})
 		k.check(t, exchange{app: down, method: http.MethodGet, target: "/api/payouts", status: http.StatusServiceUnavailable})
+		// The summary check above used this client's one request.
+		k.check(t, exchange{app: limited, method: http.MethodGet, target: "/api/payouts", status: http.StatusTooManyRequests})
 	})
 
 	t.Run("startSync", func(t *testing.T) {
