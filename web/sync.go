@@ -90,6 +90,9 @@ type SyncStatus struct {
 	// has re-read upstream after late items could have appeared; nil
 	// before the first re-scan.
 	LateCoveredThrough *time.Time
+	// PayoutsOverdue counts payouts requested longer ago than the alert
+	// threshold and still neither paid nor failed.
+	PayoutsOverdue int
 }
 
 // syncRunResponse is the 202 body of POST /api/sync.
@@ -140,6 +143,7 @@ type syncStatusResponse struct {
 	BudgetWindow       string               `json:"budgetWindow"`
 	Quarantined        int                  `json:"quarantined"`
 	LateCoveredThrough *time.Time           `json:"lateCoveredThrough"`
+	PayoutsOverdue     int                  `json:"payoutsOverdue"`
 }
 
 func toSyncResultResponse(r SyncRun, s SyncStats) syncResultResponse {
@@ -164,6 +168,7 @@ func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
 		BudgetWindow:       s.BudgetWindow,
 		Quarantined:        s.Quarantined,
 		LateCoveredThrough: utcPtr(s.LateCoveredThrough),
+		PayoutsOverdue:     s.PayoutsOverdue,
 	}
 	if r := s.LastRun; r != nil {
 		out.LastRun = &syncRunInfoResponse{

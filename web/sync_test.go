@@ -198,7 +198,7 @@ func TestSyncStatus(t *testing.T) {
 			},
 			SyncedThrough: started, LagSeconds: 12.5,
 			BudgetUsed: 3, BudgetLimit: 5, BudgetWindow: "1m",
-			Quarantined: 4, LateCoveredThrough: &late,
+			Quarantined: 4, LateCoveredThrough: &late, PayoutsOverdue: 2,
 		}
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -209,7 +209,7 @@ func TestSyncStatus(t *testing.T) {
 					"syncedThrough": "2023-03-16T11:34:00Z"}},
 			"syncedThrough": "2023-03-16T12:34:00Z", "lagSeconds": 12.5,
 			"budgetUsed": 3, "budgetLimit": 5, "budgetWindow": "1m",
-			"quarantined": 4, "lateCoveredThrough": "2023-03-16T12:32:00Z"}`, body)
+			"quarantined": 4, "lateCoveredThrough": "2023-03-16T12:32:00Z", "payoutsOverdue": 2}`, body)
 		require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 	})
 
@@ -218,7 +218,7 @@ func TestSyncStatus(t *testing.T) {
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.JSONEq(t, `{"lastRun": null, "syncedThrough": null, "lagSeconds": 0, "budgetUsed": 0, "budgetLimit": 5,
-			"budgetWindow": "1m", "quarantined": 0, "lateCoveredThrough": null}`, body)
+			"budgetWindow": "1m", "quarantined": 0, "lateCoveredThrough": null, "payoutsOverdue": 0}`, body)
 	})
 
 	t.Run("OKSyncedThroughFromDatabase", func(t *testing.T) {

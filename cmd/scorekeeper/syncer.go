@@ -17,6 +17,7 @@ import (
 	"scorekeeper/activities"
 	"scorekeeper/config"
 	"scorekeeper/db"
+	"scorekeeper/metrics"
 	"scorekeeper/web"
 	"scorekeeper/workflows"
 )
@@ -96,6 +97,9 @@ func (s *temporalSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
 	}
 	out.BudgetLimit, out.BudgetWindow = b.N, b.Per.String()
 	if out.Quarantined, err = db.QuarantineCount(ctx, s.db); err != nil {
+		return out, err
+	}
+	if out.PayoutsOverdue, err = db.OverduePayouts(ctx, s.db, now.Add(-metrics.OverdueAfter)); err != nil {
 		return out, err
 	}
 	out.LastRun, err = s.lastRun(ctx)
