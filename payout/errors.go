@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"scorekeeper/internal/httpx"
 )
 
 // CodeUnprocessable is the RejectedError code used when the provider's 422
@@ -130,38 +129,8 @@ func transientStatus(code int) bool {
 // the upstream API, the provider's limits are not known here, so the
 // caller's backoff decides.
 func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		if secs > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0
-	}
-	return min(max(d, 0), MaxRetryAfter)
+	d, _ := httpx.ParseRetryAfter(h, now, MaxRetryAfter)
+	return d
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for i := 0; i < utf8.UTFMax && len(s) > 0; i++ {
-		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
-			break
-		}
-		s = s[:len(s)-1]
-	}
-	return s
-}
+func truncateUTF8(s string, n int) string { return httpx.TruncateUTF8(s, n) }

@@ -3,10 +3,9 @@ package upstream
 import (
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"scorekeeper/internal/httpx"
 )
 
 // Retry-After bounds. Upstream allows 5 requests a minute, so 12 s is the
@@ -74,38 +73,11 @@ func (e *MalformedResponseError) Error() string {
 // parseRetryAfter reads a Retry-After header, which is either delay-seconds
 // or an HTTP date (RFC 9110 §10.2.3), relative to now.
 func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
+	d, ok := httpx.ParseRetryAfter(h, now, MaxRetryAfter)
+	if !ok {
 		return DefaultRetryAfter
 	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return DefaultRetryAfter
-		}
-		if secs > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = t.Sub(now)
-	} else {
-		return DefaultRetryAfter
-	}
-	return min(max(d, minRetryAfter), MaxRetryAfter)
+	return max(d, minRetryAfter)
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for i := 0; i < utf8.UTFMax && len(s) > 0; i++ {
-		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
-			break
-		}
-		s = s[:len(s)-1]
-	}
-	return s
-}
+func truncateUTF8(s string, n int) string { return httpx.TruncateUTF8(s, n) }
