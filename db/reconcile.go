@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/uptrace/bun"
@@ -82,8 +83,28 @@ func RecomputeSummaries(ctx context.Context, db bun.IDB) (map[string]scorekeeper
 }
 
 // Reconcile compares every stored summary with RecomputeSummaries and
-// returns the users that differ (none, when the invariants hold).
+// returns the users that differ (none, when the invariants hold). It reads
+// one snapshot (on Postgres a repeatable-read transaction), so it can run
+// while syncs and payouts keep writing.
 func Reconcile(ctx context.Context, db bun.IDB) ([]Mismatch, error) {
+	d, ok := db.(*bun.DB)
+	if !ok {
+		return reconcile(ctx, db)
+	}
+	var opts *sql.TxOptions
+	if IsPostgres(d) {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	var out []Mismatch
+	err := d.RunInTx(ctx, opts, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		out, err = reconcile(ctx, tx)
+		return err
+	})
+	return out, err
+}
+
+func reconcile(ctx context.Context, db bun.IDB) ([]Mismatch, error) {
 	computed, err := RecomputeSummaries(ctx, db)
 	if err != nil {
 		return nil, err

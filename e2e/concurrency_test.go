@@ -91,12 +91,18 @@ func TestSync_TwoWorkersAndManualSyncs(t *testing.T) {
 
 	w.requireExact(t, 5*time.Minute)
 
-	resp, body := post("?wait=true", "s3cret")
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)
-	for _, k := range []string{"workflowId", "runId", "fetched", "inserted", "duplicates", "quarantined", "pages", "syncedThrough"} {
-		require.Contains(t, body, k)
+	// The first wait may join a manual sync still running from the
+	// bursts; once it returns, a new one finds everything stored.
+	for i := range 2 {
+		resp, body := post("?wait=true", "s3cret")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)
+		for _, k := range []string{"workflowId", "runId", "fetched", "inserted", "duplicates", "quarantined", "pages", "syncedThrough"} {
+			require.Contains(t, body, k)
+		}
+		if i == 1 {
+			require.EqualValues(t, 0, body["inserted"], "everything was already stored")
+		}
 	}
-	require.EqualValues(t, 0, body["inserted"], "everything was already stored")
 
 	st, err := http.Get(base + "/api/sync/status")
 	require.NoError(t, err)
