@@ -58,16 +58,11 @@ func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, 
 		spawn("mockapi", func() error { return serveHTTP(ctx, ln, mock) })
 	}
 
-	d, err := openDB(ctx, cfg, log)
+	d, c, closeAll, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	c, err := dialTemporal(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeAll()
 
 	spawn("worker", func() error { return serveWorker(ctx, cfg, d, c, log) })
 	spawn("web", func() error { return serveWeb(ctx, cfg, d, c, log) })

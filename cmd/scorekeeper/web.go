@@ -18,16 +18,11 @@ import (
 )
 
 func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	d, err := openDB(ctx, cfg, log)
+	d, c, closeAll, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	c, err := dialTemporal(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeAll()
 	return serveWeb(ctx, cfg, d, c, log)
 }
 

@@ -22,16 +22,11 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := cfg.RequireUpstream(); err != nil {
 		return err
 	}
-	d, err := openDB(ctx, cfg, log)
+	d, c, closeAll, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	c, err := dialTemporal(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeAll()
 	return serveWorker(ctx, cfg, d, c, log)
 }
 
@@ -88,6 +83,21 @@ func newActivities(cfg config.Config, d *bun.DB, c client.Client) (*activities.A
 func upstreamBudget(r config.Rate) db.Budget {
 	margin := min(max(r.Per/20, 250*time.Millisecond), 1500*time.Millisecond)
 	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: margin}
+}
+
+// connect opens the database (migrated) and the Temporal client every
+// long-running command needs; closeAll closes both, client first.
+func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*bun.DB, client.Client, func(), error) {
+	d, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		d.Close()
+		return nil, nil, nil, err
+	}
+	return d, c, func() { c.Close(); d.Close() }, nil
 }
 
 // dialTemporal connects to the Temporal frontend, failing fast with a clear
