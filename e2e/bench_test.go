@@ -13,11 +13,13 @@ import (
 // minute/scale instead of per minute, and every other period (interval,
 // overlap, volume per period) is scaled by the same factor, so a run takes
 // seconds, not minutes. Lag is reported both in real seconds and in design
-// minutes. The backfill scales by 12; the steady state by 4 only, because
-// scaling also multiplies the CPU work per second (payouts above all) on
-// this 2-core machine, which a real minute would not see.
+// minutes. The backfill scales by 6, so the budget's safety margin (at
+// least 250 ms) is the same share of the period as at 5/1m; the steady
+// state by 4 only, because scaling also multiplies the CPU work per second
+// (payouts above all) on this 2-core machine, which a real minute would
+// not see.
 const (
-	backfillScale = 12
+	backfillScale = 6
 	steadyScale   = 4
 )
 

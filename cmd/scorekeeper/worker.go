@@ -79,9 +79,10 @@ func newActivities(cfg config.Config, d *bun.DB, c client.Client) (*activities.A
 // counted window a little, so the time between a grant and the request
 // reaching upstream (which varies with load: two workers on a busy host
 // were seen 150 ms apart) can never put N+1 requests into one of
-// upstream's windows: 5% of the period, 250 ms to 1.5 s.
+// upstream's windows: 2.5% of the period, at least 250 ms and at most
+// 1.5 s (the default 5/1m gets the full 1.5 s).
 func upstreamBudget(r config.Rate) db.Budget {
-	margin := min(max(r.Per/20, 250*time.Millisecond), 1500*time.Millisecond)
+	margin := min(max(r.Per/40, 250*time.Millisecond), 1500*time.Millisecond)
 	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: margin}
 }
 
