@@ -163,3 +163,17 @@ func (s *Server) handleTruth(w http.ResponseWriter, r *http.Request) {
 		"users":          users,
 	})
 }
+
+// HiddenAt counts the valid items that existed at t (createdAt ≤ t) but
+// were not yet visible then, because they are late. A consumer that read
+// their window at t missed them; only a later re-scan finds them.
+func (s *Server) HiddenAt(t time.Time) int {
+	tMs := t.UnixMilli()
+	n := 0
+	s.each(t, false, func(e *entry) {
+		if e.tx >= 0 && e.visible > tMs {
+			n++
+		}
+	})
+	return n
+}
