@@ -33,11 +33,15 @@ run: build temporal
 	./scripts/run.sh
 
 ## test: every test, end-to-end included (real Postgres, real Temporal dev server),
-## then a brief run of each fuzz target beyond its committed seed corpus
+## then a brief run of each fuzz target beyond its committed seed corpus.
+## The fuzz budget is a count, not a duration: Go 1.26's coordinator can
+## report a spurious "context deadline exceeded" when a -fuzztime duration
+## ends (golang/go#75804, fixed in 1.27); a count has no deadline to race.
+FUZZ_EXECS ?= 20000x
 test: temporal
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzSummaryPath$$' -fuzztime 10s -fuzzminimizetime 2s ./web/
-	$(GO) test -run '^$$' -fuzz '^FuzzPayoutsQuery$$' -fuzztime 10s -fuzzminimizetime 2s ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzSummaryPath$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzPayoutsQuery$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
 
 ## bench: performance goals, measured
 bench: temporal
