@@ -310,3 +310,28 @@ func TestCounters(t *testing.T) {
 		require.Equal(t, 0, n, "both payouts are settled")
 	})
 }
+
+// Ensure ids that need escaping on the way in (Postgres receives pages by
+// COPY) are stored exactly.
+func TestApplyBatch_OddIDs(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		ids := []string{`back\slash`, `tab` + "\t" + `id`, "new\nline", "ünïcode-✓", `quote'"`, `\N`}
+		var txs []scorekeeper.Transaction
+		for _, id := range ids {
+			txs = append(txs, tx(id, "odd", scorekeeper.TxPayout, "0.01"))
+		}
+		res, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
+		require.NoError(t, err)
+		require.Equal(t, len(ids), res.Inserted)
+		for _, id := range ids {
+			p, err := db.GetPayout(ctx, d, id)
+			require.NoError(t, err, "id %q", id)
+			require.Equal(t, id, p.TransactionID)
+		}
+		res, err = db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
+		require.NoError(t, err)
+		require.Equal(t, 0, res.Inserted, "each id is known again")
+		dbtest.RequireReconciled(t, d)
+	})
+}
