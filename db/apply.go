@@ -61,36 +61,24 @@ type ApplyResult struct {
 func ApplyBatch(ctx context.Context, db *bun.DB, b Batch, now time.Time) (ApplyResult, error) {
 	now = now.UTC()
 	var res ApplyResult
-	if !IsPostgres(db) {
-		err := retryTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
-			var err error
-			res, err = applyBatch(ctx, tx, nil, b, now)
-			return err
-		})
-		return res, err
-	}
 	// On Postgres the page travels by COPY, which needs the transaction's
 	// own connection.
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return res, err
-	}
-	defer conn.Close()
-	for attempt := 0; ; attempt++ {
-		err = conn.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			var err error
-			res, err = applyBatch(ctx, tx, &conn, b, now)
-			return err
-		})
-		if !isRetryableTxError(err) || attempt == 4 {
+	var run txRunner = db
+	var conn *bun.Conn
+	if IsPostgres(db) {
+		c, err := db.Conn(ctx)
+		if err != nil {
 			return res, err
 		}
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
+		defer c.Close()
+		run, conn = c, &c
 	}
+	err := retryTx(ctx, run, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		res, err = applyBatch(ctx, tx, conn, b, now)
+		return err
+	})
+	return res, err
 }
 
 func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now time.Time) (ApplyResult, error) {
@@ -303,7 +291,7 @@ func quarantine(ctx context.Context, tx bun.IDB, items []scorekeeper.Quarantined
 // retryTx runs fn in a transaction, retrying a few times on Postgres
 // deadlocks and serialization failures, which are safe to retry because
 // the whole transaction rolled back.
-func retryTx(ctx context.Context, db *bun.DB, fn func(context.Context, bun.Tx) error) error {
+func retryTx(ctx context.Context, db txRunner, fn func(context.Context, bun.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = db.RunInTx(ctx, nil, fn)
@@ -317,6 +305,12 @@ func retryTx(ctx context.Context, db *bun.DB, fn func(context.Context, bun.Tx) e
 		}
 	}
 	return err
+}
+
+// txRunner runs a function in a transaction: a *bun.DB (any pooled
+// connection) or a bun.Conn (one connection).
+type txRunner interface {
+	RunInTx(ctx context.Context, opts *sql.TxOptions, fn func(context.Context, bun.Tx) error) error
 }
 
 func isRetryableTxError(err error) bool {

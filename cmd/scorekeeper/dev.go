@@ -73,11 +73,8 @@ func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, 
 
 // loopbackAddr turns a wildcard listen address into one a client can dial.
 func loopbackAddr(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok || tcp.IP.IsUnspecified() {
-		if ok {
-			return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
-		}
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
 	}
 	return a.String()
 }
