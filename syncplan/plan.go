@@ -1,0 +1,489 @@
+// Package syncplan decides what the sync asks upstream for next, and what
+// an answer means for the sync's progress. It is pure code: no I/O, no
+// clock (the caller passes the database's time), so every rule here is
+// tested by tables in plan_test.go without a database or a server.
+//
+// Three kinds of request share the upstream budget:
+//
+//   - fresh pages move the watermark (syncedThrough) forward;
+//   - re-scans re-read instants read before their late items could all be
+//     visible, once SYNC_OVERLAP has passed behind them;
+//   - probes (limit=1) compare a window's meta.totalItems with what it held
+//     when it was read: equal means nothing appeared late, and the whole
+//     window is covered for the price of one request.
+//
+// Fresh pages come first; re-scans and probes only take budget slots that
+// no fresh page will need within the budget window.
+package syncplan
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Kind names what a request is for.
+type Kind string
+
+// The kinds of request, and Wait for "nothing to fetch yet".
+const (
+	Wait   Kind = "wait"
+	Fresh  Kind = "fresh"
+	Rescan Kind = "rescan"
+	Probe  Kind = "probe"
+)
+
+// Late-coverage strategies (SyncConfig.LateCheck).
+const (
+	// LateAuto probes while probes mostly find nothing new, and re-reads
+	// while they mostly do (a probe that finds something costs a request
+	// on top of the re-read).
+	LateAuto = "auto"
+	// LateProbe always probes first.
+	LateProbe = "probe"
+	// LateRescan always re-reads.
+	LateRescan = "rescan"
+)
+
+// Config is what the planner needs of the configuration.
+type Config struct {
+	// Start is SYNC_START: where the first window begins.
+	Start time.Time
+	// Interval is SYNC_INTERVAL: the longest a fresh read waits for a full
+	// page before it reads a partial one.
+	Interval time.Duration
+	// Overlap is SYNC_OVERLAP: how late an item may become visible.
+	Overlap time.Duration
+	// PageSize is UPSTREAM_PAGE_SIZE.
+	PageSize int
+	// Guard keeps window ends this far behind the database's clock, so a
+	// clock somewhat ahead of upstream's cannot mark instants as read
+	// before their items exist.
+	Guard time.Duration
+	// BudgetN requests are allowed in any BudgetWindow.
+	BudgetN      int
+	BudgetWindow time.Duration
+	// LateCheck is LateAuto, LateProbe or LateRescan ("" means auto).
+	LateCheck string
+}
+
+// GuardFor is the window guard for a schedule interval: a twelfth of it,
+// from one to five seconds (5 s at the default 1m).
+func GuardFor(interval time.Duration) time.Duration {
+	return min(max(interval/12, time.Second), 5*time.Second).Truncate(time.Second)
+}
+
+// Tuning constants, each explained where it is used.
+const (
+	// maxFixedPages bounds a fixed window: at most one budget window of
+	// requests before the watermark moves.
+	maxFixedPages = 5
+	// rebaseAfter pages, a sliding window starts over at its last item's
+	// second, so page numbers (upstream offsets) stay bounded; the items
+	// of that second already read are read again, once per rebase.
+	rebaseAfter = 50
+	// maxReads bounds the probe baselines kept in the cursor.
+	maxReads = 200
+	// fullMargin: a fresh page is read as soon as the window is expected
+	// to hold this share more than the page needs, so it surely fills.
+	fullMargin = 1.02
+	// minOrderEvidence: a page shorter than this proves nothing about
+	// upstream's order (a few items can be sorted by chance).
+	minOrderEvidence = 8
+)
+
+// State is the sync's progress record, stored as JSON beside the
+// watermark and written only together with the data it covers.
+type State struct {
+	// Feed is the open fresh window, nil between windows.
+	Feed *Feed `json:"feed,omitempty"`
+	// Unordered is set once upstream served a full page not sorted by
+	// createdAt: fresh windows are then fixed and sized to whole pages.
+	Unordered bool `json:"unordered,omitempty"`
+	// Rate is upstream's recent volume in items per second.
+	Rate float64 `json:"rate,omitempty"`
+	// LateTo is late coverage: every instant up to it was read (or probed)
+	// at least Overlap after it happened.
+	LateTo time.Time `json:"lateTo,omitzero"`
+	// Late is an open multi-page re-scan window.
+	Late *Window `json:"late,omitempty"`
+	// Reads are probe baselines: windows and their totals when read.
+	Reads []Read `json:"reads,omitempty"`
+	// Suspect, when set, is the end of a window a probe found grown: new
+	// items are somewhere in (LateTo, Suspect].
+	Suspect time.Time `json:"suspect,omitzero"`
+	// ProbeMiss is a moving share of probes that found new items (auto).
+	ProbeMiss float64 `json:"probeMiss,omitempty"`
+	// LateRounds counts late-coverage requests (auto re-tests probes).
+	LateRounds int `json:"lateRounds,omitempty"`
+}
+
+// Feed is an open fresh window.
+type Feed struct {
+	Start time.Time `json:"start"`
+	// End is the fixed window's end, or the end of the sliding window's
+	// last read (zero before it).
+	End time.Time `json:"end,omitzero"`
+	// Fixed windows keep their end; sliding ones (upstream sorted by
+	// createdAt) extend it with every page.
+	Fixed bool `json:"fixed,omitempty"`
+	// Page is the next page to read.
+	Page int `json:"page"`
+	// Total is meta.totalItems of the last read (fixed: the first, the
+	// smallest, which is the baseline every page stored).
+	Total int `json:"total,omitempty"`
+	// ReadAt is when the window's first page was read: every item that
+	// was visible then is stored once the window is read through.
+	ReadAt time.Time `json:"readAt,omitzero"`
+	// Exact stays set while the sliding window's count is a probe
+	// baseline (see advanceSliding).
+	Exact bool `json:"exact,omitempty"`
+	// Count is how many items the sliding window's page Page held when
+	// last read (it is read again until it fills).
+	Count int `json:"count,omitempty"`
+	// Sorted stays set while every page of a fixed window was sorted.
+	Sorted bool `json:"sorted,omitempty"`
+}
+
+// Window is a fixed window being read page by page.
+type Window struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Page  int       `json:"page"`
+}
+
+// Read is a probe baseline: window [Start, End] held Total items at At,
+// and every one of them is stored.
+type Read struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Total int       `json:"total"`
+	At    time.Time `json:"at"`
+}
+
+// Input is everything the planner looks at.
+type Input struct {
+	// Now is the database's clock.
+	Now time.Time
+	// Through is the stored watermark.
+	Through time.Time
+	State   State
+	// Want, when after Through, asks for data through it now (a manual
+	// sync): a partial page is read rather than waiting for a full one.
+	Want time.Time
+	// Grants are the budget's grant stamps within the last BudgetWindow
+	// (in-flight ones stamped ahead, see db.Budget).
+	Grants []time.Time
+}
+
+// Request is one upstream request. For a sliding fresh page, End is set
+// when the request is made (EndAtFetch): the database's clock minus the
+// guard, so the page sees every item that accrued while it waited for the
+// budget.
+type Request struct {
+	Kind       Kind      `json:"kind"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end,omitzero"`
+	EndAtFetch bool      `json:"endAtFetch,omitempty"`
+	Page       int       `json:"page"`
+	Limit      int       `json:"limit"`
+	// Baseline is, for a probe, the total the window held when read.
+	Baseline int `json:"baseline,omitempty"`
+	// Wait is, for Kind Wait, how long until something may be due.
+	Wait time.Duration `json:"wait,omitempty"`
+}
+
+// edge is the latest instant a window may end at now.
+func edge(cfg Config, now time.Time) time.Time {
+	return now.Add(-cfg.Guard).Truncate(time.Second)
+}
+
+// Next decides the next request: a fresh page when one is due, else late
+// coverage when the budget can spare a slot, else how long to wait.
+func Next(cfg Config, in Input) Request {
+	if r, ok := nextFresh(cfg, in); ok {
+		return r
+	}
+	freshIn := freshDueIn(cfg, in)
+	wait := freshIn
+	if r, ok := nextLate(cfg, in); ok {
+		if budgetSpares(cfg, in, freshIn) {
+			return r
+		}
+		// Look again when a grant leaves the window.
+		if d := nextExpiry(cfg, in); d > 0 {
+			wait = min(wait, d)
+		}
+	} else if d := lateDueIn(cfg, in); d > 0 {
+		wait = min(wait, d)
+	}
+	return Request{Kind: Wait, Wait: min(max(wait, 250*time.Millisecond), max(cfg.Interval, time.Second))}
+}
+
+// nextFresh returns the next fresh page if one is due now.
+func nextFresh(cfg Config, in Input) (Request, bool) {
+	f := in.State.Feed
+	if f != nil && f.Fixed {
+		return Request{Kind: Fresh, Start: f.Start, End: f.End, Page: f.Page, Limit: cfg.PageSize}, true
+	}
+	e := edge(cfg, in.Now)
+	start, page := freshFrom(cfg, in)
+	if !e.After(start) || !e.After(in.Through) || !due(cfg, in, start, page, e) {
+		return Request{}, false
+	}
+	if in.State.Unordered && f == nil {
+		return Request{Kind: Fresh, Start: start, End: fixedEnd(cfg, in, start, e), Page: 1, Limit: cfg.PageSize}, true
+	}
+	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize}, true
+}
+
+// freshFrom is where the next fresh read starts, and its page.
+func freshFrom(cfg Config, in Input) (time.Time, int) {
+	if f := in.State.Feed; f != nil {
+		return f.Start, f.Page
+	}
+	if in.Through.Before(cfg.Start) {
+		return cfg.Start, 1
+	}
+	return in.Through, 1
+}
+
+// expected is how many items window [start, at] is expected to hold.
+func expected(in Input, start, at time.Time) float64 {
+	known, since := 0.0, start
+	if f := in.State.Feed; f != nil && !f.Fixed && !f.End.IsZero() && f.Start.Equal(start) {
+		known, since = float64(f.Total), f.End
+	}
+	if at.After(since) {
+		known += in.State.Rate * at.Sub(since).Seconds()
+	}
+	return known
+}
+
+// need is how many items the window must hold for the next page to be
+// full: a sliding window's page p needs p pages' worth from its start.
+func need(cfg Config, in Input, page int) float64 {
+	if in.State.Unordered {
+		return float64(cfg.PageSize) * fill(1)
+	}
+	return float64(page*cfg.PageSize) * fullMargin
+}
+
+// due reports whether a fresh read from start is due with the window
+// ending at e: a full page has accrued, the watermark is an interval old,
+// or a manual sync wants data the watermark does not cover yet.
+func due(cfg Config, in Input, start time.Time, page int, e time.Time) bool {
+	if e.Sub(in.Through) >= max(cfg.Interval, time.Second) {
+		return true
+	}
+	if in.Want.After(in.Through) && !e.Before(in.Want) {
+		return true
+	}
+	return expected(in, start, e) >= need(cfg, in, page)
+}
+
+// freshDueIn is how long until a fresh read is due (0: now).
+func freshDueIn(cfg Config, in Input) time.Duration {
+	if f := in.State.Feed; f != nil && f.Fixed {
+		return 0
+	}
+	e := edge(cfg, in.Now)
+	start, page := freshFrom(cfg, in)
+	d := in.Through.Add(max(cfg.Interval, time.Second)).Sub(e)
+	if in.Want.After(in.Through) {
+		d = min(d, in.Want.Sub(e))
+	}
+	if r := in.State.Rate; r > 0 {
+		missing := need(cfg, in, page) - expected(in, start, e)
+		d = min(d, time.Duration(missing/r*float64(time.Second)))
+	}
+	return max(d, 0)
+}
+
+// fill is the share of k pages a fixed window is sized to: the expected
+// count plus 1.65 standard deviations of a Poisson count fits in k pages,
+// so about one window in twenty spills onto a nearly empty extra page.
+func fill(k int) float64 {
+	n := float64(k) * 1000
+	s := (-1.65 + math.Sqrt(1.65*1.65+4*n)) / 2 // x + 1.65·√x = n
+	return s * s / n
+}
+
+// fixedEnd sizes a fixed window from start: whole pages of the expected
+// volume, at most maxFixedPages, never past e. With no rate known yet it
+// takes everything up to e.
+func fixedEnd(cfg Config, in Input, start, e time.Time) time.Time {
+	r := in.State.Rate
+	if r <= 0 {
+		return e
+	}
+	avail := r * e.Sub(start).Seconds()
+	k := min(max(int(avail/(float64(cfg.PageSize)*fill(1))), 1), maxFixedPages)
+	span := time.Duration(float64(k) * float64(cfg.PageSize) * fill(k) / r * float64(time.Second))
+	end := start.Add(span).Truncate(time.Second)
+	if !end.After(start) {
+		end = start.Add(time.Second)
+	}
+	if end.After(e) {
+		end = e
+	}
+	return end
+}
+
+// nextLate returns the next late-coverage request, if there is work that
+// is eligible now (budget aside).
+func nextLate(cfg Config, in Input) (Request, bool) {
+	st := in.State
+	if cfg.Overlap <= 0 {
+		return Request{}, false
+	}
+	if w := st.Late; w != nil {
+		return Request{Kind: Rescan, Start: w.Start, End: w.End, Page: w.Page, Limit: cfg.PageSize}, true
+	}
+	from := lateFrom(cfg, st)
+	to := lateHorizon(cfg, in)
+	bisect := !st.Suspect.IsZero()
+	if bisect && st.Suspect.Before(to) {
+		to = st.Suspect
+	}
+	// Cover in steps of at least a page of items (or an interval, when
+	// that is shorter), so each request is worth its budget; a suspect
+	// window is covered whatever its size.
+	if !to.After(from) || (!bisect && to.Sub(from) < lateStep(cfg, st)) {
+		return Request{}, false
+	}
+	if probing(cfg, st) {
+		if r, ok := probeTarget(st, from, to, bisect); ok {
+			return Request{Kind: Probe, Start: r.Start, End: r.End, Page: 1, Limit: 1, Baseline: r.Total}, true
+		}
+	}
+	if r := st.Rate; r > 0 {
+		// At most maxFixedPages of expected items per re-scan window.
+		lim := from.Add(time.Duration(float64(maxFixedPages*cfg.PageSize) / r * float64(time.Second))).Truncate(time.Second)
+		if lim.After(from) && lim.Before(to) {
+			to = lim
+		}
+	}
+	return Request{Kind: Rescan, Start: from, End: to, Page: 1, Limit: cfg.PageSize}, true
+}
+
+// lateStep is the least span late coverage moves by in one go.
+func lateStep(cfg Config, st State) time.Duration {
+	step := max(cfg.Interval, time.Second)
+	if st.Rate > 0 {
+		step = min(step, max(time.Duration(float64(cfg.PageSize)/st.Rate*float64(time.Second)), time.Second))
+	}
+	return step
+}
+
+// lateFrom is where late coverage stands.
+func lateFrom(cfg Config, st State) time.Time {
+	if st.LateTo.Before(cfg.Start) {
+		return cfg.Start
+	}
+	return st.LateTo
+}
+
+// lateHorizon is how far late coverage can go now: instants Overlap old,
+// and only those the watermark covers.
+func lateHorizon(cfg Config, in Input) time.Time {
+	h := in.Now.Add(-cfg.Overlap).Truncate(time.Second)
+	if h.After(in.Through) {
+		h = in.Through
+	}
+	return h
+}
+
+// lateDueIn is how long until late coverage has a step of work, when it
+// has none now (0 when that depends on the watermark, not the clock).
+func lateDueIn(cfg Config, in Input) time.Duration {
+	if cfg.Overlap <= 0 {
+		return 0
+	}
+	target := lateFrom(cfg, in.State).Add(lateStep(cfg, in.State))
+	if target.After(in.Through) {
+		return 0
+	}
+	return max(target.Add(cfg.Overlap).Sub(in.Now), 0)
+}
+
+// probing reports whether late coverage should probe first.
+func probing(cfg Config, st State) bool {
+	switch cfg.LateCheck {
+	case LateProbe:
+		return true
+	case LateRescan:
+		return false
+	}
+	// Auto: while most probes find new items, a probe only adds a
+	// request to the re-read; try one again every eighth round.
+	return st.ProbeMiss < 0.5 || st.LateRounds%8 == 0
+}
+
+// probeTarget picks the baseline to probe in (from, to]: the one reaching
+// furthest, or, bisecting a suspect window, the middle one short of it.
+func probeTarget(st State, from, to time.Time, bisect bool) (Read, bool) {
+	var cands []Read
+	for _, r := range st.Reads {
+		if r.Start.After(from) || !r.End.After(from) || r.End.After(to) || (bisect && !r.End.Before(to)) {
+			continue
+		}
+		cands = append(cands, r)
+	}
+	if len(cands) == 0 {
+		return Read{}, false
+	}
+	slices.SortFunc(cands, func(a, b Read) int { return a.End.Compare(b.End) })
+	if bisect {
+		return cands[len(cands)/2], true
+	}
+	return cands[len(cands)-1], true
+}
+
+// budgetSpares reports whether a late-coverage request now leaves every
+// fresh page expected within the budget window its slot on time: fresh
+// pages are expected from freshIn on, one per page span at the current
+// rate (just the one when the rate is unknown).
+func budgetSpares(cfg Config, in Input, freshIn time.Duration) bool {
+	if cfg.BudgetN <= 0 {
+		return true
+	}
+	w := cfg.BudgetWindow
+	grants := append(slices.Clone(in.Grants), in.Now)
+	if countIn(grants, in.Now.Add(-w), in.Now) > cfg.BudgetN {
+		return false
+	}
+	step := w
+	if r := in.State.Rate; r > 0 {
+		step = max(time.Duration(float64(cfg.PageSize)/r*float64(time.Second)), time.Millisecond)
+	}
+	for t := in.Now.Add(freshIn); t.Before(in.Now.Add(w)); t = t.Add(step) {
+		if countIn(grants, t.Add(-w), t) >= cfg.BudgetN {
+			return false
+		}
+		grants = append(grants, t)
+	}
+	return true
+}
+
+// countIn counts the stamps in (from, to].
+func countIn(ts []time.Time, from, to time.Time) int {
+	n := 0
+	for _, t := range ts {
+		if t.After(from) && !t.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// nextExpiry is how long until the oldest grant leaves the window.
+func nextExpiry(cfg Config, in Input) time.Duration {
+	var d time.Duration
+	for _, g := range in.Grants {
+		if w := g.Add(cfg.BudgetWindow).Sub(in.Now); w > 0 && (d == 0 || w < d) {
+			d = w
+		}
+	}
+	return d
+}

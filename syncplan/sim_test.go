@@ -1,0 +1,230 @@
+package syncplan
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// simItem is one upstream item of the simulated feed.
+type simItem struct {
+	id      int
+	created time.Time
+	visible time.Time
+	order   uint64
+}
+
+// sim drives Next and Advance against a simulated upstream in virtual
+// time: the same budget, paging and visibility rules as the real one,
+// so whole runs (hours of feed) take milliseconds and every step can be
+// checked against the ground truth.
+type sim struct {
+	t       *testing.T
+	cfg     Config
+	items   []simItem // sorted by created
+	ordered bool
+	latency time.Duration
+	// skew is how far upstream's clock runs behind the planner's: items
+	// created at c are visible from c+skew on.
+	skew time.Duration
+
+	now     time.Time
+	through time.Time
+	st      State
+	want    time.Time
+	grants  []time.Time
+	stored  map[int]bool
+	checked int       // items[:checked] are behind the watermark, checked
+	pending []simItem // late items behind the watermark, not stored yet
+
+	requests map[Kind]int
+	seen     map[string]int // identical fresh requests answered
+	twice    int
+	maxLag   time.Duration
+	// maxLateLag is the most late coverage fell behind now.
+	maxLateLag time.Duration
+	lags       []time.Duration
+}
+
+// simFeed makes items at rate per second over [from, to), a share late
+// (visible delay after creation).
+func simFeed(rng *rand.Rand, from, to time.Time, rate float64, late float64, delay time.Duration) []simItem {
+	n := int(rate * to.Sub(from).Seconds())
+	items := make([]simItem, n)
+	span := to.Sub(from)
+	for i := range items {
+		c := from.Add(time.Duration(rng.Int64N(int64(span/time.Millisecond))) * time.Millisecond)
+		v := c
+		if rng.Float64() < late {
+			v = c.Add(delay)
+		}
+		items[i] = simItem{created: c, visible: v, order: rng.Uint64()}
+	}
+	return items
+}
+
+func newSim(t *testing.T, cfg Config, items []simItem, ordered bool, start time.Time) *sim {
+	slices.SortFunc(items, func(a, b simItem) int { return a.created.Compare(b.created) })
+	for i := range items {
+		items[i].id = i
+	}
+	return &sim{t: t, cfg: cfg, items: items, ordered: ordered, latency: 30 * time.Millisecond,
+		now: start, through: cfg.Start, stored: map[int]bool{}, requests: map[Kind]int{}, seen: map[string]int{}}
+}
+
+// listing is upstream's answer order for [s, e] at now.
+func (m *sim) listing(s, e time.Time) []simItem {
+	lo, _ := slices.BinarySearchFunc(m.items, s, func(it simItem, t time.Time) int { return it.created.Compare(t) })
+	var out []simItem
+	for _, it := range m.items[lo:] {
+		if it.created.After(e) {
+			break
+		}
+		if !it.visible.After(m.now) {
+			out = append(out, it)
+		}
+	}
+	if !m.ordered {
+		slices.SortFunc(out, func(a, b simItem) int {
+			switch {
+			case a.order < b.order:
+				return -1
+			case a.order > b.order:
+				return 1
+			}
+			return 0
+		})
+	}
+	return out
+}
+
+func (m *sim) inWindow(t time.Time) []time.Time {
+	var out []time.Time
+	for _, g := range m.grants {
+		if g.After(t.Add(-m.cfg.BudgetWindow)) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// step plans and performs one request (or waits); it reports false once
+// the planner waits past until.
+func (m *sim) step(until time.Time) bool {
+	in := Input{Now: m.now, Through: m.through, State: m.st, Want: m.want, Grants: m.inWindow(m.now)}
+	req := Next(m.cfg, in)
+	if req.Kind == Wait {
+		if req.Wait <= 0 {
+			m.t.Fatalf("at %s: wait %s", m.now, req.Wait)
+		}
+		m.now = m.now.Add(req.Wait)
+		m.sample()
+		return m.now.Before(until)
+	}
+	// Fresh pages wait for the budget; late work must fit it now.
+	g := m.inWindow(m.now)
+	if len(g) >= m.cfg.BudgetN {
+		if req.Kind != Fresh {
+			m.t.Fatalf("at %s: %s planned with the budget full", m.now, req.Kind)
+		}
+		m.now = g[len(g)-m.cfg.BudgetN].Add(m.cfg.BudgetWindow).Add(time.Millisecond)
+		m.sample()
+	}
+	m.grants = append(m.grants, m.now)
+	if req.EndAtFetch {
+		req.End = edge(m.cfg, m.now)
+		if req.End.Before(req.Start) {
+			m.t.Fatalf("sliding end %s before start %s", req.End, req.Start)
+		}
+	}
+	list := m.listing(req.Start, req.End)
+	from := (req.Page - 1) * req.Limit
+	page := list[min(from, len(list)):min(from+req.Limit, len(list))]
+	p := Page{Request: req, At: m.now, Total: len(list), TotalPages: (len(list) + req.Limit - 1) / req.Limit, Count: len(page)}
+	for _, it := range page {
+		p.CreatedAt = append(p.CreatedAt, it.created)
+		if req.Kind != Probe {
+			if m.stored[it.id] {
+				p.Repeats++
+			}
+			m.stored[it.id] = true
+		}
+	}
+	m.requests[req.Kind]++
+	if req.Kind == Fresh {
+		key := req.Start.String() + req.End.String() + string(rune(req.Page))
+		if m.seen[key]++; m.seen[key] > 1 {
+			m.twice++
+		}
+	}
+	m.st, m.through = Advance(m.cfg, m.through, m.st, p)
+	m.st = roundTrip(m.t, m.st)
+	m.check()
+	m.now = m.now.Add(m.latency)
+	m.sample()
+	return m.now.Before(until)
+}
+
+func (m *sim) sample() {
+	lag := m.now.Sub(m.through)
+	m.lags = append(m.lags, lag)
+	m.maxLag = max(m.maxLag, lag)
+	m.maxLateLag = max(m.maxLateLag, m.now.Sub(lateFrom(m.cfg, m.st)))
+}
+
+// check asserts the invariants: every item visible on time (within the
+// skew) and created by the watermark is stored; every item created by late
+// coverage and visible within Overlap is stored. Items behind the
+// watermark are checked once; late ones wait in a list until stored.
+func (m *sim) check() {
+	m.t.Helper()
+	for ; m.checked < len(m.items) && !m.items[m.checked].created.After(m.through); m.checked++ {
+		it := m.items[m.checked]
+		switch {
+		case m.stored[it.id]:
+		case !it.visible.After(it.created.Add(m.skew)):
+			m.t.Fatalf("at %s: item created %s (on time) not stored, watermark %s", m.now, it.created, m.through)
+		default:
+			m.pending = append(m.pending, it)
+		}
+	}
+	lateTo := lateFrom(m.cfg, m.st)
+	m.pending = slices.DeleteFunc(m.pending, func(it simItem) bool { return m.stored[it.id] })
+	for _, it := range m.pending {
+		if !it.created.After(lateTo) && !it.visible.After(it.created.Add(m.cfg.Overlap)) && !it.visible.After(m.now) {
+			m.t.Fatalf("at %s: item created %s visible %s not stored, late coverage %s", m.now, it.created, it.visible, lateTo)
+		}
+	}
+}
+
+// run steps until the virtual clock passes until.
+func (m *sim) run(until time.Time) {
+	for m.step(until) {
+	}
+}
+
+// sustained is the share of capacity in items per fresh request.
+func (m *sim) missing() int {
+	n := 0
+	for _, it := range m.items {
+		if !m.stored[it.id] {
+			n++
+		}
+	}
+	return n
+}
+
+// roundTrip stores and reloads the state as the database does.
+func roundTrip(t *testing.T, st State) State {
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out State
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

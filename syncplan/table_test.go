@@ -1,0 +1,152 @@
+package syncplan
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// Ensure Next picks the right request in each situation.
+func TestNext(t *testing.T) {
+	cfg := prodConfig()
+	now := t0.Add(10 * time.Minute)
+	e := now.Add(-cfg.Guard) // the latest a window may end
+	sliding := &Feed{Start: e.Add(-time.Minute), End: e.Add(-10 * time.Second), Page: 2, Total: 1500}
+	reads := []Read{
+		{Start: cfg.Start, End: t0.Add(2 * time.Minute), Total: 100},
+		{Start: cfg.Start, End: t0.Add(4 * time.Minute), Total: 200},
+		{Start: cfg.Start, End: t0.Add(6 * time.Minute), Total: 300},
+	}
+	full := []time.Time{now.Add(-50 * time.Second), now.Add(-40 * time.Second), now.Add(-30 * time.Second), now.Add(-20 * time.Second), now.Add(-10 * time.Second)}
+	for _, tc := range []struct {
+		name  string
+		in    Input
+		check func(t *testing.T, r Request)
+	}{
+		{"FirstWindowSlides", Input{Now: now, Through: cfg.Start}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Fresh && r.EndAtFetch && r.Start.Equal(cfg.Start) && r.Page == 1, "fresh sliding from SYNC_START, got %+v", r)
+		}},
+		{"WaitsForAFullPage", Input{Now: now, Through: e.Add(-15 * time.Second), State: State{Feed: sliding, Rate: 40, LateTo: now.Add(-cfg.Overlap)}}, func(t *testing.T, r Request) {
+			// 1500 + 40/s × 10 s = 1900 < 2040 needed: 3.5 s more.
+			want(t, r.Kind == Wait && r.Wait == 3500*time.Millisecond, "wait 3.5 s, got %+v", r)
+		}},
+		{"FullPageDue", Input{Now: now.Add(4 * time.Second), Through: e.Add(-15 * time.Second), State: State{Feed: sliding, Rate: 40}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Fresh && r.Page == 2 && r.Start.Equal(sliding.Start), "page 2 of the window, got %+v", r)
+		}},
+		{"ManualSyncReadsAPartialPage", Input{Now: now, Through: e.Add(-15 * time.Second), Want: e, State: State{Feed: sliding, Rate: 40}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Fresh && r.Page == 2, "read now for the manual sync, got %+v", r)
+		}},
+		{"ManualSyncWaitsOutTheGuard", Input{Now: now, Through: e.Add(-15 * time.Second), Want: now, State: State{Feed: sliding, Rate: 1, LateTo: now.Add(-cfg.Overlap)}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Wait && r.Wait == cfg.Guard, "wait until now is behind the guard, got %+v", r)
+		}},
+		{"IntervalOldReadsWhatThereIs", Input{Now: now, Through: e.Add(-cfg.Interval), State: State{Rate: 0.1}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Fresh, "an interval old: read, got %+v", r)
+		}},
+		{"UnorderedSizesWholePages", Input{Now: now, Through: e.Add(-2 * time.Minute), State: State{Unordered: true, Rate: 20}}, func(t *testing.T, r Request) {
+			// 2400 items accrued: two pages at ~96.6% fill, 1932 items, 96 s.
+			want(t, r.Kind == Fresh && !r.EndAtFetch && r.End.Sub(r.Start) == 96*time.Second, "a fixed two-page window, got %+v", r)
+		}},
+		{"WindowEndsAGuardBehindTheClock", Input{Now: now, Through: e.Add(-time.Hour), State: State{Unordered: true}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Fresh && r.End.Equal(e), "ends at now − guard, got %+v", r)
+		}},
+		{"LateWorkWaitsForTheBudget", Input{Now: now, Through: e, Grants: full, State: State{LateTo: t0, Rate: 1}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Wait && r.Wait == 10*time.Second+cfg.BudgetWindow-time.Minute, "wait for the oldest grant, got %+v", r)
+		}},
+		{"LateWorkTakesASpareSlot", Input{Now: now, Through: e, State: State{LateTo: t0, Rate: 1}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(now.Add(-cfg.Overlap)), "re-scan up to now − overlap, got %+v", r)
+		}},
+		{"ProbeTheFurthestBaseline", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Probe && r.End.Equal(t0.Add(6*time.Minute)) && r.Baseline == 300 && r.Limit == 1, "probe the furthest, got %+v", r)
+		}},
+		{"BisectAGrownWindow", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads, Suspect: t0.Add(6 * time.Minute)}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Probe && r.End.Equal(t0.Add(4*time.Minute)), "probe the middle, got %+v", r)
+		}},
+		{"RescanWhenProbesMostlyMiss", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads, ProbeMiss: 0.9, LateRounds: 3}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan, "re-read, got %+v", r)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.check(t, Next(cfg, tc.in)) })
+	}
+}
+
+// Ensure Advance reads each kind of answer right.
+func TestAdvance(t *testing.T) {
+	cfg := prodConfig()
+	cfg.PageSize = 10
+	at := t0.Add(10 * time.Minute)
+	sec := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	sorted := func(from, step int) []time.Time {
+		var ts []time.Time
+		for i := range 10 {
+			ts = append(ts, sec(from+i*step).Add(100*time.Millisecond))
+		}
+		return ts
+	}
+	slide := func(page, total int, ts []time.Time) Page {
+		return Page{Request: Request{Kind: Fresh, Start: t0, End: sec(100), EndAtFetch: true, Page: page, Limit: 10},
+			At: at, Total: total, TotalPages: (total + 9) / 10, Count: len(ts), CreatedAt: ts}
+	}
+	t.Run("SortedPageMovesTheWatermarkToItsLastSecond", func(t *testing.T) {
+		st, through := Advance(cfg, t0, State{}, slide(1, 25, sorted(0, 3)))
+		want(t, through.Equal(sec(26)), "through the second before the last item's (27), got %s", through)
+		want(t, st.Feed.Page == 2 && st.Feed.Start.Equal(t0) && !st.Unordered, "next page of the window, got %+v", st.Feed)
+	})
+	t.Run("MoreThanAPageInOneSecond", func(t *testing.T) {
+		st, through := Advance(cfg, t0, State{}, slide(1, 25, sorted(40, 0)))
+		want(t, through.Equal(sec(39)), "only what is before that second, got %s", through)
+		want(t, st.Feed.Page == 2, "and the next page of the same window, got %+v", st.Feed)
+	})
+	t.Run("PagesOutOfOrder", func(t *testing.T) {
+		ts := sorted(0, 3)
+		ts[3], ts[7] = ts[7], ts[3]
+		st, _ := Advance(cfg, t0, State{Feed: &Feed{Start: t0, Page: 2, ReadAt: at}}, slide(2, 25, ts))
+		want(t, st.Unordered && st.Feed == nil, "unsorted: fixed windows from the watermark, got %+v", st)
+		st, through := Advance(cfg, t0, State{}, slide(1, 25, ts))
+		want(t, through.Equal(t0) && st.Feed.Fixed && st.Feed.End.Equal(sec(100)) && st.Feed.Page == 2, "a first page becomes a fixed window, got %+v", st.Feed)
+	})
+	t.Run("StreamStops", func(t *testing.T) {
+		st, through := Advance(cfg, t0, State{}, slide(1, 4, sorted(0, 3)[:4]))
+		want(t, through.Equal(sec(100)), "a partial page reads the window to its end, got %s", through)
+		want(t, st.Feed.Page == 1 && st.Feed.Count == 4 && len(st.Reads) == 1, "read page 1 again as it fills, got %+v", st)
+	})
+	t.Run("WindowCountGrows", func(t *testing.T) {
+		base := State{LateTo: t0, Reads: []Read{{Start: t0, End: sec(60), Total: 30}}}
+		probe := Page{Request: Request{Kind: Probe, Start: t0, End: sec(60), Page: 1, Limit: 1, Baseline: 30}, At: at, Total: 31}
+		st, _ := Advance(cfg, sec(100), base, probe)
+		want(t, st.LateTo.Equal(t0) && st.Suspect.Equal(sec(60)), "grown: suspect, not covered, got %+v", st)
+		probe.Total = 30
+		st, _ = Advance(cfg, sec(100), base, probe)
+		want(t, st.LateTo.Equal(sec(60)) && st.Suspect.IsZero() && len(st.Reads) == 0, "unchanged: covered, got %+v", st)
+	})
+	t.Run("LateItemBehindThePagesReadSpoilsTheBaseline", func(t *testing.T) {
+		st, _ := Advance(cfg, t0, State{}, slide(1, 25, sorted(0, 3)))
+		p := slide(2, 26, sorted(27, 1))
+		p.Repeats = 1 // the last item of page 1, pushed onto page 2
+		st, _ = Advance(cfg, t0, st, p)
+		want(t, len(st.Reads) == 1 && !st.Feed.Exact, "no baseline from page 2, got %+v", st)
+	})
+	t.Run("BacklogAcrossContinueAsNew", func(t *testing.T) {
+		// The state lives in the database, not the workflow: reloaded, it
+		// plans the same next page.
+		st, through := Advance(cfg, t0, State{Unordered: true, Rate: 1}, Page{
+			Request: Request{Kind: Fresh, Start: t0, End: sec(100), Page: 1, Limit: 10}, At: at, Total: 35, TotalPages: 4, Count: 10})
+		b, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again State
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatal(err)
+		}
+		in := Input{Now: at, Through: through, State: again}
+		r := Next(cfg, in)
+		want(t, r.Kind == Fresh && r.Page == 2 && r.End.Equal(sec(100)), "page 2 of the same window, got %+v", r)
+	})
+}
+
+func want(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		t.Errorf(format, args...)
+	}
+}
