@@ -11,6 +11,7 @@ import (
 
 	"scorekeeper/db"
 	"scorekeeper/payout"
+	"scorekeeper/syncplan"
 	"scorekeeper/upstream"
 )
 
@@ -26,7 +27,32 @@ type SyncConfig struct {
 	PageSize int
 	// Budget is the upstream request budget shared by all workers.
 	Budget db.Budget
+	// LateCheck is how late coverage checks windows: syncplan.LateAuto
+	// (the default), LateProbe or LateRescan.
+	LateCheck string
 }
+
+// Plan is the planner's configuration.
+func (c SyncConfig) Plan() syncplan.Config {
+	return syncplan.Config{
+		Start:        c.Start,
+		Interval:     c.Interval,
+		Overlap:      c.Overlap,
+		PageSize:     c.PageSize,
+		Guard:        c.guard(),
+		BudgetN:      c.Budget.N,
+		BudgetWindow: c.Budget.Window(),
+		LateCheck:    c.LateCheck,
+	}
+}
+
+func (c SyncConfig) guard() time.Duration { return syncplan.GuardFor(c.Interval) }
+
+// leaseTTL is how long the fetcher lease outlives its last renewal: longer
+// than a fetcher ever goes without renewing (a wait of at most an
+// interval, a fetch retry backing off up to a minute), so a live fetcher
+// keeps it and a dead one frees it within minutes.
+func (c SyncConfig) leaseTTL() time.Duration { return max(3*c.Interval, 2*time.Minute) }
 
 // Activities holds the dependencies of every activity. The worker registers
 // one value; workflows refer to its methods through a nil pointer.

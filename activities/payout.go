@@ -244,6 +244,11 @@ type RecoverPayoutsInput struct {
 	// Limit is the page size of the scan; zero means
 	// DefaultRecoverPageSize.
 	Limit int `json:"limit,omitempty"`
+	// MaxDuration ends the scan after the page in progress once it has
+	// run this long (zero: no bound); the next scan starts over. During a
+	// provider or Temporal outage a wake-up can take seconds, and the scan
+	// must not run into the next one.
+	MaxDuration time.Duration `json:"maxDuration,omitempty"`
 }
 
 // RecoverPayoutsResult reports the recovery scan.
@@ -251,6 +256,8 @@ type RecoverPayoutsResult struct {
 	// Notified counts users whose payout workflow was started or
 	// signalled.
 	Notified int `json:"notified"`
+	// Cut is set when MaxDuration ended the scan early.
+	Cut bool `json:"cut,omitempty"`
 	// Failed counts users whose notification failed; the next scan tries
 	// them again.
 	Failed int `json:"failed,omitempty"`
@@ -282,7 +289,12 @@ func (a *Activities) RecoverPayouts(ctx context.Context, in RecoverPayoutsInput)
 		_ = activity.GetHeartbeatDetails(ctx, &after)
 	}
 	logger := activity.GetLogger(ctx)
+	started := time.Now()
 	for {
+		if in.MaxDuration > 0 && time.Since(started) > in.MaxDuration {
+			res.Cut = true
+			break
+		}
 		users, err := db.UsersWithStalePayouts(ctx, a.DB, before, after, limit)
 		if err != nil {
 			return res, err

@@ -14,177 +14,133 @@ import (
 
 	"scorekeeper"
 	"scorekeeper/db"
+	"scorekeeper/syncplan"
 	"scorekeeper/upstream"
 )
 
-// Window kinds: a fresh window moves the watermark forward; a re-scan
-// window re-reads the overlap behind it for items that became visible late.
-const (
-	KindFresh  = "fresh"
-	KindRescan = "rescan"
-)
+// FetcherLease names the lease that makes one sync at a time the fetcher:
+// whatever starts syncs (the schedule, POST /api/sync, a signal, several
+// workers), only the holder asks upstream for pages, so no budget slot is
+// spent on a page another sync is already fetching.
+const FetcherLease = "transactions-fetcher"
 
-// PlanInput asks PlanPage for the next page of work.
-type PlanInput struct {
-	// NewWindowAfter is the least age of the watermark for which a new
-	// fresh window is opened. The first plan of a run passes a second, so a
-	// run always catches up; later plans pass the schedule interval, so a
-	// run does not spend budget on slivers the next run fetches whole.
-	NewWindowAfter time.Duration `json:"newWindowAfter"`
-	// AllowRescan lets the plan fall back to the overlap re-scan.
-	AllowRescan bool `json:"allowRescan"`
+// LeaseInput names the sync asking for (or giving up) the fetcher lease:
+// its workflow id, which continue-as-new keeps.
+type LeaseInput struct {
+	Holder string `json:"holder"`
 }
 
-// PageRequest is one upstream request, both window ends inclusive.
-type PageRequest struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-	Page  int       `json:"page"`
-	Limit int       `json:"limit"`
-}
-
-// PlanResult is the next page to fetch, or Done.
-type PlanResult struct {
-	Done bool `json:"done"`
-	// Kind is KindFresh or KindRescan.
-	Kind    string      `json:"kind,omitempty"`
-	Request PageRequest `json:"request"`
-	// Version is the sync state version the plan was read at; ApplyPage
-	// advances the state only if it is still current.
-	Version       int64     `json:"version"`
+// LeaseResult says whether the caller is the fetcher now; if not, who is.
+type LeaseResult struct {
+	Held          bool      `json:"held"`
+	Holder        string    `json:"holder"`
 	SyncedThrough time.Time `json:"syncedThrough"`
-	// Keep is the budget a re-scan must leave free: the requests fresh
-	// data is expected to need within one budget period.
-	Keep int `json:"keep,omitempty"`
-	// NextWindowIn, when Done, is how soon a page of new data is expected
-	// to have accrued (zero when unknown).
-	NextWindowIn time.Duration `json:"nextWindowIn,omitempty"`
-	// PlannedAt is when the fresh window was opened.
-	PlannedAt time.Time `json:"plannedAt,omitzero"`
 }
 
-// cursor is the sync's progress record, stored in sync_state.cursor and
-// written only together with the data it covers.
-type cursor struct {
-	Fresh  *window `json:"fresh,omitempty"`
-	Rescan *window `json:"rescan,omitempty"`
-	// LateTo is how far late items are covered: every instant up to it was
-	// read from upstream at least SYNC_OVERLAP after it, so items that
-	// became visible up to that late are stored. (LateTo, watermark] is
-	// still to be re-scanned once SYNC_OVERLAP has passed behind it.
-	LateTo time.Time `json:"lateTo,omitzero"`
-	// Rate is upstream's volume (items per second) in the last closed
-	// fresh window; PlanPage sizes windows from it to fill whole pages.
-	Rate float64 `json:"rate,omitempty"`
-}
-
-// pageFill is the share of a page a window is sized to fill: a little
-// under one, so a burst rarely spills a handful of items onto an extra,
-// nearly empty page.
-const pageFill = 0.95
-
-type window struct {
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	NextPage int       `json:"nextPage"`
-	// PlannedAt is when a fresh window was opened: its pages were all read
-	// after this, so instants older than PlannedAt − overlap need no
-	// re-scan.
-	PlannedAt time.Time `json:"plannedAt,omitzero"`
-}
-
-func parseCursor(s string) (cursor, error) {
-	var c cursor
-	if s == "" {
-		return c, nil
+// AcquireFetcher takes or renews the fetcher lease for in.Holder.
+func (a *Activities) AcquireFetcher(ctx context.Context, in LeaseInput) (LeaseResult, error) {
+	cur, held, err := db.AcquireLease(ctx, a.DB, FetcherLease, in.Holder, a.Sync.leaseTTL())
+	if err != nil {
+		return LeaseResult{}, err
 	}
-	if err := json.Unmarshal([]byte(s), &c); err != nil {
-		return c, fmt.Errorf("stored sync cursor is corrupt: %w", err)
+	st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, a.now())
+	if err != nil {
+		return LeaseResult{}, err
 	}
-	return c, nil
+	return LeaseResult{Held: held, Holder: cur.Holder, SyncedThrough: st.SyncedThrough}, nil
 }
 
-// PlanPage reads the stored sync state and decides the next page: the open
-// fresh window first, then a new fresh window, then the overlap re-scan.
-// It writes nothing; ApplyPage records progress with the data.
+// ReleaseFetcher gives the lease up when in.Holder has it, so a waiting
+// sync takes over at once rather than when the lease expires.
+func (a *Activities) ReleaseFetcher(ctx context.Context, in LeaseInput) error {
+	return db.ReleaseLease(ctx, a.DB, FetcherLease, in.Holder)
+}
+
+// PlanInput asks PlanPage for the next request.
+type PlanInput struct {
+	// Holder is the fetcher's workflow id; planning renews its lease.
+	Holder string `json:"holder"`
+	// Want, when set, asks for data through it now (a manual sync).
+	Want time.Time `json:"want,omitzero"`
+}
+
+// PlanResult is the next request (or how long to wait), with the state
+// version it was planned at: ApplyPage moves progress only if no one moved
+// it since.
+type PlanResult struct {
+	Request       syncplan.Request `json:"request"`
+	Version       int64            `json:"version"`
+	SyncedThrough time.Time        `json:"syncedThrough"`
+	// LeaseLost is set when another sync holds the fetcher lease (this
+	// one's expired): the caller stops fetching and joins it.
+	LeaseLost bool   `json:"leaseLost,omitempty"`
+	Holder    string `json:"holder,omitempty"`
+}
+
+// PlanPage renews the fetcher lease and asks the planner for the next
+// request, on the database's clock and the budget's grants. It writes
+// nothing else; ApplyPage records progress with the data.
 func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, error) {
-	now := a.now()
-	st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, now)
+	cur, held, err := db.AcquireLease(ctx, a.DB, FetcherLease, in.Holder, a.Sync.leaseTTL())
 	if err != nil {
 		return PlanResult{}, err
 	}
-	cur, err := parseCursor(st.Cursor)
+	if !held {
+		return PlanResult{LeaseLost: true, Holder: cur.Holder}, nil
+	}
+	st, state, err := a.syncState(ctx)
 	if err != nil {
-		return PlanResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "CorruptCursor", err)
+		return PlanResult{}, err
 	}
-	res := PlanResult{Version: st.Version, SyncedThrough: st.SyncedThrough}
-	page := func(kind string, w window) PlanResult {
-		res.Kind = kind
-		res.PlannedAt = w.PlannedAt
-		res.Request = PageRequest{Start: w.Start, End: w.End, Page: w.NextPage, Limit: a.Sync.PageSize}
-		return res
+	now, err := db.Now(ctx, a.DB)
+	if err != nil {
+		return PlanResult{}, err
 	}
-	// Upstream dates have whole seconds; a window never ends in the future.
-	end := now.Truncate(time.Second)
-	age := end.Sub(st.SyncedThrough)
-	// A window of whole pages: a window's last page is usually partial,
-	// and at high volume that waste is what the budget cannot afford.
-	// From the last window's rate, size the window to the whole pages of
-	// data that have accrued, and open one as soon as a page has.
-	var pageSpan time.Duration
-	if cur.Rate > 0 {
-		pageSpan = time.Duration(float64(a.Sync.PageSize) * pageFill / cur.Rate * float64(time.Second))
+	stamps, err := a.Sync.Budget.Stamps(ctx, a.DB, now)
+	if err != nil {
+		return PlanResult{}, err
 	}
-	due := age > 0 && (age >= in.NewWindowAfter || (pageSpan >= time.Second && age >= pageSpan))
-	switch {
-	case cur.Fresh != nil:
-		return page(KindFresh, *cur.Fresh), nil
-	case due:
-		e := end
-		if pageSpan >= time.Second && age >= pageSpan {
-			if pe := st.SyncedThrough.Add(age / pageSpan * pageSpan).Truncate(time.Second); pe.After(st.SyncedThrough) {
-				e = pe
-			}
-		}
-		return page(KindFresh, window{Start: st.SyncedThrough, End: e, NextPage: 1, PlannedAt: now}), nil
-	}
-	if pageSpan >= time.Second {
-		res.NextWindowIn = max(pageSpan-age, time.Second)
-		// Fresh pages expected per budget period, plus one for bursts.
-		res.Keep = int(float64(a.Sync.Budget.Per)/float64(pageSpan)) + 1
-	}
-	switch {
-	case !in.AllowRescan || a.Sync.Overlap <= 0:
-	case cur.Rescan != nil:
-		return page(KindRescan, *cur.Rescan), nil
-	default:
-		// Re-scan what was read before its late items could all be
-		// visible, once SYNC_OVERLAP has passed behind it, in chunks of
-		// at least an interval so each request is worth its budget.
-		from := cur.LateTo
-		if from.IsZero() {
-			from = a.Sync.Start
-		}
-		to := now.Add(-a.Sync.Overlap).Truncate(time.Second)
-		if to.After(st.SyncedThrough) {
-			to = st.SyncedThrough
-		}
-		if to.Sub(from) >= max(a.Sync.Interval, time.Second) {
-			return page(KindRescan, window{Start: from, End: to, NextPage: 1}), nil
-		}
-	}
-	res.Done = true
-	return res, nil
+	req := syncplan.Next(a.Sync.Plan(), syncplan.Input{
+		Now:     now,
+		Through: st.SyncedThrough,
+		State:   state,
+		Want:    in.Want,
+		Grants:  stamps,
+	})
+	return PlanResult{Request: req, Version: st.Version, SyncedThrough: st.SyncedThrough}, nil
 }
 
-// FetchPageInput is one upstream request to make within the budget.
+// syncState reads the stored watermark and the planner's state.
+func (a *Activities) syncState(ctx context.Context) (db.SyncState, syncplan.State, error) {
+	st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, a.now())
+	if err != nil {
+		return st, syncplan.State{}, err
+	}
+	state, err := ParseSyncCursor(st.Cursor)
+	if err != nil {
+		return st, state, temporal.NewNonRetryableApplicationError(err.Error(), "CorruptCursor", err)
+	}
+	return st, state, nil
+}
+
+// ParseSyncCursor reads the planner's state from a stored sync cursor. A
+// cursor of an older release keeps what it shares with this one (late
+// coverage, the volume estimate); its open windows are read again from the
+// watermark, which is always safe.
+func ParseSyncCursor(s string) (syncplan.State, error) {
+	var st syncplan.State
+	if s == "" {
+		return st, nil
+	}
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		return st, fmt.Errorf("stored sync cursor is corrupt: %w", err)
+	}
+	return st, nil
+}
+
+// FetchPageInput is one planned upstream request.
 type FetchPageInput struct {
-	Request PageRequest `json:"request"`
-	// NoWait skips the request instead of waiting when the budget has no
-	// room now: the re-scan only uses budget that fresh data leaves over.
-	NoWait bool `json:"noWait"`
-	// Keep is how many budget slots must stay free after this request.
-	Keep int `json:"keep,omitempty"`
+	Plan PlanResult `json:"plan"`
 }
 
 // Item is a valid upstream transaction in activity payloads.
@@ -205,31 +161,46 @@ type BadItem struct {
 
 // FetchPageResult is one upstream page, validated.
 type FetchPageResult struct {
-	// Skipped is set when NoWait was asked and the budget had no room.
+	// Skipped is set when a re-scan or probe found no budget slot free
+	// (fresh pages wait for one), or a sliding window had nothing to read.
 	Skipped     bool      `json:"skipped,omitempty"`
 	Items       []Item    `json:"items"`
 	Quarantined []BadItem `json:"quarantined,omitempty"`
 	// Duplicates counts ids repeated within the page.
 	Duplicates int `json:"duplicates"`
-	TotalPages int `json:"totalPages"`
-	TotalItems int `json:"totalItems"`
+	// Page is what the planner needs of the answer.
+	Page syncplan.Page `json:"page"`
+	// FetchedTwice is set when upstream answered this very request
+	// before (never planned; seen only when an answer was lost).
+	FetchedTwice bool `json:"fetchedTwice,omitempty"`
 }
 
 // FetchPage makes exactly one upstream request per attempt, after taking a
-// slot of the shared budget (waiting for one, heartbeating, unless NoWait).
-// A 429 is retried after its Retry-After instead of burning attempts on the
-// policy's backoff; a 4xx that retrying cannot fix is non-retryable.
+// slot of the shared budget: a fresh page waits for one (heartbeating),
+// late coverage takes one only if it is free now. A sliding window's end
+// is set after the slot is granted, so the page sees everything that
+// accrued meanwhile. A 429 is retried after its Retry-After; a 4xx that
+// retrying cannot fix is non-retryable.
 func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPageResult, error) {
-	holder := activity.GetInfo(ctx).ActivityID
+	req := in.Plan.Request
+	info := activity.GetInfo(ctx)
+	g := db.Grant{
+		ID:     fmt.Sprintf("%s/%s/%d", info.WorkflowExecution.RunID, info.ActivityID, info.Attempt),
+		Holder: info.WorkflowExecution.ID,
+		Kind:   string(req.Kind),
+		Hold:   a.Upstream.Timeout() + time.Second,
+	}
+	var now time.Time
 	for {
-		ok, wait, err := a.Sync.Budget.TryAcquireKeeping(ctx, a.DB, holder, a.now, in.Keep)
+		granted, at, wait, err := a.Sync.Budget.Acquire(ctx, a.DB, g)
 		if err != nil {
 			return FetchPageResult{}, err
 		}
-		if ok {
+		if granted {
+			now = at
 			break
 		}
-		if in.NoWait {
+		if req.Kind != syncplan.Fresh {
 			return FetchPageResult{Skipped: true}, nil
 		}
 		activity.RecordHeartbeat(ctx, "waiting for upstream budget")
@@ -239,29 +210,54 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 		case <-time.After(min(wait, 5*time.Second)):
 		}
 	}
-	p, err := a.Upstream.FetchPage(ctx, upstream.PageRequest{
-		Start: in.Request.Start,
-		End:   in.Request.End,
-		Page:  in.Request.Page,
-		Limit: in.Request.Limit,
-	})
+	if req.EndAtFetch {
+		req.End = now.Add(-a.Sync.guard()).Truncate(time.Second)
+	}
+	if !req.End.After(req.Start) && !req.End.Equal(req.Start) {
+		// A clock set back: nothing to read yet. The grant stays spent.
+		_, err := a.Sync.Budget.Settle(ctx, a.DB, g.ID, "", false)
+		return FetchPageResult{Skipped: true}, err
+	}
+	p, err := a.Upstream.FetchPage(ctx, upstream.PageRequest{Start: req.Start, End: req.End, Page: req.Page, Limit: req.Limit})
+	twice, serr := a.Sync.Budget.Settle(context.WithoutCancel(ctx), a.DB, g.ID, requestKey(req), err == nil)
 	a.countUpstreamRequest(ctx, err)
 	if err != nil {
 		return FetchPageResult{}, classifyUpstreamError(err)
 	}
+	if serr != nil {
+		return FetchPageResult{}, serr
+	}
+	if twice {
+		activity.GetLogger(ctx).Warn("upstream page fetched twice", "request", requestKey(req))
+	}
 	out := FetchPageResult{
-		Items:      make([]Item, len(p.Items)),
-		Duplicates: p.Duplicates,
-		TotalPages: p.Meta.TotalPages,
-		TotalItems: p.Meta.TotalItems,
+		Items:        make([]Item, len(p.Items)),
+		Duplicates:   p.Duplicates,
+		FetchedTwice: twice,
+		Page: syncplan.Page{
+			Request:    req,
+			At:         now,
+			Total:      p.Meta.TotalItems,
+			TotalPages: p.Meta.TotalPages,
+			Count:      len(p.Items) + len(p.Quarantined) + p.Duplicates,
+			CreatedAt:  make([]time.Time, len(p.Items)),
+		},
 	}
 	for i, t := range p.Items {
 		out.Items[i] = Item{ID: t.ID, UserID: t.UserID, CreatedAt: t.CreatedAt, Type: t.Type, Amount: t.Amount}
+		out.Page.CreatedAt[i] = t.CreatedAt
 	}
 	for _, q := range p.Quarantined {
 		out.Quarantined = append(out.Quarantined, BadItem{ItemID: q.ItemID, Raw: q.Raw, Reason: q.Reason})
 	}
 	return out, nil
+}
+
+// requestKey names an upstream request: the same key twice is the same
+// page asked for twice.
+func requestKey(r syncplan.Request) string {
+	return r.Start.UTC().Format(time.RFC3339) + "/" + r.End.UTC().Format(time.RFC3339) +
+		"/" + strconv.Itoa(r.Page) + "/" + strconv.Itoa(r.Limit)
 }
 
 // countUpstreamRequest feeds scorekeeper_upstream_requests_total{code}.
@@ -327,35 +323,34 @@ type ApplyPageResult struct {
 }
 
 // ApplyPage stores a page exactly once and, in the same database
-// transaction, moves the cursor past it (compare-and-set on the plan's
-// version). A retry after a crash finds the ids stored and the version
-// moved, and changes nothing twice.
+// transaction, moves the progress record past it (compare-and-set on the
+// plan's version). A retry after a crash finds the ids stored and the
+// version moved, and changes nothing twice.
 func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPageResult, error) {
 	now := a.now()
-	st, err := db.GetSyncState(ctx, a.DB, db.TransactionsStream)
+	st, state, err := a.syncState(ctx)
 	if err != nil {
 		return ApplyPageResult{}, err
 	}
-	cur, err := parseCursor(st.Cursor)
-	if err != nil {
-		return ApplyPageResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "CorruptCursor", err)
-	}
-	if cur.LateTo.IsZero() {
-		cur.LateTo = a.Sync.Start
-	}
-	next, through := advance(cur, st.SyncedThrough, in.Plan, in.Page.TotalPages, in.Page.TotalItems, a.Sync.Overlap)
-	cb, err := json.Marshal(next)
-	if err != nil {
-		return ApplyPageResult{}, err
-	}
+	cfg := a.Sync.Plan()
+	var through time.Time
 	batch := db.Batch{
 		Transactions: make([]scorekeeper.Transaction, len(in.Page.Items)),
 		Quarantined:  make([]scorekeeper.Quarantined, len(in.Page.Quarantined)),
-		Cursor: &db.CursorUpdate{
-			Name:          db.TransactionsStream,
-			ExpectVersion: in.Plan.Version,
-			SyncedThrough: through,
-			Cursor:        string(cb),
+		CursorFunc: func(res db.ApplyResult) (db.CursorUpdate, error) {
+			// Items the database already had tell the planner whether a
+			// late item slipped in behind the pages read.
+			page := in.Page.Page
+			page.Repeats = res.Duplicates + len(in.Page.Quarantined) - res.Quarantined
+			next, t := syncplan.Advance(cfg, st.SyncedThrough, state, page)
+			through = t
+			b, err := json.Marshal(next)
+			return db.CursorUpdate{
+				Name:          db.TransactionsStream,
+				ExpectVersion: in.Plan.Version,
+				SyncedThrough: t,
+				Cursor:        string(b),
+			}, err
 		},
 	}
 	for i, it := range in.Page.Items {
@@ -371,10 +366,11 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 		// committed). The data is still valid and idempotent: store it
 		// without touching progress, and let the workflow re-plan.
 		conflict = true
-		batch.Cursor = nil
+		batch.CursorFunc = nil
 		res, err = db.ApplyBatch(ctx, a.DB, batch, now)
-		st, _ := db.GetSyncState(ctx, a.DB, db.TransactionsStream)
-		through = st.SyncedThrough
+		if cur, gerr := db.GetSyncState(ctx, a.DB, db.TransactionsStream); gerr == nil {
+			through = cur.SyncedThrough
+		}
 	}
 	if err != nil {
 		return ApplyPageResult{}, err
@@ -397,40 +393,63 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 	return out, nil
 }
 
-// advance returns the cursor and watermark after the plan's page is stored.
-func advance(cur cursor, through time.Time, plan PlanResult, totalPages, totalItems int, overlap time.Duration) (cursor, time.Time) {
-	w := window{Start: plan.Request.Start, End: plan.Request.End, NextPage: plan.Request.Page + 1, PlannedAt: plan.PlannedAt}
-	closed := plan.Request.Page >= totalPages
-	switch plan.Kind {
-	case KindFresh:
-		cur.Fresh = &w
-		if closed {
-			cur.Fresh = nil
-			// Instants the window read at least overlap after they
-			// happened need no re-scan; they extend late coverage when
-			// nothing before them is still pending.
-			safe := w.PlannedAt.Add(-overlap).Truncate(time.Second)
-			if safe.After(w.End) {
-				safe = w.End
-			}
-			if !cur.LateTo.Before(w.Start) && safe.After(cur.LateTo) {
-				cur.LateTo = safe
-			}
-			through = w.End
-			if span := w.End.Sub(w.Start); span >= time.Second {
-				cur.Rate = float64(totalItems) / span.Seconds()
-			}
+// AwaitSyncInput asks to wait while another sync is the fetcher.
+type AwaitSyncInput struct {
+	// Holder is the fetcher being waited on.
+	Holder string `json:"holder"`
+	// Target, when set, ends the wait once data through it is stored.
+	Target time.Time `json:"target,omitzero"`
+	// MaxWait bounds one call, so the workflow can act on signals and
+	// deadlines in between (zero: a minute).
+	MaxWait time.Duration `json:"maxWait,omitempty"`
+}
+
+// AwaitSyncResult says why the wait ended (neither: MaxWait passed).
+type AwaitSyncResult struct {
+	// Reached: data through Target is stored.
+	Reached bool `json:"reached,omitempty"`
+	// Free: the fetcher lease is free (or held by someone else now).
+	Free          bool      `json:"free,omitempty"`
+	SyncedThrough time.Time `json:"syncedThrough"`
+}
+
+// AwaitSync polls the store while another sync fetches, heartbeating,
+// until data through Target is stored, the fetcher changes or lets go, or
+// MaxWait passes.
+func (a *Activities) AwaitSync(ctx context.Context, in AwaitSyncInput) (AwaitSyncResult, error) {
+	maxWait := in.MaxWait
+	if maxWait <= 0 {
+		maxWait = time.Minute
+	}
+	deadline := time.Now().Add(maxWait)
+	for {
+		st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, a.now())
+		if err != nil {
+			return AwaitSyncResult{}, err
 		}
-	case KindRescan:
-		cur.Rescan = &w
-		if closed {
-			cur.Rescan = nil
-			if w.End.After(cur.LateTo) {
-				cur.LateTo = w.End
-			}
+		res := AwaitSyncResult{SyncedThrough: st.SyncedThrough}
+		if !in.Target.IsZero() && !st.SyncedThrough.Before(in.Target) {
+			res.Reached = true
+			return res, nil
+		}
+		cur, ok, err := db.GetLease(ctx, a.DB, FetcherLease)
+		if err != nil {
+			return res, err
+		}
+		if !ok || cur.Holder != in.Holder {
+			res.Free = true
+			return res, nil
+		}
+		if time.Now().After(deadline) {
+			return res, nil
+		}
+		activity.RecordHeartbeat(ctx, st.SyncedThrough)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return cur, through
 }
 
 // notifyPayouts wakes the payout workflows of users with new requests. It
@@ -461,7 +480,7 @@ func (a *Activities) notifyPayouts(ctx context.Context, users []string) {
 // LateCoverage reads, from a stored sync cursor, the instant through which
 // late items are covered (ok is false before any coverage is known).
 func LateCoverage(storedCursor string) (through time.Time, ok bool) {
-	c, err := parseCursor(storedCursor)
+	c, err := ParseSyncCursor(storedCursor)
 	if err != nil || c.LateTo.IsZero() {
 		return time.Time{}, false
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -16,228 +17,242 @@ import (
 	"scorekeeper/db"
 	"scorekeeper/db/dbtest"
 	"scorekeeper/mockapi"
+	"scorekeeper/syncplan"
 	"scorekeeper/upstream"
 )
 
-var start = time.Date(2023, 2, 1, 0, 0, 0, 0, time.UTC)
+// newMock serves items of the last half hour, no live data, no faults.
+func newMock(t *testing.T, tweak func(*mockapi.Config)) (*mockapi.Server, string) {
+	t.Helper()
+	cfg := mockapi.DefaultConfig()
+	cfg.Users, cfg.Transactions, cfg.History, cfg.LiveRate = 20, 2500, 30*time.Minute, 0
+	cfg.LateRate = 0
+	cfg.RateLimit = 0
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	mock, err := mockapi.New(cfg)
+	require.NoError(t, err)
+	hs := httptest.NewServer(mock)
+	t.Cleanup(hs.Close)
+	return mock, hs.URL
+}
 
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
-func newSyncActivities(t *testing.T, upstreamURL string) (*activities.Activities, *clock, *testsuite.TestActivityEnvironment) {
+// newSyncActivities builds the sync's activities on a fresh Postgres
+// database, against upstreamURL, with a budget of n requests a minute.
+func newSyncActivities(t *testing.T, d *bun.DB, upstreamURL string, n int) (*activities.Activities, *testsuite.TestActivityEnvironment) {
 	t.Helper()
 	if upstreamURL == "" {
 		upstreamURL = "http://127.0.0.1:1"
 	}
 	up, err := upstream.New(upstreamURL, 2*time.Second, nil)
 	require.NoError(t, err)
-	c := &clock{t: start.Add(10*time.Minute + 500*time.Millisecond)}
+	if d == nil {
+		d = dbtest.NewPostgres(t)
+	}
 	acts := &activities.Activities{
-		DB:       dbtest.NewPostgres(t),
+		DB:       d,
 		Upstream: up,
-		Now:      c.now,
 		Sync: activities.SyncConfig{
-			Start:    start,
+			Start:    time.Now().UTC().Add(-time.Hour).Truncate(time.Second),
 			Interval: time.Minute,
 			Overlap:  2 * time.Minute,
 			PageSize: 1000,
-			Budget:   db.Budget{Name: "upstream", N: 2, Per: time.Minute},
+			Budget:   db.Budget{Name: "upstream", N: n, Per: time.Minute, Margin: db.MarginFor(time.Minute)},
 		},
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	return acts, c, env
+	return acts, env
 }
 
-func plan(t *testing.T, env *testsuite.TestActivityEnvironment, acts *activities.Activities, in activities.PlanInput) activities.PlanResult {
+func run[T any](t *testing.T, env *testsuite.TestActivityEnvironment, fn any, in any) T {
 	t.Helper()
-	v, err := env.ExecuteActivity(acts.PlanPage, in)
+	v, err := env.ExecuteActivity(fn, in)
 	require.NoError(t, err)
-	var p activities.PlanResult
-	require.NoError(t, v.Get(&p))
-	return p
+	var out T
+	require.NoError(t, v.Get(&out))
+	return out
 }
 
-func apply(t *testing.T, env *testsuite.TestActivityEnvironment, acts *activities.Activities, p activities.PlanResult, page activities.FetchPageResult) activities.ApplyPageResult {
-	t.Helper()
-	v, err := env.ExecuteActivity(acts.ApplyPage, activities.ApplyPageInput{Plan: p, Page: page})
+// Ensure one fetcher at a time: a second sync cannot plan while the first
+// holds the lease, and takes over once it lets go.
+func TestFetcherLease(t *testing.T) {
+	acts, env := newSyncActivities(t, nil, "", 5)
+	a := run[activities.LeaseResult](t, env, acts.AcquireFetcher, activities.LeaseInput{Holder: "sync-a"})
+	require.True(t, a.Held)
+	b := run[activities.LeaseResult](t, env, acts.AcquireFetcher, activities.LeaseInput{Holder: "sync-b"})
+	require.False(t, b.Held)
+	require.Equal(t, "sync-a", b.Holder)
+	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "sync-b"})
+	require.True(t, p.LeaseLost, "only the holder plans")
+	require.Equal(t, "sync-a", p.Holder)
+
+	w := run[activities.AwaitSyncResult](t, env, acts.AwaitSync, activities.AwaitSyncInput{Holder: "sync-a", MaxWait: 300 * time.Millisecond})
+	require.False(t, w.Free, "sync-a still holds it")
+	_, err := env.ExecuteActivity(acts.ReleaseFetcher, activities.LeaseInput{Holder: "sync-a"})
 	require.NoError(t, err)
-	var r activities.ApplyPageResult
-	require.NoError(t, v.Get(&r))
-	return r
+	w = run[activities.AwaitSyncResult](t, env, acts.AwaitSync, activities.AwaitSyncInput{Holder: "sync-a"})
+	require.True(t, w.Free)
+	b = run[activities.LeaseResult](t, env, acts.AcquireFetcher, activities.LeaseInput{Holder: "sync-b"})
+	require.True(t, b.Held)
 }
 
-func item(id, user string, typ scorekeeper.TxType, cents int64) activities.Item {
-	return activities.Item{ID: id, UserID: user, CreatedAt: start.Add(time.Minute), Type: typ, Amount: scorekeeper.AmountFromCents(cents)}
+// Ensure the fetcher's loop — plan, fetch, apply — stores a backfill
+// exactly, moving the watermark with the data and spending one budget slot
+// per page, every one settled.
+func TestPlanFetchApply_Backfill(t *testing.T) {
+	for _, ordered := range []bool{true, false} {
+		t.Run(map[bool]string{true: "Ordered", false: "Unordered"}[ordered], func(t *testing.T) {
+			mock, url := newMock(t, func(c *mockapi.Config) { c.Ordered = ordered })
+			acts, env := newSyncActivities(t, nil, url, 100)
+			acts.Sync.PageSize = 400 // several pages
+			ctx := context.Background()
+			var through []time.Time
+			// Want the data through the mock's last item, as a manual sync
+			// would: the planner waits out the guard, then reads it.
+			want := mock.Start()
+			for i := 0; ; i++ {
+				require.Less(t, i, 50, "backfill does not end")
+				p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "h", Want: want})
+				require.False(t, p.LeaseLost)
+				if !p.SyncedThrough.Before(want) {
+					break
+				}
+				if p.Request.Kind == syncplan.Wait {
+					require.LessOrEqual(t, p.Request.Wait, syncplan.GuardFor(acts.Sync.Interval)+time.Second)
+					time.Sleep(p.Request.Wait)
+					continue
+				}
+				require.Equal(t, syncplan.Fresh, p.Request.Kind, "nothing is late yet")
+				page := run[activities.FetchPageResult](t, env, acts.FetchPage, activities.FetchPageInput{Plan: p})
+				require.False(t, page.Skipped)
+				require.False(t, page.FetchedTwice)
+				r := run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: p, Page: page})
+				require.False(t, r.Conflict)
+				through = append(through, r.SyncedThrough)
+			}
+			n, err := acts.DB.NewSelect().Table("transactions").Count(ctx)
+			require.NoError(t, err)
+			require.EqualValues(t, mock.ValidCount(), n)
+			q, err := db.QuarantineCount(ctx, acts.DB)
+			require.NoError(t, err)
+			require.Equal(t, mock.MalformedCount(), q)
+			dbtest.RequireReconciled(t, acts.DB)
+			if ordered {
+				// Sorted pages move the watermark page by page.
+				moves := 0
+				for i := 1; i < len(through); i++ {
+					if through[i].After(through[i-1]) {
+						moves++
+					}
+				}
+				require.GreaterOrEqual(t, moves, 5, "watermark %v", through)
+			}
+			spent, err := acts.Sync.Budget.Spent(ctx, acts.DB, time.Now().Add(-time.Hour))
+			require.NoError(t, err)
+			require.Equal(t, len(through), spent["fresh"], "one budget slot per page")
+			require.EqualValues(t, len(through), mock.Stats().Transactions.Received)
+		})
+	}
 }
 
-// Ensure windows: fresh pages first, the watermark moves only when a window
-// closes, then one overlap re-scan per watermark advance.
-func TestPlanAndApply_Windowing(t *testing.T) {
-	acts, clk, env := newSyncActivities(t, "")
-	all := activities.PlanInput{NewWindowAfter: time.Second, AllowRescan: true}
-	end := start.Add(10 * time.Minute) // now, truncated to the second
+// Ensure the budget and the windows run on the database's clock: two
+// workers whose clocks are 5 s apart (and one an hour ahead) share the
+// budget exactly, and no window ends past the database's now less the
+// guard.
+func TestFetchPage_DatabaseClock(t *testing.T) {
+	_, url := newMock(t, nil)
+	d := dbtest.NewPostgres(t)
+	ahead, envA := newSyncActivities(t, d, url, 2)
+	behind, envB := newSyncActivities(t, d, url, 2)
+	ahead.Now = func() time.Time { return time.Now().Add(5 * time.Second) }
+	behind.Now = func() time.Time { return time.Now() }
+	req := syncplan.Request{Kind: syncplan.Rescan, Start: ahead.Sync.Start, End: ahead.Sync.Start.Add(time.Minute), Page: 1, Limit: 10}
 
-	p := plan(t, env, acts, all)
-	require.Equal(t, activities.KindFresh, p.Kind)
-	require.Equal(t, activities.PageRequest{Start: start, End: end, Page: 1, Limit: 1000}, p.Request)
+	p := run[activities.FetchPageResult](t, envA, ahead.FetchPage, activities.FetchPageInput{Plan: activities.PlanResult{Request: req}})
+	require.False(t, p.Skipped)
+	p = run[activities.FetchPageResult](t, envB, behind.FetchPage, activities.FetchPageInput{Plan: activities.PlanResult{Request: req}})
+	require.False(t, p.Skipped)
+	p = run[activities.FetchPageResult](t, envA, ahead.FetchPage, activities.FetchPageInput{Plan: activities.PlanResult{Request: req}})
+	require.True(t, p.Skipped, "two workers, one budget of 2 a minute")
 
-	t.Run("MidWindowKeepsWatermark", func(t *testing.T) {
-		r := apply(t, env, acts, p, activities.FetchPageResult{Items: []activities.Item{item("t1", "u1", scorekeeper.TxEarned, 150)}, TotalPages: 2})
-		require.Equal(t, 1, r.Inserted)
-		require.True(t, r.SyncedThrough.Equal(start), "watermark moves only when the window closes")
-		clk.t = clk.t.Add(30 * time.Second)
-		p = plan(t, env, acts, all)
-		require.Equal(t, activities.PageRequest{Start: start, End: end, Page: 2, Limit: 1000}, p.Request, "same window, next page")
-	})
-	t.Run("WindowCloses", func(t *testing.T) {
-		r := apply(t, env, acts, p, activities.FetchPageResult{Items: []activities.Item{
-			item("t1", "u1", scorekeeper.TxEarned, 150), // seen on page 1 too
-			item("t2", "u1", scorekeeper.TxPayout, 50),
-		}, TotalPages: 2})
-		require.Equal(t, 1, r.Inserted)
-		require.Equal(t, 1, r.Duplicates)
-		require.Equal(t, []string{"u1"}, r.PayoutUsers)
-		require.True(t, r.SyncedThrough.Equal(end))
-	})
-	t.Run("RescanOnceOverlapPassed", func(t *testing.T) {
-		// The window was opened at 10m; what it read before 8m was already
-		// 2m old (no re-scan needed); 8m..10m is re-scanned once 2m have
-		// passed behind it, in chunks of at least an interval.
-		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Minute, AllowRescan: true}).Done,
-			"at 10m30s only 30 s of the pending part has aged past the overlap")
-		clk.t = start.Add(11*time.Minute + 500*time.Millisecond)
-		p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour, AllowRescan: true})
-		require.Equal(t, activities.KindRescan, p.Kind)
-		require.Equal(t, activities.PageRequest{Start: start.Add(8 * time.Minute), End: start.Add(9 * time.Minute), Page: 1, Limit: 1000}, p.Request)
-		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour}).Done, "no re-scan unless allowed")
-
-		late := item("late", "u2", scorekeeper.TxEarned, 99)
-		r := apply(t, env, acts, p, activities.FetchPageResult{Items: []activities.Item{late}, TotalPages: 1})
-		require.Equal(t, 1, r.Inserted, "the re-scan catches the late item")
-		st, err := db.GetSyncState(context.Background(), acts.DB, db.TransactionsStream)
-		require.NoError(t, err)
-		through, ok := activities.LateCoverage(st.Cursor)
-		require.True(t, ok)
-		require.Equal(t, start.Add(9*time.Minute), through)
-		require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour, AllowRescan: true}).Done,
-			"nothing more has aged past the overlap")
-
-		clk.t = start.Add(12*time.Minute + 500*time.Millisecond)
-		p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour, AllowRescan: true})
-		require.Equal(t, activities.PageRequest{Start: start.Add(9 * time.Minute), End: end, Page: 1, Limit: 1000}, p.Request,
-			"the re-scan stops at the watermark")
-		apply(t, env, acts, p, activities.FetchPageResult{TotalPages: 1})
-	})
-	t.Run("NextFreshWindow", func(t *testing.T) {
-		clk.t = clk.t.Add(time.Minute)
-		p = plan(t, env, acts, all)
-		require.Equal(t, activities.KindFresh, p.Kind)
-		require.True(t, p.Request.Start.Equal(end))
-	})
-	t.Run("ConflictStoresDataNotProgress", func(t *testing.T) {
-		stale := p
-		stale.Version--
-		r := apply(t, env, acts, stale, activities.FetchPageResult{Items: []activities.Item{item("t3", "u3", scorekeeper.TxSpent, 1)}, TotalPages: 1})
-		require.True(t, r.Conflict)
-		require.Equal(t, 1, r.Inserted)
-		require.True(t, r.SyncedThrough.Equal(end), "the stale plan did not move the watermark")
-		// Applying the same page with the right version is idempotent.
-		r = apply(t, env, acts, p, activities.FetchPageResult{Items: []activities.Item{item("t3", "u3", scorekeeper.TxSpent, 1)}, TotalPages: 1})
-		require.False(t, r.Conflict)
-		require.Equal(t, 0, r.Inserted)
-		dbtest.RequireReconciled(t, acts.DB)
-	})
+	ahead.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	ahead.Sync.Budget.Name = "other"
+	sliding := syncplan.Request{Kind: syncplan.Fresh, Start: ahead.Sync.Start, EndAtFetch: true, Page: 1, Limit: 1000}
+	before := time.Now()
+	p = run[activities.FetchPageResult](t, envA, ahead.FetchPage, activities.FetchPageInput{Plan: activities.PlanResult{Request: sliding}})
+	require.False(t, p.Skipped)
+	guard := syncplan.GuardFor(ahead.Sync.Interval)
+	require.False(t, p.Page.Request.End.After(time.Now().Add(-guard)), "window end %s past the database's now − %s", p.Page.Request.End, guard)
+	require.False(t, p.Page.Request.End.Before(before.Add(-guard-2*time.Second)))
 }
 
-// Ensure FetchPage makes one request within the budget, and classifies
-// upstream failures for Temporal's retries.
-func TestFetchPage(t *testing.T) {
-	cfg := mockapi.DefaultConfig()
-	cfg.Users, cfg.Transactions, cfg.History, cfg.LiveRate = 10, 30, time.Hour, 0
-	cfg.Start = start.Add(time.Hour)
-	cfg.RateLimit = 0
-	cfg.Now = func() time.Time { return start.Add(2 * time.Hour) }
-	mock, err := mockapi.New(cfg)
-	require.NoError(t, err)
-	hs := httptest.NewServer(mock)
-	defer hs.Close()
-	acts, _, env := newSyncActivities(t, hs.URL)
-	req := activities.PageRequest{Start: start, End: start.Add(2 * time.Hour), Page: 1, Limit: 1000}
-
-	t.Run("OK", func(t *testing.T) {
-		v, err := env.ExecuteActivity(acts.FetchPage, activities.FetchPageInput{Request: req})
-		require.NoError(t, err)
-		var p activities.FetchPageResult
-		require.NoError(t, v.Get(&p))
-		require.Equal(t, 1, p.TotalPages)
-		require.Equal(t, mock.ValidCount(), len(p.Items))
-	})
-	t.Run("NoWaitSkipsWhenBudgetUsed", func(t *testing.T) {
-		// The budget is 2 a minute; the first is used above.
-		_, err := env.ExecuteActivity(acts.FetchPage, activities.FetchPageInput{Request: req, NoWait: true})
-		require.NoError(t, err)
-		v, err := env.ExecuteActivity(acts.FetchPage, activities.FetchPageInput{Request: req, NoWait: true})
-		require.NoError(t, err)
-		var p activities.FetchPageResult
-		require.NoError(t, v.Get(&p))
-		require.True(t, p.Skipped)
-		require.EqualValues(t, 2, mock.Stats().Transactions.Received)
-	})
+// Ensure FetchPage classifies upstream failures for Temporal's retries.
+func TestFetchPage_Errors(t *testing.T) {
+	mock, url := newMock(t, nil)
+	acts, env := newSyncActivities(t, nil, url, 100)
+	req := syncplan.Request{Kind: syncplan.Fresh, Start: acts.Sync.Start, End: time.Now().UTC(), Page: 1, Limit: 1000}
+	in := activities.FetchPageInput{Plan: activities.PlanResult{Request: req}}
 	t.Run("ErrRateLimitedWaitsRetryAfter", func(t *testing.T) {
-		acts.Sync.Budget.Name = "other"
 		require.NoError(t, mock.InjectFault(mockapi.Fault{Status: http.StatusTooManyRequests, Count: 1}))
-		_, err := env.ExecuteActivity(acts.FetchPage, activities.FetchPageInput{Request: req})
+		_, err := env.ExecuteActivity(acts.FetchPage, in)
 		var appErr *temporal.ApplicationError
 		require.ErrorAs(t, err, &appErr)
 		require.Equal(t, activities.ErrTypeUpstreamRateLimited, appErr.Type())
 		require.Positive(t, appErr.NextRetryDelay())
 	})
 	t.Run("ErrServerIsRetryable", func(t *testing.T) {
-		acts.Sync.Budget.Name = "third"
 		require.NoError(t, mock.InjectFault(mockapi.Fault{Status: http.StatusBadGateway, Count: 1}))
-		_, err := env.ExecuteActivity(acts.FetchPage, activities.FetchPageInput{Request: req})
+		_, err := env.ExecuteActivity(acts.FetchPage, in)
 		var appErr *temporal.ApplicationError
 		require.ErrorAs(t, err, &appErr)
 		require.False(t, appErr.NonRetryable())
 	})
 	t.Run("ErrBadRequestIsNotRetryable", func(t *testing.T) {
-		acts.Sync.Budget.Name = "fourth"
-		bad := req
-		bad.Page = 0
-		_, err := env.ExecuteActivity(acts.FetchPage, activities.FetchPageInput{Request: bad})
+		bad := in
+		bad.Plan.Request.Page = 0
+		_, err := env.ExecuteActivity(acts.FetchPage, bad)
 		var appErr *temporal.ApplicationError
 		require.ErrorAs(t, err, &appErr)
 		require.True(t, appErr.NonRetryable())
 		require.Equal(t, activities.ErrTypeUpstreamRejected, appErr.Type())
 	})
+	t.Run("FailedRequestsAreSettled", func(t *testing.T) {
+		// Each failed request still spent its slot, stamped when it ended.
+		stamps, err := acts.Sync.Budget.Stamps(context.Background(), acts.DB, time.Now())
+		require.NoError(t, err)
+		for _, s := range stamps {
+			require.False(t, s.After(time.Now()), "a settled grant is stamped when its answer came")
+		}
+	})
 }
 
-// Ensure fresh windows are sized to whole pages from the last window's
-// volume, and open as soon as a page of data has accrued.
-func TestPlanPage_PageAlignedWindows(t *testing.T) {
-	acts, clk, env := newSyncActivities(t, "")
-	acts.Sync.Overlap = 0
-	first := plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Second})
-	w := start.Add(10 * time.Minute)
-	// 6000 items in 600 s: 10 a second, so a page of 950 is 95 s.
-	apply(t, env, acts, first, activities.FetchPageResult{TotalPages: 6, TotalItems: 6000})
-	first.Request.Page = 6
-	first.Version++
-	r := apply(t, env, acts, first, activities.FetchPageResult{TotalPages: 6, TotalItems: 6000})
-	require.True(t, r.SyncedThrough.Equal(w))
-
-	clk.t = w.Add(50 * time.Second)
-	require.True(t, plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour}).Done, "less than a page accrued")
-
-	clk.t = w.Add(100 * time.Second)
-	p := plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour})
-	require.Equal(t, activities.KindFresh, p.Kind, "a page accrued: open a window before the interval")
-	require.Equal(t, w.Add(95*time.Second), p.Request.End)
-
-	clk.t = w.Add(200 * time.Second)
-	p = plan(t, env, acts, activities.PlanInput{NewWindowAfter: time.Hour})
-	require.Equal(t, w.Add(190*time.Second), p.Request.End, "two whole pages")
+// Ensure a page applied against a stale plan stores its data but not the
+// progress, and applying it again with the right version changes nothing.
+func TestApplyPage_Conflict(t *testing.T) {
+	acts, env := newSyncActivities(t, nil, "", 5)
+	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "h"})
+	require.Equal(t, syncplan.Fresh, p.Request.Kind)
+	at := acts.Sync.Start.Add(time.Minute)
+	page := activities.FetchPageResult{
+		Items: []activities.Item{{ID: "t1", UserID: "u1", CreatedAt: at, Type: scorekeeper.TxEarned, Amount: scorekeeper.AmountFromCents(150)}},
+		Page: syncplan.Page{
+			Request: syncplan.Request{Kind: syncplan.Fresh, Start: acts.Sync.Start, End: at.Add(time.Minute), EndAtFetch: true, Page: 1, Limit: 1000},
+			At:      time.Now(), Total: 1, TotalPages: 1, Count: 1, CreatedAt: []time.Time{at},
+		},
+	}
+	stale := p
+	stale.Version--
+	r := run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: stale, Page: page})
+	require.True(t, r.Conflict)
+	require.Equal(t, 1, r.Inserted)
+	require.True(t, r.SyncedThrough.Equal(acts.Sync.Start), "the stale plan did not move the watermark")
+	r = run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: p, Page: page})
+	require.False(t, r.Conflict)
+	require.Equal(t, 0, r.Inserted)
+	require.Equal(t, 1, r.Duplicates)
+	require.True(t, r.SyncedThrough.Equal(at.Add(time.Minute)))
+	dbtest.RequireReconciled(t, acts.DB)
 }

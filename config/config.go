@@ -59,6 +59,10 @@ type Config struct {
 	SyncStart        time.Time
 	SyncInterval     time.Duration
 	SyncOverlap      time.Duration
+	// SyncLateCheck is how late coverage checks windows read before late
+	// items could all be visible: auto (probe while probes mostly find
+	// nothing new), probe, or rescan. SYNC_LATE_CHECK.
+	SyncLateCheck string
 	// PayoutURL is the payout provider; "" as for UpstreamURL.
 	PayoutURL  string
 	AdminToken string
@@ -84,6 +88,7 @@ func Defaults() Config {
 		SyncStart:         time.Unix(0, 0).UTC(),
 		SyncInterval:      time.Minute,
 		SyncOverlap:       2 * time.Minute,
+		SyncLateCheck:     "auto",
 		APIRateLimit:      Rate{N: 100, Per: time.Second},
 		MockAPIAddr:       ":4000",
 		LogLevel:          slog.LevelInfo,
@@ -177,6 +182,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	dur("SYNC_INTERVAL", &c.SyncInterval, time.Second, 24*time.Hour)
 	dur("SYNC_OVERLAP", &c.SyncOverlap, 0, 24*time.Hour)
+	switch v := getenv("SYNC_LATE_CHECK"); v {
+	case "":
+	case "auto", "probe", "rescan":
+		c.SyncLateCheck = v
+	default:
+		bad("SYNC_LATE_CHECK", v, errors.New("want auto, probe or rescan"))
+	}
 	baseURL("PAYOUT_URL", &c.PayoutURL)
 	str("ADMIN_TOKEN", &c.AdminToken)
 	switch v := getenv("API_RATE_LIMIT"); v {

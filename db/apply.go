@@ -33,6 +33,9 @@ type Batch struct {
 	// Cursor, when set, advances the sync state in the same database
 	// transaction as the data it covers.
 	Cursor *CursorUpdate
+	// CursorFunc, when set, computes the cursor update from what the batch
+	// stored (how many ids were already there), in the same transaction.
+	CursorFunc func(ApplyResult) (CursorUpdate, error)
 }
 
 // ApplyResult reports what ApplyBatch changed.
@@ -188,14 +191,22 @@ func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now tim
 		return res, err
 	}
 
-	if b.Cursor != nil {
-		st, err := advanceCursor(ctx, tx, *b.Cursor, now)
+	cursor := b.Cursor
+	if b.CursorFunc != nil {
+		cu, err := b.CursorFunc(res)
+		if err != nil {
+			return res, err
+		}
+		cursor = &cu
+	}
+	if cursor != nil {
+		st, err := advanceCursor(ctx, tx, *cursor, now)
 		if err != nil {
 			return res, err
 		}
 		res.State = &st
 	}
-	if len(deltas) > 0 || b.Cursor != nil {
+	if len(deltas) > 0 || cursor != nil {
 		users := make([]string, 0, len(deltas))
 		for u := range deltas {
 			users = append(users, u)

@@ -2,8 +2,10 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,56 +16,91 @@ import (
 	"scorekeeper/db/dbtest"
 )
 
-func at(t time.Time) func() time.Time { return func() time.Time { return t } }
+var grantSeq atomic.Int64
+
+func grant(kind string, hold time.Duration) db.Grant {
+	return db.Grant{ID: fmt.Sprintf("g%d", grantSeq.Add(1)), Holder: "test", Kind: kind, Hold: hold}
+}
 
 func TestBudget(t *testing.T) {
 	ctx := context.Background()
 	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
-		b := db.Budget{Name: "upstream", N: 3, Per: 10 * time.Second, Margin: time.Second}
-		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		t.Run("GrantsUpToN", func(t *testing.T) {
-			for i := range 3 {
-				ok, _, err := b.TryAcquire(ctx, d, "t", at(now.Add(time.Duration(i)*time.Second)))
+			b := db.Budget{Name: "n", N: 3, Per: time.Hour}
+			for range 3 {
+				ok, _, _, err := b.Acquire(ctx, d, grant("fresh", 0))
 				require.NoError(t, err)
 				require.True(t, ok)
 			}
-			ok, wait, err := b.TryAcquire(ctx, d, "t", at(now.Add(3*time.Second)))
+			ok, now, wait, err := b.Acquire(ctx, d, grant("fresh", 0))
 			require.NoError(t, err)
 			require.False(t, ok)
-			// The first grant (t=0) leaves the 11 s window at t=11.
-			require.Equal(t, 8*time.Second, wait)
-			used, err := b.Used(ctx, d, now.Add(3*time.Second))
+			require.InDelta(t, time.Hour.Seconds(), wait.Seconds(), 5, "the first grant leaves the window an hour after it was made")
+			used, err := b.Used(ctx, d, now)
 			require.NoError(t, err)
 			require.Equal(t, 3, used)
 		})
-		t.Run("KeepLeavesRoom", func(t *testing.T) {
-			k := db.Budget{Name: "keep", N: 3, Per: 10 * time.Second}
-			ok, _, err := k.TryAcquireKeeping(ctx, d, "t", at(now), 1)
+		t.Run("InFlightCountsUntilSettled", func(t *testing.T) {
+			// A grant is stamped at grant time + Hold until its answer comes:
+			// a request that took long to reach upstream cannot share a
+			// window with the next N.
+			b := db.Budget{Name: "hold", N: 1, Per: 300 * time.Millisecond}
+			g := grant("fresh", time.Hour)
+			ok, _, _, err := b.Acquire(ctx, d, g)
 			require.NoError(t, err)
 			require.True(t, ok)
-			ok, _, err = k.TryAcquireKeeping(ctx, d, "t", at(now), 1)
+			time.Sleep(2 * b.Window())
+			ok, _, wait, err := b.Acquire(ctx, d, grant("fresh", 0))
 			require.NoError(t, err)
-			require.True(t, ok)
-			ok, _, err = k.TryAcquireKeeping(ctx, d, "t", at(now), 1)
+			require.False(t, ok, "unsettled grant still counts")
+			require.Greater(t, wait, 50*time.Minute)
+			twice, err := b.Settle(ctx, d, g.ID, "page-1", true)
 			require.NoError(t, err)
-			require.False(t, ok, "the last slot is kept")
-			ok, _, err = k.TryAcquire(ctx, d, "t", at(now))
+			require.False(t, twice)
+			time.Sleep(2 * b.Window())
+			ok, _, _, err = b.Acquire(ctx, d, grant("fresh", 0))
 			require.NoError(t, err)
-			require.True(t, ok, "and fresh work gets it")
+			require.True(t, ok, "settled at its answer, it left the window")
 		})
-		t.Run("SlidesWithTime", func(t *testing.T) {
-			ok, _, err := b.TryAcquire(ctx, d, "t", at(now.Add(11*time.Second+time.Millisecond)))
+		t.Run("SettleCountsPagesFetchedTwice", func(t *testing.T) {
+			b := db.Budget{Name: "twice", N: 10, Per: time.Minute}
+			var ids []string
+			for range 3 {
+				g := grant("fresh", time.Second)
+				ok, _, _, err := b.Acquire(ctx, d, g)
+				require.NoError(t, err)
+				require.True(t, ok)
+				ids = append(ids, g.ID)
+			}
+			twice, err := b.Settle(ctx, d, ids[0], "p", false)
 			require.NoError(t, err)
-			require.True(t, ok)
-			ok, _, err = b.TryAcquire(ctx, d, "t", at(now.Add(11*time.Second+2*time.Millisecond)))
+			require.False(t, twice, "a failed request brought no page")
+			twice, err = b.Settle(ctx, d, ids[1], "p", true)
 			require.NoError(t, err)
-			require.False(t, ok)
+			require.False(t, twice)
+			twice, err = b.Settle(ctx, d, ids[2], "p", true)
+			require.NoError(t, err)
+			require.True(t, twice)
+			c, err := db.Counters(ctx, d)
+			require.NoError(t, err)
+			require.EqualValues(t, 1, c[db.CounterPagesFetchedTwice][""])
+		})
+		t.Run("SpentByKind", func(t *testing.T) {
+			b := db.Budget{Name: "spent", N: 10, Per: time.Minute}
+			for _, k := range []string{"fresh", "fresh", "probe", "rescan"} {
+				ok, _, _, err := b.Acquire(ctx, d, grant(k, 0))
+				require.NoError(t, err)
+				require.True(t, ok)
+			}
+			spent, err := b.Spent(ctx, d, time.Now().Add(-time.Hour))
+			require.NoError(t, err)
+			require.Equal(t, map[string]int{"fresh": 2, "probe": 1, "rescan": 1}, spent)
 		})
 	})
 }
 
 // Ensure concurrent acquirers across connections never exceed the budget in
-// any window.
+// any window of settled stamps, on the database's clock.
 func TestBudget_Concurrent(t *testing.T) {
 	ctx := context.Background()
 	d := dbtest.NewPostgres(t)
@@ -71,18 +108,21 @@ func TestBudget_Concurrent(t *testing.T) {
 	var mu sync.Mutex
 	var grants []time.Time
 	var wg sync.WaitGroup
+	errs := make(chan error, 8)
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				var stamp time.Time
-				ok, wait, err := b.TryAcquire(ctx, d, "g", func() time.Time { stamp = time.Now(); return stamp })
-				require.NoError(t, err)
+				ok, now, wait, err := b.Acquire(ctx, d, grant("fresh", 0))
+				if err != nil {
+					errs <- err
+					return
+				}
 				if ok {
 					mu.Lock()
-					grants = append(grants, stamp)
+					grants = append(grants, now)
 					mu.Unlock()
 					continue
 				}
@@ -91,6 +131,10 @@ func TestBudget_Concurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 	sort.Slice(grants, func(i, j int) bool { return grants[i].Before(grants[j]) })
 	require.GreaterOrEqual(t, len(grants), 10, "the budget must be used, not only respected")
 	for i := range grants {
@@ -100,4 +144,36 @@ func TestBudget_Concurrent(t *testing.T) {
 		}
 		require.LessOrEqual(t, n, b.N, "window starting at grant %d", i)
 	}
+}
+
+func TestLease(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		_, held, err := db.AcquireLease(ctx, d, "l", "a", time.Hour)
+		require.NoError(t, err)
+		require.True(t, held)
+		cur, held, err := db.AcquireLease(ctx, d, "l", "b", time.Hour)
+		require.NoError(t, err)
+		require.False(t, held, "a holds it")
+		require.Equal(t, "a", cur.Holder)
+		_, held, err = db.AcquireLease(ctx, d, "l", "a", 200*time.Millisecond)
+		require.NoError(t, err)
+		require.True(t, held, "a renews")
+		time.Sleep(300 * time.Millisecond)
+		_, ok, err := db.GetLease(ctx, d, "l")
+		require.NoError(t, err)
+		require.False(t, ok, "expired")
+		_, held, err = db.AcquireLease(ctx, d, "l", "b", time.Hour)
+		require.NoError(t, err)
+		require.True(t, held, "b takes over an expired lease")
+		require.NoError(t, db.ReleaseLease(ctx, d, "l", "a"), "a no longer holds it: a no-op")
+		cur, ok, err = db.GetLease(ctx, d, "l")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, "b", cur.Holder)
+		require.NoError(t, db.ReleaseLease(ctx, d, "l", "b"))
+		_, ok, err = db.GetLease(ctx, d, "l")
+		require.NoError(t, err)
+		require.False(t, ok)
+	})
 }

@@ -23,6 +23,10 @@ const (
 	// CounterUpstreamRequests counts upstream requests by HTTP status code,
 	// or "error" when no response came back.
 	CounterUpstreamRequests = "upstream_requests"
+	// CounterPagesFetchedTwice counts upstream pages answered twice for
+	// the same request (label ""); the planner never asks twice, so it
+	// stays 0 unless an answer was lost after it came.
+	CounterPagesFetchedTwice = "pages_fetched_twice"
 )
 
 type counterRow struct {

@@ -23,6 +23,8 @@ type world struct {
 	mock *mockapi.Server
 	db   *bun.DB
 	env  map[string]string
+	// per is the budget period (budgetPer unless a scenario scales it).
+	per time.Duration
 }
 
 // budget is the fast upstream budget of these tests: 5 requests per 5 s.
@@ -76,6 +78,7 @@ func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Confi
 	return &world{
 		mock: mock,
 		db:   d,
+		per:  cfg.RateWindow,
 		env: map[string]string{
 			"DATABASE_URL":        dsn,
 			"TEMPORAL_ADDRESS":    srv.FrontendHostPort(),
@@ -95,7 +98,7 @@ func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Confi
 
 // requireExact waits until every stored summary equals the mock's ground
 // truth and the store reconciles, then checks quarantine and budget.
-func (w *world) requireExact(t *testing.T, timeout time.Duration) {
+func (w *world) requireExact(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	eventually(t, timeout, "summaries to equal the mock's ground truth", func() (bool, string) {
@@ -121,7 +124,7 @@ func (w *world) requireExact(t *testing.T, timeout time.Duration) {
 	n, err := db.QuarantineCount(ctx, w.db)
 	require.NoError(t, err)
 	require.Equal(t, w.mock.MalformedCount(), n, "every malformed item quarantined once")
-	require.LessOrEqual(t, w.mock.MaxReceivedInWindow(budgetPer), budgetN, "upstream budget exceeded")
+	require.LessOrEqual(t, w.mock.MaxReceivedInWindow(w.per), budgetN, "upstream budget exceeded")
 	require.Zero(t, w.mock.Stats().Transactions.RateLimited, "upstream answered 429: the budget was not respected")
 }
 

@@ -57,6 +57,10 @@ type Config struct {
 	// back that this would exceed MaxLiveBacklog items at once).
 	// MOCK_LIVE_RATE.
 	LiveRate int
+	// LiveFor stops live data after this long from Start, rounded up to
+	// whole minutes (zero: never), so a test can watch a stream stop.
+	// MOCK_LIVE_FOR.
+	LiveFor time.Duration
 	// RateLimit requests per RateWindow are accepted from all clients
 	// together on GET /transactions (a sliding window); beyond that the
 	// answer is 429 with Retry-After. RateLimit <= 0 disables the limit.
@@ -73,6 +77,10 @@ type Config struct {
 	LateRate float64
 	// LateDelay is how long late items stay hidden. MOCK_LATE_DELAY.
 	LateDelay time.Duration
+	// Ordered lists a window's items by createdAt (ties in a seeded
+	// order) instead of a seeded non-chronological order. MOCK_ORDERED
+	// (true or false).
+	Ordered bool
 	// MalformedRate is the fraction of generated valid items that are
 	// accompanied by one malformed item (so malformed items come in addition
 	// to Transactions and LiveRate). MOCK_MALFORMED_RATE.
@@ -160,6 +168,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get("MOCK_DUPLICATE_RATE", func(v string) error { return parseFraction(v, &cfg.DuplicateRate) })
 	get("MOCK_LATE_RATE", func(v string) error { return parseFraction(v, &cfg.LateRate) })
 	get("MOCK_LATE_DELAY", func(v string) error { return parseDuration(v, &cfg.LateDelay) })
+	get("MOCK_LIVE_FOR", func(v string) error { return parseDuration(v, &cfg.LiveFor) })
+	get("MOCK_ORDERED", func(v string) (err error) {
+		cfg.Ordered, err = strconv.ParseBool(v)
+		if err != nil {
+			err = errors.New("want true or false")
+		}
+		return err
+	})
 	get("MOCK_MALFORMED_RATE", func(v string) error { return parseFraction(v, &cfg.MalformedRate) })
 	get("MOCK_MALFORMED_KINDS", func(v string) error {
 		kinds, err := ParseMalformedKinds(v)

@@ -65,6 +65,11 @@ type Server struct {
 
 	payouts payoutLedger
 
+	// answered counts the 200 answers per request (window, page, limit),
+	// so a test can tell whether a client fetched the same page twice.
+	answeredMu sync.Mutex
+	answered   map[listQuery]int
+
 	stats struct {
 		txReceived, txAccepted, txRateLimited, txFailed, txBadRequest, txSlow, txOK        atomic.Int64
 		poReceived, poPaid, poReplayed, poRejected, poConflicts, poTransient, poBadRequest atomic.Int64

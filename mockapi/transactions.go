@@ -28,7 +28,8 @@ const DateLayout = "2006-01-02 15:04:05"
 // createdAt + LateDelay <= now. Items are listed in a stable, seeded, non-
 // chronological order, so pages of the same window agree between calls
 // (until new items become visible, which reshuffles positions as it would
-// upstream).
+// upstream); with Config.Ordered, by createdAt (ties in a seeded order), as
+// upstreams commonly list them.
 func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	s.stats.txReceived.Add(1)
 	ok, retry := s.limiter.allow(s.now())
@@ -80,6 +81,12 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	}
 	body := s.page(q, s.now().UnixMilli())
 	s.stats.txOK.Add(1)
+	s.answeredMu.Lock()
+	if s.answered == nil {
+		s.answered = map[listQuery]int{}
+	}
+	s.answered[q]++
+	s.answeredMu.Unlock()
 	writeRaw(w, http.StatusOK, body)
 }
 
@@ -221,7 +228,9 @@ func (s *Server) listing(es []entry, startMs, endMs, nowMs int64) []int32 {
 			ks = append(ks, keyed{es[i].order, int32(i)})
 		}
 	}
-	slices.SortFunc(ks, func(a, b keyed) int { return cmp.Compare(a.order, b.order) })
+	if !s.cfg.Ordered {
+		slices.SortFunc(ks, func(a, b keyed) int { return cmp.Compare(a.order, b.order) })
+	}
 	idx := make([]int32, len(ks))
 	for n, k := range ks {
 		idx[n] = k.i
@@ -251,7 +260,9 @@ func (s *Server) ensureLive(nowMs int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.liveNext <= through {
-		s.gen.generateLiveMinute(s.startMs, s.liveNext)
+		if s.cfg.LiveFor <= 0 || time.Duration(s.liveNext)*time.Minute < s.cfg.LiveFor {
+			s.gen.generateLiveMinute(s.startMs, s.liveNext)
+		}
 		s.liveNext++
 	}
 }
@@ -342,6 +353,19 @@ func (s *Server) MaxReceivedInWindow(d time.Duration) int {
 	s.limiter.mu.Lock()
 	defer s.limiter.mu.Unlock()
 	return maxInWindow(s.limiter.received, d)
+}
+
+// PagesAnsweredTwice counts the GET /transactions requests answered with
+// 200 for a request (window, page, limit) answered before: pages a client
+// fetched twice.
+func (s *Server) PagesAnsweredTwice() int {
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	n := 0
+	for _, k := range s.answered {
+		n += k - 1
+	}
+	return n
 }
 
 // RequestTimes returns the times of every GET /transactions request

@@ -123,6 +123,9 @@ func (r PageRequest) query() string {
 		"&limit=" + strconv.Itoa(r.Limit)
 }
 
+// Timeout is the longest one request takes, answered or not.
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
 // FetchPage requests one page of transactions. It returns:
 //   - the page, with malformed items in Page.Quarantined, on 2xx;
 //   - *RateLimitedError on 429;

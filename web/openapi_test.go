@@ -462,7 +462,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 		// syncedThrough filled from the database.
 		empty := newFakeSyncer()
 		fresh, _, _ := MustNewApp(t, web.Config{DB: d, Syncer: empty, Now: func() time.Time { return t0.Add(2 * time.Hour) }})
-		require.JSONEq(t, `{"lastRun":null,"syncedThrough":"2023-02-01T01:00:00Z","lagSeconds":3600,"budgetUsed":0,"budgetLimit":0,"budgetWindow":"","quarantined":0,"lateCoveredThrough":null,"payoutsOverdue":0}`, get(fresh, http.StatusOK))
+		require.JSONEq(t, `{"lastRun":null,"syncedThrough":"2023-02-01T01:00:00Z","lagSeconds":3600,"budgetUsed":0,"budgetLimit":0,"budgetWindow":"","quarantined":0,"lateCoveredThrough":null,"payoutsOverdue":0,"lateLagSeconds":0,"budgetSpentLastHour":{"fresh":0,"rescan":0,"probe":0},"pagesFetchedTwice":0,"fetcher":null}`, get(fresh, http.StatusOK))
 		// A running sync: no closedAt, no stats yet.
 		empty.status = web.SyncStatus{LastRun: &web.SyncRunInfo{WorkflowID: "w", RunID: "r", Status: "running", StartedAt: t0}}
 		get(fresh, http.StatusOK)

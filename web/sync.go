@@ -93,6 +93,24 @@ type SyncStatus struct {
 	// PayoutsOverdue counts payouts requested longer ago than the alert
 	// threshold and still neither paid nor failed.
 	PayoutsOverdue int
+	// LateLagSeconds is how far LateCoveredThrough is behind now.
+	LateLagSeconds float64
+	// BudgetSpent counts the upstream requests of the last hour by what
+	// they were for: fresh pages, re-scans and probes.
+	BudgetSpent BudgetSpent
+	// PagesFetchedTwice counts upstream pages answered twice for the same
+	// request (0 unless an answer was lost after it came).
+	PagesFetchedTwice int
+	// Fetcher is the workflow id of the sync fetching from upstream now;
+	// empty when none is.
+	Fetcher string
+}
+
+// BudgetSpent is upstream requests by kind.
+type BudgetSpent struct {
+	Fresh  int `json:"fresh"`
+	Rescan int `json:"rescan"`
+	Probe  int `json:"probe"`
 }
 
 // syncRunResponse is the 202 body of POST /api/sync.
@@ -143,6 +161,10 @@ type syncStatusResponse struct {
 	BudgetWindow       string               `json:"budgetWindow"`
 	Quarantined        int                  `json:"quarantined"`
 	LateCoveredThrough *time.Time           `json:"lateCoveredThrough"`
+	LateLagSeconds     float64              `json:"lateLagSeconds"`
+	BudgetSpent        BudgetSpent          `json:"budgetSpentLastHour"`
+	PagesFetchedTwice  int                  `json:"pagesFetchedTwice"`
+	Fetcher            *string              `json:"fetcher"`
 	PayoutsOverdue     int                  `json:"payoutsOverdue"`
 }
 
@@ -168,7 +190,14 @@ func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
 		BudgetWindow:       s.BudgetWindow,
 		Quarantined:        s.Quarantined,
 		LateCoveredThrough: utcPtr(s.LateCoveredThrough),
+		LateLagSeconds:     s.LateLagSeconds,
+		BudgetSpent:        s.BudgetSpent,
+		PagesFetchedTwice:  s.PagesFetchedTwice,
 		PayoutsOverdue:     s.PayoutsOverdue,
+	}
+	if s.Fetcher != "" {
+		f := s.Fetcher
+		out.Fetcher = &f
 	}
 	if r := s.LastRun; r != nil {
 		out.LastRun = &syncRunInfoResponse{

@@ -199,6 +199,8 @@ func TestSyncStatus(t *testing.T) {
 			SyncedThrough: started, LagSeconds: 12.5,
 			BudgetUsed: 3, BudgetLimit: 5, BudgetWindow: "1m",
 			Quarantined: 4, LateCoveredThrough: &late, PayoutsOverdue: 2,
+			LateLagSeconds: 210, BudgetSpent: web.BudgetSpent{Fresh: 270, Rescan: 25, Probe: 5},
+			PagesFetchedTwice: 0, Fetcher: "transactions-sync-2023-03-16T12:34:00Z",
 		}
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -209,7 +211,9 @@ func TestSyncStatus(t *testing.T) {
 					"syncedThrough": "2023-03-16T11:34:00Z"}},
 			"syncedThrough": "2023-03-16T12:34:00Z", "lagSeconds": 12.5,
 			"budgetUsed": 3, "budgetLimit": 5, "budgetWindow": "1m",
-			"quarantined": 4, "lateCoveredThrough": "2023-03-16T12:32:00Z", "payoutsOverdue": 2}`, body)
+			"quarantined": 4, "lateCoveredThrough": "2023-03-16T12:32:00Z", "payoutsOverdue": 2,
+			"lateLagSeconds": 210, "budgetSpentLastHour": {"fresh": 270, "rescan": 25, "probe": 5},
+			"pagesFetchedTwice": 0, "fetcher": "transactions-sync-2023-03-16T12:34:00Z"}`, body)
 		require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 	})
 
@@ -218,7 +222,9 @@ func TestSyncStatus(t *testing.T) {
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.JSONEq(t, `{"lastRun": null, "syncedThrough": null, "lagSeconds": 0, "budgetUsed": 0, "budgetLimit": 5,
-			"budgetWindow": "1m", "quarantined": 0, "lateCoveredThrough": null, "payoutsOverdue": 0}`, body)
+			"budgetWindow": "1m", "quarantined": 0, "lateCoveredThrough": null, "payoutsOverdue": 0,
+			"lateLagSeconds": 0, "budgetSpentLastHour": {"fresh": 0, "rescan": 0, "probe": 0},
+			"pagesFetchedTwice": 0, "fetcher": null}`, body)
 	})
 
 	t.Run("OKSyncedThroughFromDatabase", func(t *testing.T) {

@@ -37,6 +37,7 @@ func Start(c client.Client, taskQueue string, acts *activities.Activities) (stop
 		MaxConcurrentWorkflowTaskExecutionSize: 8,
 	})
 	RegisterPayouts(payouts)
+	payouts.RegisterWorkflow(workflows.PayoutRecoveryWorkflow)
 	payouts.RegisterActivity(acts)
 	if err := sync.Start(); err != nil {
 		return nil, fmt.Errorf("start sync worker: %w", err)
@@ -62,24 +63,51 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, inte
 		// from the stored cursor.
 		WorkflowRunTimeout: 24 * time.Hour,
 	}
+	// Buffer one: never two scheduled syncs at once, and a tick that
+	// comes while a run follows the feed starts the next run the moment
+	// it ends, so no tick is lost to a run that ends just after one.
+	return ensureSchedule(ctx, c, workflows.ScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
+		"pulls upstream transactions into scorekeeper")
+}
+
+// EnsureRecoverySchedule creates or updates the payouts-recovery schedule:
+// PayoutRecoveryWorkflow every minute on the payout task queue, off the
+// sync's path.
+func EnsureRecoverySchedule(ctx context.Context, c client.Client, payoutQueue string) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Minute}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:                 workflows.PayoutRecoveryScheduleID,
+		Workflow:           workflows.PayoutRecoveryWorkflow,
+		Args:               []any{workflows.PayoutRecoveryInput{MaxDuration: 45 * time.Second}},
+		TaskQueue:          payoutQueue,
+		WorkflowRunTimeout: 10 * time.Minute,
+	}
+	return ensureSchedule(ctx, c, workflows.PayoutRecoveryScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		"wakes payout workflows whose wake-up was lost")
+}
+
+// ensureSchedule creates a schedule, or updates it to the given spec,
+// action and overlap policy when it exists. Safe with many workers
+// starting at once: the losers of the create race update to the same
+// values.
+func ensureSchedule(ctx context.Context, c client.Client, id string, spec client.ScheduleSpec,
+	action *client.ScheduleWorkflowAction, overlap enumspb.ScheduleOverlapPolicy, description string) error {
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:     workflows.ScheduleID,
-		Spec:   spec,
-		Action: action,
-		// Skip: never two scheduled syncs at once; a long backfill simply
-		// absorbs the ticks it spans.
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		// A new deployment syncs at once instead of a whole interval later.
+		ID:      id,
+		Spec:    spec,
+		Action:  action,
+		Overlap: overlap,
+		// A new deployment runs at once instead of a whole interval later.
 		TriggerImmediately: true,
-		Memo:               map[string]any{"description": "pulls upstream transactions into scorekeeper"},
+		Memo:               map[string]any{"description": description},
 	})
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("create schedule %s: %w", workflows.ScheduleID, err)
+		return fmt.Errorf("create schedule %s: %w", id, err)
 	}
-	h := c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID)
+	h := c.ScheduleClient().GetHandle(ctx, id)
 	err = h.Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			s := in.Description.Schedule
@@ -88,12 +116,12 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, inte
 			if s.Policy == nil {
 				s.Policy = &client.SchedulePolicies{}
 			}
-			s.Policy.Overlap = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
+			s.Policy.Overlap = overlap
 			return &client.ScheduleUpdate{Schedule: &s}, nil
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("update schedule %s: %w", workflows.ScheduleID, err)
+		return fmt.Errorf("update schedule %s: %w", id, err)
 	}
 	return nil
 }

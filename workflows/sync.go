@@ -7,35 +7,67 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"scorekeeper/activities"
+	"scorekeeper/syncplan"
 )
 
 // a is only used to name activity methods; the worker registers a real one.
 var a *activities.Activities
 
-// SyncWorkflow pages through the upstream transaction API within the shared
-// request budget, storing each page exactly once and advancing the stored
-// watermark only together with the data (ApplyPage). New data comes first;
-// budget left over re-scans the overlap behind the watermark for items that
-// became visible late. A backfill larger than MaxPagesPerRun continues as
-// new, carrying its totals, so history stays bounded.
+// SyncWorkflow keeps the store in step with upstream. One sync at a time
+// is the fetcher (it holds a lease in the database); any other sync — a
+// scheduled run while a manual one fetches, a manual one while the
+// scheduled run fetches, any number of workers — joins it: it asks the
+// fetcher by signal for the data it wants and waits until the store has
+// it, or takes over when the fetcher lets go. So no page is fetched twice
+// and no budget slot goes to a page another sync is fetching.
+//
+// The fetcher asks the planner (activities.PlanPage) for the next request,
+// fetches it within the shared budget (FetchPage) and stores it with its
+// progress in one database transaction (ApplyPage), until done: a manual
+// sync once data through what it was asked for is stored, a scheduled one
+// after following the feed for ten intervals. A long run continues as new,
+// carrying its totals, so history stays bounded.
+//
+// The signal SyncSignal asks any running sync for data through now.
 func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
-	res := SyncResult{}
+	return newSyncRun(ctx, in).run()
+}
+
+// syncRun is one execution of SyncWorkflow: its input, totals and the
+// activity options of its steps.
+type syncRun struct {
+	ctx     workflow.Context
+	in      SyncInput
+	res     SyncResult
+	holder  string
+	signals workflow.ReceiveChannel
+	pages   int
+
+	dbCtx, fetchCtx, waitCtx workflow.Context
+}
+
+func newSyncRun(ctx workflow.Context, in SyncInput) *syncRun {
+	s := &syncRun{
+		ctx:     ctx,
+		in:      in,
+		holder:  workflow.GetInfo(ctx).WorkflowExecution.ID,
+		signals: workflow.GetSignalChannel(ctx, SyncSignal),
+	}
 	if in.Carry != nil {
-		res = *in.Carry
+		s.res = *in.Carry
 	}
 	if in.Follow && in.FollowUntil.IsZero() {
-		in.FollowUntil = workflow.Now(ctx).Add(10 * intervalOrMinute(in))
+		s.in.FollowUntil = workflow.Now(ctx).Add(10 * s.interval())
 	}
-	maxPages := in.MaxPagesPerRun
-	if maxPages <= 0 {
-		maxPages = DefaultMaxPagesPerRun
+	if !in.Follow && in.Want.IsZero() {
+		// A manual sync wants the data through the moment it started.
+		s.in.Want = workflow.Now(ctx)
 	}
-
-	// Planning and applying touch only the database (a page is at most a
-	// thousand rows): a short timeout so a killed worker's attempt is
-	// retried soon, and retries without limit because a database outage is
-	// waited out, never turned into lost progress.
-	dbCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	// Planning, applying and the lease touch only the database (a page is
+	// at most a thousand rows): a short timeout so a killed worker's
+	// attempt is retried soon, and retries without limit because a
+	// database outage is waited out, never turned into lost progress.
+	s.dbCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
@@ -43,12 +75,12 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 			MaximumInterval:    30 * time.Second,
 		},
 	})
-	// Fetching may wait for a budget slot (up to the budget period) and
+	// Fetching may wait for a budget slot (up to the budget window) and
 	// then for upstream; the heartbeat notices a dead worker early. 429s
 	// come back with NextRetryDelay = Retry-After; other failures back off
 	// up to a minute. ScheduleToClose bounds a run against an upstream
-	// that stays down: the next scheduled run picks up where it stopped.
-	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	// that stays down: the next run picks up where it stopped.
+	s.fetchCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		HeartbeatTimeout:       30 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Minute,
@@ -59,116 +91,216 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 			NonRetryableErrorTypes: []string{activities.ErrTypeUpstreamRejected},
 		},
 	})
+	// Waiting on another fetcher polls the database and heartbeats.
+	s.waitCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 3 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second,
+			MaximumInterval: 10 * time.Second,
+		},
+	})
+	return s
+}
 
-	newWindowAfter := time.Second
-	for pages := 0; ; pages++ {
-		if pages >= maxPages {
-			in.Carry = &res
-			return res, workflow.NewContinueAsNewError(ctx, SyncWorkflow, in)
+// run alternates between fetching (while this run holds the lease) and
+// joining (while another does) until the run is done.
+func (s *syncRun) run() (SyncResult, error) {
+	for {
+		var lease activities.LeaseResult
+		if err := workflow.ExecuteActivity(s.dbCtx, a.AcquireFetcher, activities.LeaseInput{Holder: s.holder}).Get(s.ctx, &lease); err != nil {
+			return s.res, err
+		}
+		s.res.SyncedThrough = lease.SyncedThrough
+		var done bool
+		var err error
+		if lease.Held {
+			done, err = s.fetch()
+		} else {
+			done, err = s.join(lease.Holder)
+		}
+		if err != nil || done {
+			if lease.Held && !workflow.IsContinueAsNewError(err) {
+				s.release()
+			}
+			return s.res, err
+		}
+	}
+}
+
+// fetch is the fetcher's loop: plan, then fetch and apply or wait. It
+// returns done when the run has what it came for, and not done when
+// another sync took the lease (the run then joins it).
+func (s *syncRun) fetch() (bool, error) {
+	for {
+		s.takeSignals()
+		if s.pages >= s.maxPages() {
+			return true, s.continueAsNew()
 		}
 		var plan activities.PlanResult
-		err := workflow.ExecuteActivity(dbCtx, a.PlanPage, activities.PlanInput{
-			NewWindowAfter: newWindowAfter,
-			AllowRescan:    true,
-		}).Get(ctx, &plan)
-		if err != nil {
-			return res, err
+		if err := workflow.ExecuteActivity(s.dbCtx, a.PlanPage, activities.PlanInput{Holder: s.holder, Want: s.in.Want}).Get(s.ctx, &plan); err != nil {
+			return false, err
 		}
-		res.SyncedThrough = plan.SyncedThrough
-		if plan.Done {
-			if waitForData(ctx, in, plan) {
-				continue
-			}
-			recoverPayouts(ctx)
-			return res, nil
+		if plan.LeaseLost {
+			return false, nil
 		}
-
-		var page activities.FetchPageResult
-		err = workflow.ExecuteActivity(fetchCtx, a.FetchPage, activities.FetchPageInput{
-			Request: plan.Request,
-			NoWait:  plan.Kind == activities.KindRescan,
-			Keep:    rescanKeep(plan),
-		}).Get(ctx, &page)
-		if err != nil {
-			return res, err
+		s.res.SyncedThrough = plan.SyncedThrough
+		if s.done(plan.SyncedThrough) {
+			return true, nil
 		}
-		if page.Skipped {
-			// No budget left over for the re-scan: fresh data has it.
-			if waitForData(ctx, in, plan) {
-				continue
-			}
-			recoverPayouts(ctx)
-			return res, nil
+		if plan.Request.Kind == syncplan.Wait {
+			s.sleep(plan.Request.Wait)
+			continue
 		}
-		res.Pages++
-		res.Fetched += len(page.Items) + page.Duplicates
-
-		var applied activities.ApplyPageResult
-		err = workflow.ExecuteActivity(dbCtx, a.ApplyPage, activities.ApplyPageInput{
-			Plan: plan,
-			Page: page,
-		}).Get(ctx, &applied)
-		if err != nil {
-			return res, err
+		if err := s.page(plan); err != nil {
+			return false, err
 		}
-		res.Inserted += applied.Inserted
-		res.Duplicates += applied.Duplicates
-		res.Quarantined += applied.Quarantined
-		res.SyncedThrough = applied.SyncedThrough
-		// After the first page, open a new window only when a whole
-		// interval has passed: the run is then behind and keeps going;
-		// otherwise the next scheduled run fetches the next window whole.
-		newWindowAfter = intervalOrMinute(in)
 	}
 }
 
-// waitForData sleeps until a page of new data is expected, when that is
-// sooner than the next scheduled run and the run follows the feed; it
-// reports whether it slept (and the run should plan again).
-func waitForData(ctx workflow.Context, in SyncInput, plan activities.PlanResult) bool {
-	if !in.Follow || plan.NextWindowIn <= 0 || plan.NextWindowIn >= intervalOrMinute(in) ||
-		!workflow.Now(ctx).Add(plan.NextWindowIn).Before(in.FollowUntil) {
+// page fetches and stores one planned page.
+func (s *syncRun) page(plan activities.PlanResult) error {
+	var page activities.FetchPageResult
+	if err := workflow.ExecuteActivity(s.fetchCtx, a.FetchPage, activities.FetchPageInput{Plan: plan}).Get(s.ctx, &page); err != nil {
+		return err
+	}
+	if page.Skipped {
+		return nil // the budget had no slot to spare; plan again
+	}
+	s.pages++
+	s.res.Pages++
+	s.res.Fetched += len(page.Items) + page.Duplicates
+	var applied activities.ApplyPageResult
+	if err := workflow.ExecuteActivity(s.dbCtx, a.ApplyPage, activities.ApplyPageInput{Plan: plan, Page: page}).Get(s.ctx, &applied); err != nil {
+		return err
+	}
+	s.res.Inserted += applied.Inserted
+	s.res.Duplicates += applied.Duplicates
+	s.res.Quarantined += applied.Quarantined
+	s.res.SyncedThrough = applied.SyncedThrough
+	return nil
+}
+
+// join waits while another sync is the fetcher. A manual run asks it for
+// its data and is done once the store has it; a scheduled run waits to
+// take over (or for its follow time to end). Not done means the lease is
+// free: the run tries to take it.
+func (s *syncRun) join(holder string) (bool, error) {
+	s.ask(holder)
+	for {
+		if s.in.Follow && !workflow.Now(s.ctx).Before(s.in.FollowUntil) {
+			return true, nil
+		}
+		var res activities.AwaitSyncResult
+		target := s.in.Want
+		if s.in.Follow {
+			target = time.Time{} // followers wait for the lease, not for data
+		}
+		f := workflow.ExecuteActivity(s.waitCtx, a.AwaitSync, activities.AwaitSyncInput{Holder: holder, Target: target, MaxWait: time.Minute})
+		for !f.IsReady() {
+			// Asked for more meanwhile: pass it on to the fetcher.
+			sel := workflow.NewSelector(s.ctx)
+			sel.AddFuture(f, func(workflow.Future) {})
+			sel.AddReceive(s.signals, func(workflow.ReceiveChannel, bool) { s.takeSignals(); s.ask(holder) })
+			sel.Select(s.ctx)
+		}
+		if err := f.Get(s.ctx, &res); err != nil {
+			return false, err
+		}
+		if !res.SyncedThrough.IsZero() {
+			s.res.SyncedThrough = res.SyncedThrough
+		}
+		switch {
+		case res.Free:
+			return false, nil
+		case res.Reached && !s.in.Want.After(res.SyncedThrough):
+			return true, nil
+		}
+	}
+}
+
+// ask signals the fetcher that this run wants data through its Want.
+// Best effort: a fetcher that just ended cannot be asked, and this run
+// then takes the lease itself.
+func (s *syncRun) ask(holder string) {
+	if s.in.Want.IsZero() {
+		return
+	}
+	f := workflow.SignalExternalWorkflow(s.ctx, holder, "", SyncSignal, SyncRequest{Through: s.in.Want})
+	if err := f.Get(s.ctx, nil); err != nil {
+		workflow.GetLogger(s.ctx).Info("could not ask the fetcher for data; will take over when it ends", "fetcher", holder, "error", err)
+	}
+}
+
+// takeSignals folds every pending SyncSignal into Want: the run now wants
+// data through the latest instant asked for.
+func (s *syncRun) takeSignals() {
+	var req SyncRequest
+	for s.signals.ReceiveAsync(&req) {
+		through := req.Through
+		if through.IsZero() {
+			through = workflow.Now(s.ctx)
+		}
+		if through.After(s.in.Want) {
+			s.in.Want = through
+		}
+		req = SyncRequest{}
+	}
+}
+
+// done reports whether the fetcher has what it came for: a manual run the
+// data through Want, a scheduled run the end of its follow time (and
+// whatever it was asked for by signal meanwhile).
+func (s *syncRun) done(syncedThrough time.Time) bool {
+	if s.in.Want.After(syncedThrough) {
 		return false
 	}
-	return workflow.Sleep(ctx, plan.NextWindowIn) == nil
+	return !s.in.Follow || !workflow.Now(s.ctx).Before(s.in.FollowUntil)
 }
 
-// rescanKeep is the budget a re-scan leaves to fresh data.
-func rescanKeep(plan activities.PlanResult) int {
-	if plan.Kind != activities.KindRescan {
-		return 0
+// sleep waits until the planner expects work, or a signal asks for data.
+func (s *syncRun) sleep(d time.Duration) {
+	if s.in.Follow {
+		if left := s.in.FollowUntil.Sub(workflow.Now(s.ctx)); left < d {
+			d = max(left, time.Millisecond)
+		}
 	}
-	return plan.Keep
+	tctx, cancel := workflow.WithCancel(s.ctx)
+	defer cancel()
+	sel := workflow.NewSelector(s.ctx)
+	sel.AddFuture(workflow.NewTimer(tctx, d), func(workflow.Future) {})
+	sel.AddReceive(s.signals, func(workflow.ReceiveChannel, bool) {})
+	sel.Select(s.ctx)
 }
 
-// intervalOrMinute is the gap after which a running sync opens another
-// fresh window rather than leaving it to the next scheduled run.
-func intervalOrMinute(in SyncInput) time.Duration {
-	if in.Interval > 0 {
-		return in.Interval
+// release gives the fetcher lease up so a waiting sync takes over at once.
+// Best effort: otherwise the lease expires.
+func (s *syncRun) release() {
+	if err := workflow.ExecuteActivity(s.dbCtx, a.ReleaseFetcher, activities.LeaseInput{Holder: s.holder}).Get(s.ctx, nil); err != nil {
+		workflow.GetLogger(s.ctx).Warn("could not release the fetcher lease; it expires", "error", err)
+	}
+}
+
+// continueAsNew starts a fresh history for a long run, carrying its
+// totals, what it was asked for and its follow deadline. The lease is the
+// workflow id's, so the next run keeps it.
+func (s *syncRun) continueAsNew() error {
+	s.takeSignals()
+	in := s.in
+	in.Carry = &s.res
+	return workflow.NewContinueAsNewError(s.ctx, SyncWorkflow, in)
+}
+
+func (s *syncRun) maxPages() int {
+	if s.in.MaxPagesPerRun > 0 {
+		return s.in.MaxPagesPerRun
+	}
+	return DefaultMaxPagesPerRun
+}
+
+func (s *syncRun) interval() time.Duration {
+	if s.in.Interval > 0 {
+		return s.in.Interval
 	}
 	return time.Minute
 }
-
-// recoverPayouts wakes the payout workflows of users whose payouts have
-// waited longer than PayoutRecoveryAge: the store is the source of truth,
-// so a wake-up lost after a sync committed is made up here, on the next
-// sync. It is best effort; a failure is logged and the sync still succeeds.
-func recoverPayouts(ctx workflow.Context) {
-	rctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
-	})
-	var res activities.RecoverPayoutsResult
-	err := workflow.ExecuteActivity(rctx, a.RecoverPayouts, activities.RecoverPayoutsInput{
-		OlderThan: PayoutRecoveryAge,
-	}).Get(ctx, &res)
-	if err != nil {
-		workflow.GetLogger(ctx).Warn("payout recovery scan failed; the next sync retries it", "error", err)
-	}
-}
-
-// PayoutRecoveryAge is how long a payout may stay requested before the
-// recovery scan wakes its workflow again.
-const PayoutRecoveryAge = 2 * time.Minute

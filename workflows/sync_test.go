@@ -2,18 +2,17 @@ package workflows_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"scorekeeper"
 	"scorekeeper/activities"
+	"scorekeeper/syncplan"
 	"scorekeeper/workflows"
 )
 
@@ -22,21 +21,22 @@ var (
 	t0 = time.Date(2023, 2, 1, 0, 0, 0, 0, time.UTC)
 )
 
-func freshPlan(page int, version int64) activities.PlanResult {
+const holder = "default-test-workflow-id" // the test environment's workflow id
+
+func freshPlan(version int64, through time.Time) activities.PlanResult {
 	return activities.PlanResult{
-		Kind:          activities.KindFresh,
-		Request:       activities.PageRequest{Start: t0, End: t0.Add(time.Minute), Page: page, Limit: 2},
+		Request:       syncplan.Request{Kind: syncplan.Fresh, Start: through, EndAtFetch: true, Page: 1, Limit: 2},
 		Version:       version,
-		SyncedThrough: t0,
+		SyncedThrough: through,
 	}
 }
 
-func donePlan(through time.Time) activities.PlanResult {
-	return activities.PlanResult{Done: true, SyncedThrough: through}
+func waitPlan(through time.Time, d time.Duration) activities.PlanResult {
+	return activities.PlanResult{Request: syncplan.Request{Kind: syncplan.Wait, Wait: d}, SyncedThrough: through}
 }
 
 func pageOf(ids ...string) activities.FetchPageResult {
-	p := activities.FetchPageResult{TotalPages: 3}
+	var p activities.FetchPageResult
 	for _, id := range ids {
 		p.Items = append(p.Items, activities.Item{ID: id, UserID: "u1", CreatedAt: t0, Type: scorekeeper.TxEarned, Amount: 100})
 	}
@@ -44,179 +44,131 @@ func pageOf(ids ...string) activities.FetchPageResult {
 }
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
-	env := newBareEnv(t)
-	// Every sync ends with the payout recovery scan (tested on its own).
-	env.OnActivity(a.RecoverPayouts, mock.Anything, mock.Anything).Return(activities.RecoverPayoutsResult{}, nil).Maybe()
-	return env
-}
-
-func newBareEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(a)
+	env.SetStartTime(t0.Add(time.Hour))
 	t.Cleanup(func() { env.AssertExpectations(t) })
 	return env
 }
 
-// Ensure a sync pages through a window to its end, applies every page with
-// the plan it was fetched for, and sums the stats.
-func TestSyncWorkflow_PagesToEnd(t *testing.T) {
+func leaseHeld(through time.Time) activities.LeaseResult {
+	return activities.LeaseResult{Held: true, Holder: holder, SyncedThrough: through}
+}
+
+// Ensure the fetcher plans, fetches and applies until it has the data it
+// was started for, then lets the lease go, and reports its totals.
+func TestSyncWorkflow_FetchesUntilCaughtUp(t *testing.T) {
 	env := newEnv(t)
-	through := t0.Add(time.Minute)
-	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{NewWindowAfter: time.Second, AllowRescan: true}).Return(freshPlan(1, 1), nil).Once()
-	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{NewWindowAfter: time.Minute, AllowRescan: true}).Return(freshPlan(2, 2), nil).Once()
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(3, 3), nil).Once()
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(through), nil).Once()
-	for i, ids := range [][]string{{"a", "b"}, {"c", "c"}, {"d"}} {
-		req := freshPlan(i+1, 0).Request
-		p := pageOf(ids...)
-		env.OnActivity(a.FetchPage, mock.Anything, activities.FetchPageInput{Request: req}).Return(p, nil).Once()
-	}
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.MatchedBy(func(in activities.ApplyPageInput) bool {
-		return in.Plan.Request.Page == 1 && in.Plan.Version == 1 && len(in.Page.Items) == 2
-	})).Return(activities.ApplyPageResult{Inserted: 2, SyncedThrough: t0}, nil).Once()
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.MatchedBy(func(in activities.ApplyPageInput) bool {
-		return in.Plan.Request.Page == 2
-	})).Return(activities.ApplyPageResult{Inserted: 1, Duplicates: 1, SyncedThrough: t0}, nil).Once()
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.MatchedBy(func(in activities.ApplyPageInput) bool {
-		return in.Plan.Request.Page == 3
-	})).Return(activities.ApplyPageResult{Inserted: 0, Duplicates: 1, Quarantined: 2, SyncedThrough: through}, nil).Once()
+	want := t0.Add(time.Hour)
+	env.OnActivity(a.AcquireFetcher, mock.Anything, activities.LeaseInput{Holder: holder}).Return(leaseHeld(t0), nil).Once()
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: want}).Return(freshPlan(1, t0), nil).Once()
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: want}).Return(freshPlan(2, t0.Add(30*time.Minute)), nil).Once()
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: want}).Return(waitPlan(want, time.Second), nil).Once()
+	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(pageOf("t1", "t2"), nil).Twice()
+	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 2, SyncedThrough: t0.Add(30 * time.Minute)}, nil).Once()
+	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 1, Duplicates: 1, SyncedThrough: want}, nil).Once()
+	env.OnActivity(a.ReleaseFetcher, mock.Anything, activities.LeaseInput{Holder: holder}).Return(nil).Once()
 
 	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	var res workflows.SyncResult
 	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, workflows.SyncResult{Fetched: 5, Inserted: 3, Duplicates: 2, Quarantined: 2, Pages: 3, SyncedThrough: through}, res)
+	require.Equal(t, workflows.SyncResult{Fetched: 4, Inserted: 3, Duplicates: 1, Pages: 2, SyncedThrough: want}, res)
 }
 
-// Ensure nothing to do is a successful, empty sync that still runs the
-// payout recovery scan.
-func TestSyncWorkflow_NothingToDo(t *testing.T) {
-	env := newBareEnv(t)
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(t0), nil).Once()
-	env.OnActivity(a.RecoverPayouts, mock.Anything, activities.RecoverPayoutsInput{OlderThan: workflows.PayoutRecoveryAge}).
-		Return(activities.RecoverPayoutsResult{Notified: 2}, nil).Once()
-	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{})
+// Ensure a sync that finds another fetcher asks it for its data by signal
+// and waits for the store to have it, fetching nothing itself.
+func TestSyncWorkflow_JoinsTheFetcher(t *testing.T) {
+	env := newEnv(t)
+	want := t0.Add(time.Hour)
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(activities.LeaseResult{Holder: "transactions-sync-scheduled", SyncedThrough: t0}, nil).Once()
+	env.OnSignalExternalWorkflow(mock.Anything, "transactions-sync-scheduled", "", workflows.SyncSignal, workflows.SyncRequest{Through: want}).Return(nil).Once()
+	env.OnActivity(a.AwaitSync, mock.Anything, activities.AwaitSyncInput{Holder: "transactions-sync-scheduled", Target: want, MaxWait: time.Minute}).
+		Return(activities.AwaitSyncResult{Reached: true, SyncedThrough: want.Add(time.Second)}, nil).Once()
+
+	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
+	require.NoError(t, env.GetWorkflowError())
 	var res workflows.SyncResult
 	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, workflows.SyncResult{SyncedThrough: t0}, res)
+	require.Equal(t, workflows.SyncResult{SyncedThrough: want.Add(time.Second)}, res, "a joiner fetches nothing")
 }
 
-// Ensure a 429 is retried after its Retry-After, not failed.
-func TestSyncWorkflow_RateLimitedRetries(t *testing.T) {
+// Ensure a joiner takes over when the fetcher lets go before its data is
+// stored.
+func TestSyncWorkflow_TakesOverAFetcherThatEnds(t *testing.T) {
 	env := newEnv(t)
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(1, 1), nil).Once()
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(t0.Add(time.Minute)), nil).Once()
-	rateLimited := temporal.NewApplicationErrorWithOptions("upstream: 429", activities.ErrTypeUpstreamRateLimited,
-		temporal.ApplicationErrorOptions{NextRetryDelay: 12 * time.Second})
-	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(activities.FetchPageResult{}, rateLimited).Twice()
-	p := pageOf("a")
-	p.TotalPages = 1
-	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(p, nil).Once()
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 1, SyncedThrough: t0.Add(time.Minute)}, nil).Once()
+	want := t0.Add(time.Hour)
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(activities.LeaseResult{Holder: "other", SyncedThrough: t0}, nil).Once()
+	env.OnSignalExternalWorkflow(mock.Anything, "other", "", workflows.SyncSignal, mock.Anything).Return(nil).Once()
+	env.OnActivity(a.AwaitSync, mock.Anything, mock.Anything).Return(activities.AwaitSyncResult{Free: true, SyncedThrough: t0.Add(time.Minute)}, nil).Once()
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(leaseHeld(t0.Add(time.Minute)), nil).Once()
+	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waitPlan(want, time.Second), nil).Once()
+	env.OnActivity(a.ReleaseFetcher, mock.Anything, mock.Anything).Return(nil).Once()
 
-	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{})
+	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
+	require.NoError(t, env.GetWorkflowError())
+}
+
+// Ensure the sync signal raises what a running sync wants: a fetcher that
+// was caught up keeps going until the store has data through the
+// instant the signal named.
+func TestSyncWorkflow_SignalAsksForMore(t *testing.T) {
+	env := newEnv(t)
+	start := t0.Add(time.Hour)
+	later := start.Add(10 * time.Second)
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(leaseHeld(t0), nil).Once()
+	// Not caught up yet: wait 5 s, during which the signal comes.
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: start}).Return(waitPlan(start.Add(-time.Second), 5*time.Second), nil).Once()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.SyncSignal, workflows.SyncRequest{Through: later})
+	}, 2*time.Second)
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: later}).Return(waitPlan(start, time.Second), nil).Once()
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: later}).Return(waitPlan(later, time.Second), nil).Once()
+	env.OnActivity(a.ReleaseFetcher, mock.Anything, mock.Anything).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
+	require.NoError(t, env.GetWorkflowError())
 	var res workflows.SyncResult
 	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, 1, res.Pages)
-	require.Equal(t, 1, res.Inserted)
+	require.Equal(t, later, res.SyncedThrough)
 }
 
-// Ensure a failing apply (database down) is retried and nothing is skipped.
-func TestSyncWorkflow_ApplyRetries(t *testing.T) {
+// Ensure a scheduled run follows the feed for ten intervals, sleeping as
+// the planner says, and then ends.
+func TestSyncWorkflow_FollowsForTenIntervals(t *testing.T) {
 	env := newEnv(t)
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(3, 1), nil).Once()
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(t0.Add(time.Minute)), nil).Once()
-	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(pageOf("x"), nil).Once()
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{}, errors.New("connection refused")).Times(3)
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 1, SyncedThrough: t0.Add(time.Minute)}, nil).Once()
-	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{})
-	var res workflows.SyncResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, 1, res.Inserted)
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(leaseHeld(t0), nil).Once()
+	plans := 0
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder}).Return(func(context.Context, activities.PlanInput) (activities.PlanResult, error) {
+		plans++
+		return waitPlan(t0, 20*time.Second), nil
+	})
+	env.OnActivity(a.ReleaseFetcher, mock.Anything, mock.Anything).Return(nil).Once()
+	started := env.Now()
+	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, Follow: true})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, 10*time.Minute, env.Now().Sub(started).Round(time.Second))
+	require.Equal(t, 31, plans, "a plan every 20 s for 10 minutes, and the last one")
 }
 
-// Ensure a request upstream rejects for good fails the run instead of
-// retrying forever.
-func TestSyncWorkflow_UpstreamRejectedFails(t *testing.T) {
+// Ensure a long run continues as new, carrying its totals and what it
+// was asked for.
+func TestSyncWorkflow_ContinuesAsNew(t *testing.T) {
 	env := newEnv(t)
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(1, 1), nil).Once()
-	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(activities.FetchPageResult{},
-		temporal.NewNonRetryableApplicationError("upstream: 400", activities.ErrTypeUpstreamRejected, nil)).Once()
-	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{})
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(leaseHeld(t0), nil).Once()
+	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(1, t0), nil).Twice()
+	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(pageOf("t1"), nil).Twice()
+	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 1, SyncedThrough: t0}, nil).Twice()
+
+	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, MaxPagesPerRun: 2})
 	err := env.GetWorkflowError()
-	var appErr *temporal.ApplicationError
-	require.ErrorAs(t, err, &appErr)
-	require.Equal(t, activities.ErrTypeUpstreamRejected, appErr.Type())
-}
-
-// Ensure the re-scan gives way when the budget has no room left over.
-func TestSyncWorkflow_RescanUsesLeftoverBudget(t *testing.T) {
-	env := newEnv(t)
-	rescan := activities.PlanResult{Kind: activities.KindRescan, Request: activities.PageRequest{Start: t0, End: t0.Add(2 * time.Minute), Page: 1, Limit: 1000}, Version: 4}
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(rescan, nil).Once()
-	env.OnActivity(a.FetchPage, mock.Anything, activities.FetchPageInput{Request: rescan.Request, NoWait: true}).Return(activities.FetchPageResult{Skipped: true}, nil).Once()
-	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{})
-	var res workflows.SyncResult
-	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, 0, res.Pages)
-}
-
-// Ensure a backlog larger than one run continues as new with its totals.
-func TestSyncWorkflow_BacklogContinuesAsNew(t *testing.T) {
-	env := newEnv(t)
-	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(1, 1), nil).Twice()
-	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(pageOf("a", "b"), nil).Twice()
-	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 2, SyncedThrough: t0}, nil).Twice()
-	carry := &workflows.SyncResult{Fetched: 10, Inserted: 10, Pages: 5}
-	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{MaxPagesPerRun: 2, Carry: carry, Interval: time.Minute})
-	err := env.GetWorkflowError()
+	require.Error(t, err)
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, err, &can)
 	var next workflows.SyncInput
-	require.NoError(t, converterDecode(can, &next))
-	require.Equal(t, 2, next.MaxPagesPerRun)
-	require.Equal(t, time.Minute, next.Interval)
-	require.Equal(t, &workflows.SyncResult{Fetched: 14, Inserted: 14, Pages: 7, SyncedThrough: t0}, next.Carry)
-}
-
-func converterDecode(can *workflow.ContinueAsNewError, out *workflows.SyncInput) error {
-	return testsuiteDataConverter().FromPayloads(can.Input, out)
-}
-
-var _ = context.Background
-
-// Ensure a scheduled (following) run waits for the next page of data when
-// it is due before the next run, and a manual run ends once caught up.
-func TestSyncWorkflow_FollowsHighVolume(t *testing.T) {
-	waiting := donePlan(t0)
-	waiting.NextWindowIn = 10 * time.Second
-	t.Run("Follow", func(t *testing.T) {
-		env := newEnv(t)
-		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waiting, nil).Once()
-		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(freshPlan(1, 1), nil).Once()
-		p := pageOf("a")
-		p.TotalPages = 1
-		env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(p, nil).Once()
-		env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(activities.ApplyPageResult{Inserted: 1, SyncedThrough: t0.Add(time.Minute)}, nil).Once()
-		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(donePlan(t0.Add(time.Minute)), nil).Once()
-		env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, Follow: true})
-		var res workflows.SyncResult
-		require.NoError(t, env.GetWorkflowResult(&res))
-		require.Equal(t, 1, res.Inserted)
-	})
-	t.Run("FollowBounded", func(t *testing.T) {
-		env := newEnv(t)
-		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waiting, nil)
-		env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, Follow: true, MaxPagesPerRun: 1000})
-		require.NoError(t, env.GetWorkflowError())
-		require.True(t, env.IsWorkflowCompleted(), "following ends after ten intervals")
-	})
-	t.Run("ManualEnds", func(t *testing.T) {
-		env := newEnv(t)
-		env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waiting, nil).Once()
-		env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
-		require.NoError(t, env.GetWorkflowError())
-	})
+	require.NoError(t, testsuiteDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, t0.Add(time.Hour), next.Want, "still wants the data through its start")
+	require.Equal(t, &workflows.SyncResult{Fetched: 2, Inserted: 2, Pages: 2, SyncedThrough: t0}, next.Carry)
 }

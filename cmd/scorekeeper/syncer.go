@@ -32,18 +32,24 @@ type temporalSyncer struct {
 
 var _ web.Syncer = (*temporalSyncer)(nil)
 
-// StartSync starts the manual sync, or joins the one already running: the
-// fixed workflow id with the use-existing conflict policy makes a burst of
-// requests one sync, and the budget and compare-and-set cursor keep it safe
-// beside a scheduled run.
+// StartSync asks for data through now: it signals the manual sync, starting
+// it if none runs (signal-with-start on one fixed workflow id), so a burst
+// of requests is one sync. That sync fetches if no other does, or asks the
+// fetcher for the data and waits for it: one fetcher, whatever starts
+// syncs. "Now" is the database's clock, which the sync's windows use.
 func (s *temporalSyncer) StartSync(ctx context.Context) (web.SyncRun, error) {
-	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.ManualSyncWorkflowID,
-		TaskQueue:                s.cfg.TemporalTaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowRunTimeout:       24 * time.Hour,
-	}, workflows.SyncWorkflow, workflows.SyncInput{Interval: s.cfg.SyncInterval})
+	now, err := db.Now(ctx, s.db)
+	if err != nil {
+		now = time.Now().UTC()
+	}
+	run, err := s.client.SignalWithStartWorkflow(ctx, workflows.ManualSyncWorkflowID, workflows.SyncSignal,
+		workflows.SyncRequest{Through: now},
+		client.StartWorkflowOptions{
+			ID:                    workflows.ManualSyncWorkflowID,
+			TaskQueue:             s.cfg.TemporalTaskQueue,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowRunTimeout:    24 * time.Hour,
+		}, workflows.SyncWorkflow, workflows.SyncInput{Interval: s.cfg.SyncInterval, Want: now})
 	if err != nil {
 		return web.SyncRun{}, temporalError("start sync", err)
 	}
@@ -91,11 +97,32 @@ func (s *temporalSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
 	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
 		return out, err
 	}
+	if dbNow, err := db.Now(ctx, s.db); err == nil {
+		now = dbNow
+	}
+	if out.LateCoveredThrough != nil {
+		out.LateLagSeconds = max(0, now.Sub(*out.LateCoveredThrough).Seconds())
+	}
 	b := upstreamBudget(s.cfg.UpstreamRate)
 	if out.BudgetUsed, err = b.Used(ctx, s.db, now); err != nil {
 		return out, err
 	}
 	out.BudgetLimit, out.BudgetWindow = b.N, b.Per.String()
+	spent, err := b.Spent(ctx, s.db, now.Add(-time.Hour))
+	if err != nil {
+		return out, err
+	}
+	out.BudgetSpent = web.BudgetSpent{Fresh: spent["fresh"], Rescan: spent["rescan"], Probe: spent["probe"]}
+	counters, err := db.Counters(ctx, s.db)
+	if err != nil {
+		return out, err
+	}
+	out.PagesFetchedTwice = int(counters[db.CounterPagesFetchedTwice][""])
+	if lease, ok, err := db.GetLease(ctx, s.db, activities.FetcherLease); err != nil {
+		return out, err
+	} else if ok {
+		out.Fetcher = lease.Holder
+	}
 	if out.Quarantined, err = db.QuarantineCount(ctx, s.db); err != nil {
 		return out, err
 	}

@@ -44,6 +44,9 @@ func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Cli
 	if err := worker.EnsureSchedule(ctx, c, cfg.TemporalTaskQueue, cfg.SyncInterval); err != nil {
 		return err
 	}
+	if err := worker.EnsureRecoverySchedule(ctx, c, worker.PayoutTaskQueue(cfg.TemporalTaskQueue)); err != nil {
+		return err
+	}
 	log.Info("worker running", "taskQueue", cfg.TemporalTaskQueue, "syncInterval", cfg.SyncInterval,
 		"upstreamRate", cfg.UpstreamRate.String(), "upstream", cfg.UpstreamURL)
 	<-ctx.Done()
@@ -66,24 +69,20 @@ func newActivities(cfg config.Config, d *bun.DB, c client.Client) (*activities.A
 		Payouts:       po,
 		PayoutStarter: &worker.PayoutStarter{Client: c, TaskQueue: worker.PayoutTaskQueue(cfg.TemporalTaskQueue)},
 		Sync: activities.SyncConfig{
-			Start:    cfg.SyncStart,
-			Interval: cfg.SyncInterval,
-			Overlap:  cfg.SyncOverlap,
-			PageSize: cfg.UpstreamPageSize,
-			Budget:   upstreamBudget(cfg.UpstreamRate),
+			Start:     cfg.SyncStart,
+			Interval:  cfg.SyncInterval,
+			Overlap:   cfg.SyncOverlap,
+			PageSize:  cfg.UpstreamPageSize,
+			Budget:    upstreamBudget(cfg.UpstreamRate),
+			LateCheck: cfg.SyncLateCheck,
 		},
 	}, nil
 }
 
-// upstreamBudget is the shared request budget. The margin widens the
-// counted window a little, so the time between a grant and the request
-// reaching upstream (which varies with load: two workers on a busy host
-// were seen 150 ms apart) can never put N+1 requests into one of
-// upstream's windows: 2.5% of the period, at least 250 ms and at most
-// 1.5 s (the default 5/1m gets the full 1.5 s).
+// upstreamBudget is the shared request budget (see db.Budget and
+// db.MarginFor for why its margin can be small).
 func upstreamBudget(r config.Rate) db.Budget {
-	margin := min(max(r.Per/40, 250*time.Millisecond), 1500*time.Millisecond)
-	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: margin}
+	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: db.MarginFor(r.Per)}
 }
 
 // connect opens the database (migrated) and the Temporal client every
