@@ -12,16 +12,8 @@ import (
 // The sync benchmarks run in scaled time: the budget is 5 requests per
 // minute/scale instead of per minute, and every other period (interval,
 // overlap, volume per period) is scaled by the same factor, so a run takes
-// seconds, not minutes. Lag is reported both in real seconds and in design
-// minutes. The backfill scales by 6, so the budget's safety margin (at
-// least 250 ms) is the same share of the period as at 5/1m; the steady
-// state by 4 only, because scaling also multiplies the CPU work per second
-// (payouts above all) on this 2-core machine, which a real minute would
-// not see.
-const (
-	backfillScale = 6
-	steadyScale   = 4
-)
+// seconds, not minutes.
+const backfillScale = 6
 
 // BenchmarkSync_Backfill reports how much of the upstream budget a backfill
 // turns into transactions (goal ≥ 95% of UPSTREAM_RATE × 1000 per window).
@@ -64,37 +56,44 @@ func BenchmarkSync_Backfill(b *testing.B) {
 	}
 }
 
-// BenchmarkSync_SteadyLag feeds 4,500 transactions per (scaled) minute and
-// reports the worst and mean lag of the synced watermark behind now (goal
-// < 2 design minutes).
-func BenchmarkSync_SteadyLag(b *testing.B) {
-	for range b.N {
-		w := newBenchWorld(b, steadyScale, 2000, 1000, 4500*steadyScale)
-		w.env["SYNC_START"] = w.mock.Start().Add(-time.Minute).UTC().Format(time.RFC3339)
-		startProc(b, "worker", "worker", w.env)
-		ctx := context.Background()
-		// Warm up past the first windows, then sample.
-		time.Sleep(3 * time.Minute / steadyScale)
-		var worst, sum time.Duration
-		n := 0
-		for end := time.Now().Add(10 * time.Minute / steadyScale); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-			st, err := db.GetSyncState(ctx, w.db, db.TransactionsStream)
-			if err != nil {
-				b.Fatal(err)
+// BenchmarkSync_Capacity runs the capacity scenarios at full length in
+// scaled time (10 s stand for a minute; capacity 500 items/s) and prints
+// one table: share of capacity ingested, X-Data-As-Of lag (max, p99) and
+// late-coverage lag in scaled minutes, pages fetched twice.
+func BenchmarkSync_Capacity(b *testing.B) {
+	rows := []struct {
+		name string
+		sc   scenario
+	}{
+		{"ordered 90% + manual/3min", scenario{share: 0.90, ordered: true, late: 0.005, manualEvery: 30 * time.Second}},
+		{"ordered 98% + manual/3min", scenario{share: 0.98, ordered: true, late: 0.005, manualEvery: 30 * time.Second}},
+		{"unordered 90% + manual/3min", scenario{share: 0.90, late: 0.005, manualEvery: 30 * time.Second}},
+		{"unordered 95%", scenario{share: 0.95, late: 0.005}},
+		{"40% 2% late (auto)", scenario{share: 0.40, ordered: true, late: 0.02}},
+		{"60% 0.5% late, probes", scenario{share: 0.60, ordered: true, late: 0.005, lateCheck: "probe"}},
+		{"60% 0.5% late, re-reads", scenario{share: 0.60, ordered: true, late: 0.005, lateCheck: "rescan"}},
+	}
+	var table []string
+	for _, r := range rows {
+		b.Run(r.name, func(b *testing.B) {
+			for range b.N {
+				sc := r.sc
+				sc.warm, sc.measure = 30*time.Second, 100*time.Second
+				out := runScenario(b, sc)
+				b.ReportMetric(100*out.ingested, "ingested-%")
+				b.ReportMetric(scaled(out.maxLag), "max-lag-min")
+				b.ReportMetric(scaled(out.p99Lag), "p99-lag-min")
+				b.ReportMetric(scaled(out.maxLateLag), "max-late-lag-min")
+				b.ReportMetric(float64(out.twice), "fetched-twice")
+				table = append(table, fmt.Sprintf("| %s | %.1f%% | %.2f | %.2f | %.2f | %.2f | %d |", r.name,
+					100*out.ingested, scaled(out.maxLag), scaled(out.p99Lag), scaled(out.maxLateLag), scaled(out.catchUp), out.twice))
 			}
-			lag := time.Since(st.SyncedThrough)
-			worst = max(worst, lag)
-			sum += lag
-			n++
-		}
-		mean := sum / time.Duration(n)
-		b.ReportMetric(worst.Seconds(), "max-lag-s")
-		b.ReportMetric(mean.Seconds(), "mean-lag-s")
-		b.ReportMetric(worst.Seconds()*steadyScale/60, "max-lag-design-min")
-		b.ReportMetric(mean.Seconds()*steadyScale/60, "mean-lag-design-min")
-		if st := w.mock.Stats().Transactions; st.RateLimited > 0 {
-			b.Errorf("upstream answered 429 %d times", st.RateLimited)
-		}
+		})
+	}
+	fmt.Println("| scenario (scaled: 10 s = 1 min) | ingested of capacity | max lag (min) | p99 lag (min) | max late lag (min) | late catch-up after stop (min) | pages fetched twice |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, row := range table {
+		fmt.Println(row)
 	}
 }
 

@@ -232,7 +232,7 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 		return Request{}, false
 	}
 	if in.State.Unordered && f == nil {
-		return Request{Kind: Fresh, Start: start, End: fixedEnd(cfg, in, start, e), Page: 1, Limit: cfg.PageSize}, true
+		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, maxFixedPages), Page: 1, Limit: cfg.PageSize}, true
 	}
 	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize}, true
 }
@@ -309,16 +309,15 @@ func fill(k int) float64 {
 	return s * s / n
 }
 
-// fixedEnd sizes a fixed window from start: whole pages of the expected
-// volume, at most maxFixedPages, never past e. With no rate known yet it
-// takes everything up to e.
-func fixedEnd(cfg Config, in Input, start, e time.Time) time.Time {
-	r := in.State.Rate
+// sizedEnd sizes a fixed window from start: whole pages of the expected
+// volume, at most maxPages, never past e. With no rate known yet it takes
+// everything up to e.
+func sizedEnd(cfg Config, r float64, start, e time.Time, maxPages int) time.Time {
 	if r <= 0 {
 		return e
 	}
 	avail := r * e.Sub(start).Seconds()
-	k := min(max(int(avail/(float64(cfg.PageSize)*fill(1))), 1), maxFixedPages)
+	k := min(max(int(avail/(float64(cfg.PageSize)*fill(1))), 1), maxPages)
 	span := time.Duration(float64(k) * float64(cfg.PageSize) * fill(k) / r * float64(time.Second))
 	end := start.Add(span).Truncate(time.Second)
 	if !end.After(start) {
@@ -357,8 +356,12 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 			return Request{Kind: Probe, Start: r.Start, End: r.End, Page: 1, Limit: 1, Baseline: r.Total}, true
 		}
 	}
-	if r := st.Rate; r > 0 {
-		// At most maxFixedPages of expected items per re-scan window.
+	if st.Unordered {
+		// One or two whole pages, so late coverage moves as each window
+		// closes and no slot goes to a nearly empty last page. (Sorted
+		// pages move it page by page whatever the window's size.)
+		to = sizedEnd(cfg, st.Rate, from, to, 2)
+	} else if r := st.Rate; r > 0 {
 		lim := from.Add(time.Duration(float64(maxFixedPages*cfg.PageSize) / r * float64(time.Second))).Truncate(time.Second)
 		if lim.After(from) && lim.Before(to) {
 			to = lim
