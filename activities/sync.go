@@ -116,26 +116,11 @@ func (a *Activities) syncState(ctx context.Context) (db.SyncState, syncplan.Stat
 	if err != nil {
 		return st, syncplan.State{}, err
 	}
-	state, err := ParseSyncCursor(st.Cursor)
+	state, err := syncplan.ParseState(st.Cursor)
 	if err != nil {
 		return st, state, temporal.NewNonRetryableApplicationError(err.Error(), "CorruptCursor", err)
 	}
 	return st, state, nil
-}
-
-// ParseSyncCursor reads the planner's state from a stored sync cursor. A
-// cursor of an older release keeps what it shares with this one (late
-// coverage, the volume estimate); its open windows are read again from the
-// watermark, which is always safe.
-func ParseSyncCursor(s string) (syncplan.State, error) {
-	var st syncplan.State
-	if s == "" {
-		return st, nil
-	}
-	if err := json.Unmarshal([]byte(s), &st); err != nil {
-		return st, fmt.Errorf("stored sync cursor is corrupt: %w", err)
-	}
-	return st, nil
 }
 
 // FetchPageInput is one planned upstream request.
@@ -475,14 +460,4 @@ func (a *Activities) notifyPayouts(ctx context.Context, users []string) {
 		}()
 	}
 	wg.Wait()
-}
-
-// LateCoverage reads, from a stored sync cursor, the instant through which
-// late items are covered (ok is false before any coverage is known).
-func LateCoverage(storedCursor string) (through time.Time, ok bool) {
-	c, err := ParseSyncCursor(storedCursor)
-	if err != nil || c.LateTo.IsZero() {
-		return time.Time{}, false
-	}
-	return c.LateTo, true
 }

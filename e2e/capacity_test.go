@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"scorekeeper/activities"
 	"scorekeeper/db"
 	"scorekeeper/mockapi"
+	"scorekeeper/syncplan"
 )
 
 // scale runs the capacity scenarios in scaled time: the budget is 5
@@ -96,7 +96,7 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 		st, err := db.GetSyncState(ctx, w.db, db.TransactionsStream)
 		require.NoError(tb, err)
 		lag = time.Since(st.SyncedThrough)
-		if lt, ok := activities.LateCoverage(st.Cursor); ok {
+		if lt, ok := syncplan.LateCoverage(st.Cursor); ok {
 			late = time.Since(lt)
 		}
 		return lag, late
@@ -148,7 +148,7 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 		if err != nil {
 			return false, err.Error()
 		}
-		lt, _ := activities.LateCoverage(st.Cursor)
+		lt, _ := syncplan.LateCoverage(st.Cursor)
 		return !lt.Before(end), fmt.Sprintf("lateCoveredThrough %s, stream ended %s", lt, end)
 	})
 	out.catchUp = time.Since(end)

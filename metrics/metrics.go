@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"scorekeeper"
+	"scorekeeper/syncplan"
 	"scorekeeper/db"
 )
 
@@ -34,8 +35,9 @@ type Metrics struct {
 }
 
 // New registers the collectors. d is read at scrape time (cached for a
-// few seconds, so frequent scrapes cost the database little).
-func New(d *bun.DB, log *slog.Logger) *Metrics {
+// few seconds, so frequent scrapes cost the database little); budget is the
+// upstream request budget whose use is reported.
+func New(d *bun.DB, log *slog.Logger, budget db.Budget) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,7 +54,7 @@ func New(d *bun.DB, log *slog.Logger) *Metrics {
 		m.requests, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&storeCollector{db: d, log: log, ttl: 5 * time.Second},
+		&storeCollector{db: d, log: log, ttl: 5 * time.Second, budget: budget},
 	)
 	return m
 }
@@ -81,11 +83,28 @@ func (m *Metrics) Middleware() fiber.Handler {
 				status = fe.Code
 			}
 		}
-		method := c.Method()
+		method := methodLabel(c.Method())
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+// methodLabel maps a request method onto a fixed set of label values.
+// c.Method() points into a buffer fasthttp reuses for the next request on
+// the connection: kept as a label, a GET was later read as "DEL". The
+// constants here are never overwritten, and a made-up method cannot mint
+// series.
+func methodLabel(m string) string {
+	for _, known := range []string{
+		fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace,
+	} {
+		if m == known {
+			return known
+		}
+	}
+	return "other"
 }
 
 var (
@@ -101,15 +120,30 @@ var (
 		"Payouts entering each status: requested when stored, then paid or failed.", []string{"status"}, nil)
 	descOverdue = prometheus.NewDesc("scorekeeper_payouts_overdue",
 		"Payouts requested more than 15 minutes ago and not yet paid or failed.", nil, nil)
+	descThrough = prometheus.NewDesc("scorekeeper_sync_synced_through_timestamp_seconds",
+		"The synced watermark (X-Data-As-Of), as a Unix time.", nil, nil)
+	descLateThrough = prometheus.NewDesc("scorekeeper_sync_late_covered_through_timestamp_seconds",
+		"lateCoveredThrough: instants up to it were read after late items could appear, as a Unix time.", nil, nil)
+	descLateLag = prometheus.NewDesc("scorekeeper_sync_late_coverage_lag_seconds",
+		"How far lateCoveredThrough is behind now (at least SYNC_OVERLAP).", nil, nil)
+	descBudgetUsed = prometheus.NewDesc("scorekeeper_upstream_budget_used",
+		"Upstream requests in the current budget period, all workers together (database clock).", nil, nil)
+	descBudgetLimit = prometheus.NewDesc("scorekeeper_upstream_budget_limit",
+		"Upstream requests allowed per budget period (UPSTREAM_RATE).", nil, nil)
+	descBudgetSpent = prometheus.NewDesc("scorekeeper_upstream_budget_spent_last_hour",
+		"Upstream requests of the last hour by what they were for: fresh pages, re-scans, probes.", []string{"kind"}, nil)
+	descTwice = prometheus.NewDesc("scorekeeper_upstream_pages_fetched_twice_total",
+		"Upstream pages answered twice for the same request (0 unless an answer was lost after it came).", nil, nil)
 	descUp = prometheus.NewDesc("scorekeeper_store_up",
 		"1 when the last read of the store's numbers succeeded.", nil, nil)
 )
 
 // storeCollector reads the service's numbers from the database.
 type storeCollector struct {
-	db  *bun.DB
-	log *slog.Logger
-	ttl time.Duration
+	db     *bun.DB
+	log    *slog.Logger
+	ttl    time.Duration
+	budget db.Budget
 
 	mu      sync.Mutex
 	at      time.Time
@@ -118,7 +152,8 @@ type storeCollector struct {
 }
 
 func (s *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descUpstream, descApplied, descQuarantined, descPayouts, descOverdue, descUp} {
+	for _, d := range []*prometheus.Desc{descLag, descUpstream, descApplied, descQuarantined, descPayouts, descOverdue,
+		descThrough, descLateThrough, descLateLag, descBudgetUsed, descBudgetLimit, descBudgetSpent, descTwice, descUp} {
 		ch <- d
 	}
 }
@@ -147,13 +182,39 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var out []prometheus.Metric
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
+	}
+	now, err := db.Now(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
 	st, err := db.GetSyncState(ctx, s.db, db.TransactionsStream)
 	switch {
 	case err == nil:
-		out = append(out, prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue,
-			max(0, time.Since(st.SyncedThrough).Seconds())))
+		gauge(descLag, max(0, now.Sub(st.SyncedThrough).Seconds()))
+		gauge(descThrough, float64(st.SyncedThrough.Unix()))
+		if late, ok := syncplan.LateCoverage(st.Cursor); ok {
+			gauge(descLateThrough, float64(late.Unix()))
+			gauge(descLateLag, max(0, now.Sub(late).Seconds()))
+		}
 	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
 		return nil, err
+	}
+	if s.budget.N > 0 {
+		used, err := s.budget.Used(ctx, s.db, now)
+		if err != nil {
+			return nil, err
+		}
+		gauge(descBudgetUsed, float64(used))
+		gauge(descBudgetLimit, float64(s.budget.N))
+		spent, err := s.budget.Spent(ctx, s.db, now.Add(-time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range []string{"fresh", "rescan", "probe"} {
+			gauge(descBudgetSpent, float64(spent[k]), k)
+		}
 	}
 	counters, err := db.Counters(ctx, s.db)
 	if err != nil {
@@ -169,6 +230,8 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 		out = append(out, prometheus.MustNewConstMetric(descPayouts, prometheus.CounterValue,
 			float64(counters[db.CounterPayouts][string(status)]), string(status)))
 	}
+	out = append(out, prometheus.MustNewConstMetric(descTwice, prometheus.CounterValue,
+		float64(counters[db.CounterPagesFetchedTwice][""])))
 	for code, n := range counters[db.CounterUpstreamRequests] {
 		out = append(out, prometheus.MustNewConstMetric(descUpstream, prometheus.CounterValue, float64(n), code))
 	}

@@ -3,7 +3,11 @@ package metrics_test
 import (
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +41,18 @@ func TestMetrics(t *testing.T) {
 	_, err = db.MarkPayoutPaid(ctx, d, "c", "po", time.Now())
 	require.NoError(t, err)
 	require.NoError(t, db.AddCounter(ctx, d, db.CounterUpstreamRequests, "429", 3))
+	late := at.Add(-2 * time.Minute)
+	_, err = db.ApplyBatch(ctx, d, db.Batch{Cursor: &db.CursorUpdate{Name: db.TransactionsStream, ExpectVersion: 1,
+		SyncedThrough: at, Cursor: `{"lateTo":"` + late.Format(time.RFC3339) + `"}`}}, time.Now())
+	require.NoError(t, err)
+	budget := db.Budget{Name: "upstream", N: 5, Per: time.Minute}
+	for i, kind := range []string{"fresh", "fresh", "probe"} {
+		ok, _, _, err := budget.Acquire(ctx, d, db.Grant{ID: strconv.Itoa(i), Kind: kind})
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
 
-	m := metrics.New(d, nil)
+	m := metrics.New(d, nil, budget)
 	app := web.New(web.Config{DB: d, Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()}})
 	resp, err := app.Test(httptest.NewRequest("GET", "/api/users/445566/summary", nil), -1)
 	require.NoError(t, err)
@@ -59,11 +73,62 @@ func TestMetrics(t *testing.T) {
 		`scorekeeper_upstream_requests_total{code="429"} 3`,
 		`scorekeeper_payouts_overdue 0`,
 		`scorekeeper_store_up 1`,
+		`scorekeeper_upstream_budget_used 3`,
+		`scorekeeper_upstream_budget_limit 5`,
+		`scorekeeper_upstream_budget_spent_last_hour{kind="fresh"} 2`,
+		`scorekeeper_upstream_budget_spent_last_hour{kind="probe"} 1`,
+		`scorekeeper_upstream_budget_spent_last_hour{kind="rescan"} 0`,
+		`scorekeeper_upstream_pages_fetched_twice_total 0`,
+		"scorekeeper_sync_synced_through_timestamp_seconds " + strconv.FormatFloat(float64(at.Unix()), 'g', -1, 64),
+		"scorekeeper_sync_late_covered_through_timestamp_seconds " + strconv.FormatFloat(float64(late.Unix()), 'g', -1, 64),
 		`scorekeeper_http_requests_total{method="GET",route="/api/users/:userId/summary",status="200"} 1`,
 		`scorekeeper_http_request_duration_seconds_count{method="GET",route="/api/users/:userId/summary"} 1`,
 	} {
 		require.Contains(t, body, want)
 	}
 	require.Contains(t, body, "scorekeeper_sync_lag_seconds ")
+	require.Contains(t, body, "scorekeeper_sync_late_coverage_lag_seconds ")
 	require.False(t, strings.Contains(body, "445566"), "no per-user series")
+}
+
+// Ensure method labels stay exact over keep-alive connections that mix
+// methods: fasthttp reuses the request buffer, and a label kept from it
+// once turned GET into "DEL" (and two equal series failed every scrape).
+func TestMetrics_MethodsOverKeepAlive(t *testing.T) {
+	d := dbtest.NewSQLite(t)
+	m := metrics.New(d, nil, db.Budget{})
+	app := web.New(web.Config{DB: d, Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	base := "http://" + ln.Addr().String()
+
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 2, MaxIdleConnsPerHost: 2}}
+	want := map[string]int{}
+	for i := range 60 {
+		method := []string{http.MethodGet, http.MethodDelete, http.MethodPost, http.MethodHead, http.MethodOptions}[i%5]
+		req, err := http.NewRequest(method, base+"/healthz", nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		want[method]++
+	}
+	resp, err := client.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "gathering must not fail on duplicate series")
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	got := map[string]int{}
+	re := regexp.MustCompile(`scorekeeper_http_requests_total\{method="([^"]*)",route="([^"]*)",status="\d+"\} (\d+)`)
+	for _, mt := range re.FindAllStringSubmatch(string(b), -1) {
+		n, _ := strconv.Atoi(mt[3])
+		if mt[2] == "/healthz" || mt[2] == "unmatched" {
+			got[mt[1]] += n
+		}
+	}
+	require.Equal(t, want, got)
 }

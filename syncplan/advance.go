@@ -1,6 +1,8 @@
 package syncplan
 
 import (
+	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -289,4 +291,29 @@ func earlier(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// ParseState reads the planner's state from a stored sync cursor. A cursor
+// of an older release keeps what it shares with this one (late coverage,
+// the volume estimate); its open windows are read again from the
+// watermark, which is always safe.
+func ParseState(cursor string) (State, error) {
+	var st State
+	if cursor == "" {
+		return st, nil
+	}
+	if err := json.Unmarshal([]byte(cursor), &st); err != nil {
+		return st, fmt.Errorf("stored sync cursor is corrupt: %w", err)
+	}
+	return st, nil
+}
+
+// LateCoverage reads, from a stored sync cursor, the instant through which
+// late items are covered (ok is false before any coverage is known).
+func LateCoverage(cursor string) (through time.Time, ok bool) {
+	st, err := ParseState(cursor)
+	if err != nil || st.LateTo.IsZero() {
+		return time.Time{}, false
+	}
+	return st.LateTo, true
 }

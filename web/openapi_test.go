@@ -311,7 +311,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 		Syncer:     syncer,
 		AdminToken: adminToken,
 		Ready:      []web.ReadyCheck{web.DatabaseCheck(d)},
-		Metrics:    metrics.New(d, discard).Handler(),
+		Metrics:    metrics.New(d, discard, db.Budget{Name: "upstream", N: 5, Per: time.Minute}).Handler(),
 	})
 
 	// bare runs without Temporal or metrics, and its readiness check fails.

@@ -18,6 +18,7 @@ import (
 	"scorekeeper/config"
 	"scorekeeper/db"
 	"scorekeeper/metrics"
+	"scorekeeper/syncplan"
 	"scorekeeper/web"
 	"scorekeeper/workflows"
 )
@@ -91,7 +92,7 @@ func (s *temporalSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
 	case err == nil:
 		out.SyncedThrough = st.SyncedThrough
 		out.LagSeconds = max(0, now.Sub(st.SyncedThrough).Seconds())
-		if through, ok := activities.LateCoverage(st.Cursor); ok {
+		if through, ok := syncplan.LateCoverage(st.Cursor); ok {
 			out.LateCoveredThrough = &through
 		}
 	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:

@@ -29,7 +29,7 @@ func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // serveWeb serves the REST API on HTTP_ADDR until ctx ends, then drains
 // in-flight requests before returning.
 func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
-	m := metrics.New(d, log.With("component", "metrics"))
+	m := metrics.New(d, log.With("component", "metrics"), upstreamBudget(cfg.UpstreamRate))
 	cache := web.NewCache(d, log.With("component", "cache"))
 	go cache.Run(ctx)
 	app := web.New(web.Config{
