@@ -102,6 +102,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := Defaults()
 	var errs []error
 	bad := func(name, val string, err error) {
+		switch name {
+		case "DATABASE_URL", "UPSTREAM_URL", "PAYOUT_URL", "PUBLIC_BASE_URL":
+			val = RedactURL(val) // a rejected URL may still hold a password
+		case "ADMIN_TOKEN":
+			errs = append(errs, fmt.Errorf("%s: %w", name, err)) // never echoed
+			return
+		}
 		errs = append(errs, fmt.Errorf("%s=%q: %w", name, val, err))
 	}
 	str := func(name string, dst *string) {
@@ -190,7 +197,20 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		bad("SYNC_LATE_CHECK", v, errors.New("want auto, probe or rescan"))
 	}
 	baseURL("PAYOUT_URL", &c.PayoutURL)
-	str("ADMIN_TOKEN", &c.AdminToken)
+	if v := getenv("ADMIN_TOKEN"); v != "" {
+		// A token mounted from a file usually ends in a newline: trimmed,
+		// rather than locking everyone out. Inside it, whitespace or
+		// control characters could never be sent in a header: rejected.
+		t := strings.TrimSpace(v)
+		switch {
+		case t == "":
+			bad("ADMIN_TOKEN", v, errors.New("is only whitespace; unset it to leave the admin routes open, or set a token"))
+		case strings.IndexFunc(t, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
+			bad("ADMIN_TOKEN", v, errors.New("contains whitespace or control characters, which an Authorization header cannot carry"))
+		default:
+			c.AdminToken = t
+		}
+	}
 	switch v := getenv("API_RATE_LIMIT"); v {
 	case "":
 	case "off", "0":

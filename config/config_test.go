@@ -46,6 +46,29 @@ func TestFromEnv(t *testing.T) {
 		require.Equal(t, slog.LevelDebug, c.LogLevel)
 		require.NoError(t, c.RequireUpstream())
 	})
+	t.Run("AdminTokenTrimmed", func(t *testing.T) {
+		c, err := config.FromEnv(env(map[string]string{"ADMIN_TOKEN": "s3cret\n"}))
+		require.NoError(t, err)
+		require.Equal(t, "s3cret", c.AdminToken, "a token mounted from a file ends in a newline")
+	})
+	t.Run("ErrAdminTokenNeverEchoed", func(t *testing.T) {
+		for _, v := range []string{"s3c ret", "  \n"} {
+			_, err := config.FromEnv(env(map[string]string{"ADMIN_TOKEN": v}))
+			require.ErrorContains(t, err, "ADMIN_TOKEN")
+			require.NotContains(t, err.Error(), "s3c")
+		}
+	})
+	t.Run("ErrSecretsNeverEchoed", func(t *testing.T) {
+		for name, v := range map[string]string{
+			"DATABASE_URL": "mysql://app:s3cret@db/x",
+			"UPSTREAM_URL": "ftp://u:s3cret@upstream",
+			"PAYOUT_URL":   "//u:s3cret@pay",
+		} {
+			_, err := config.FromEnv(env(map[string]string{name: v}))
+			require.ErrorContains(t, err, name)
+			require.NotContains(t, err.Error(), "s3cret", "%s leaked", name)
+		}
+	})
 	t.Run("RateLimitOff", func(t *testing.T) {
 		c, err := config.FromEnv(env(map[string]string{"API_RATE_LIMIT": "off"}))
 		require.NoError(t, err)

@@ -19,8 +19,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"scorekeeper"
-	"scorekeeper/syncplan"
 	"scorekeeper/db"
+	"scorekeeper/syncplan"
 )
 
 // OverdueAfter is how long a payout may stay requested before it counts as

@@ -26,7 +26,12 @@ func PayoutTaskQueue(taskQueue string) string { return taskQueue + "-payouts" }
 // Start starts the workers of both task queues with every workflow and
 // activity registered; stop stops them.
 func Start(c client.Client, taskQueue string, acts *activities.Activities) (stop func(), err error) {
-	sync := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	// A sync that hits a non-determinism error (a bad deploy) fails
+	// instead of blocking: its progress is in the database, so the next
+	// scheduled run continues from there on the fixed code. Payout
+	// workflows keep the default (block): they hold which payout is being
+	// sent, and an operator fixes the deploy while they wait.
+	sync := sdkworker.New(c, taskQueue, sdkworker.Options{WorkflowPanicPolicy: sdkworker.FailWorkflow})
 	sync.RegisterWorkflow(workflows.SyncWorkflow)
 	sync.RegisterActivity(acts)
 	// Payouts are many small provider calls: a bounded concurrency per

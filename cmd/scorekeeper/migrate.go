@@ -17,7 +17,7 @@ func runMigrate(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		return err
 	}
 	defer d.Close()
-	log.Info("migrations applied", "database", redactURL(cfg.DatabaseURL))
+	log.Info("migrations applied", "database", config.RedactURL(cfg.DatabaseURL))
 	return nil
 }
 
@@ -30,12 +30,12 @@ func openDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*bun.DB, 
 	}
 	if err := db.Ping(ctx, d); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("connect to database %s: %w", redactURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("connect to database %s: %w", config.RedactURL(cfg.DatabaseURL), err)
 	}
 	if err := db.Migrate(ctx, d); err != nil {
 		d.Close()
 		return nil, err
 	}
-	log.Debug("database ready", "database", redactURL(cfg.DatabaseURL))
+	log.Debug("database ready", "database", config.RedactURL(cfg.DatabaseURL))
 	return d, nil
 }

@@ -15,9 +15,13 @@ import (
 	"scorekeeper/config"
 	"scorekeeper/metrics"
 	"scorekeeper/web"
+	"scorekeeper/worker"
 )
 
 func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.AdminToken == "" {
+		log.Warn("ADMIN_TOKEN is unset: POST /api/sync is open to every client; set ADMIN_TOKEN to require a bearer token")
+	}
 	d, c, closeAll, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -46,6 +50,9 @@ func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client
 			{Name: "temporal", Check: func(ctx context.Context) error {
 				_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 				return err
+			}},
+			{Name: "temporal-namespace", Check: func(ctx context.Context) error {
+				return worker.CheckNamespace(ctx, c, cfg.TemporalNamespace)
 			}},
 		},
 	})

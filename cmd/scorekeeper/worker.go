@@ -32,6 +32,9 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 // serveWorker runs the Temporal worker until ctx ends.
 func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
+	if err := worker.CheckNamespace(ctx, c, cfg.TemporalNamespace); err != nil {
+		return err
+	}
 	acts, err := newActivities(cfg, d, c)
 	if err != nil {
 		return err
@@ -48,7 +51,7 @@ func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Cli
 		return err
 	}
 	log.Info("worker running", "taskQueue", cfg.TemporalTaskQueue, "syncInterval", cfg.SyncInterval,
-		"upstreamRate", cfg.UpstreamRate.String(), "upstream", cfg.UpstreamURL)
+		"upstreamRate", cfg.UpstreamRate.String(), "upstream", config.RedactURL(cfg.UpstreamURL))
 	<-ctx.Done()
 	return nil
 }
