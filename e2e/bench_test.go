@@ -78,7 +78,7 @@ func BenchmarkSync_Capacity(b *testing.B) {
 		b.Run(r.name, func(b *testing.B) {
 			for range b.N {
 				sc := r.sc
-				sc.warm, sc.measure = 30*time.Second, 100*time.Second
+				sc.warm, sc.measure = 20*time.Second, 100*time.Second // two whole minutes: the mock stops by the minute
 				out := runScenario(b, sc)
 				b.ReportMetric(100*out.ingested, "ingested-%")
 				b.ReportMetric(scaled(out.maxLag), "max-lag-min")
