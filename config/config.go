@@ -66,12 +66,19 @@ type Config struct {
 	// PayoutURL is the payout provider; "" as for UpstreamURL.
 	PayoutURL  string
 	AdminToken string
+	// PublicBaseURL is the absolute URL clients reach the REST API at,
+	// e.g. https://api.example.com; next-page links are absolute on it.
+	// "" (the default) makes them relative. PUBLIC_BASE_URL, trailing
+	// slash trimmed.
+	PublicBaseURL string
 	// APIRateLimit is the per-client limit on the public read routes (per
 	// web process); zero N means off. API_RATE_LIMIT, "N/duration" or "off".
 	APIRateLimit Rate
 	MockAPIAddr  string
-	LogLevel     slog.Level
-	LogFormat    string
+	// MetricsAddr is where the worker serves /metrics and /readyz.
+	MetricsAddr string
+	LogLevel    slog.Level
+	LogFormat   string
 }
 
 // Defaults returns the configuration with every default of design §7.
@@ -91,6 +98,7 @@ func Defaults() Config {
 		SyncLateCheck:     "auto",
 		APIRateLimit:      Rate{N: 100, Per: time.Second},
 		MockAPIAddr:       ":4000",
+		MetricsAddr:       ":9464",
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
 	}
@@ -197,6 +205,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		bad("SYNC_LATE_CHECK", v, errors.New("want auto, probe or rescan"))
 	}
 	baseURL("PAYOUT_URL", &c.PayoutURL)
+	baseURL("PUBLIC_BASE_URL", &c.PublicBaseURL)
+	if u, err := url.Parse(c.PublicBaseURL); err == nil && (u.User != nil || strings.ContainsAny(c.PublicBaseURL, "?#")) {
+		// Links are the base + "/api/…?…": a query or fragment in the base
+		// would break them, and user info would hand credentials to every
+		// client that follows one.
+		bad("PUBLIC_BASE_URL", c.PublicBaseURL, errors.New("want scheme://host[:port][/path], without user info, query or fragment"))
+	}
 	if v := getenv("ADMIN_TOKEN"); v != "" {
 		// A token mounted from a file usually ends in a newline: trimmed,
 		// rather than locking everyone out. Inside it, whitespace or
@@ -223,6 +238,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	addr("MOCKAPI_ADDR", &c.MockAPIAddr)
+	addr("METRICS_ADDR", &c.MetricsAddr)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			bad("LOG_LEVEL", v, errors.New("want debug, info, warn or error"))

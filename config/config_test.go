@@ -63,10 +63,32 @@ func TestFromEnv(t *testing.T) {
 			"DATABASE_URL": "mysql://app:s3cret@db/x",
 			"UPSTREAM_URL": "ftp://u:s3cret@upstream",
 			"PAYOUT_URL":   "//u:s3cret@pay",
+			// Rejected for its user info; the password still never shows.
+			"PUBLIC_BASE_URL": "https://u:s3cret@api.example.com",
 		} {
 			_, err := config.FromEnv(env(map[string]string{name: v}))
 			require.ErrorContains(t, err, name)
 			require.NotContains(t, err.Error(), "s3cret", "%s leaked", name)
+		}
+	})
+	t.Run("PublicBaseURL", func(t *testing.T) {
+		c, err := config.FromEnv(env(nil))
+		require.NoError(t, err)
+		require.Empty(t, c.PublicBaseURL, "links are relative unless configured")
+		for v, want := range map[string]string{
+			"https://api.example.com/":         "https://api.example.com",
+			"http://127.0.0.1:3000":            "http://127.0.0.1:3000",
+			"https://example.com/scorekeeper/": "https://example.com/scorekeeper",
+		} {
+			c, err := config.FromEnv(env(map[string]string{"PUBLIC_BASE_URL": v}))
+			require.NoError(t, err, v)
+			require.Equal(t, want, c.PublicBaseURL, v)
+		}
+	})
+	t.Run("ErrPublicBaseURL", func(t *testing.T) {
+		for _, v := range []string{"api.example.com", "/api", "ftp://api.example.com", "https://", "https://api.example.com/?x=1", "https://api.example.com/#top", "https://api.example.com?"} {
+			_, err := config.FromEnv(env(map[string]string{"PUBLIC_BASE_URL": v}))
+			require.ErrorContains(t, err, "PUBLIC_BASE_URL", v)
 		}
 	})
 	t.Run("RateLimitOff", func(t *testing.T) {

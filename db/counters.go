@@ -27,6 +27,9 @@ const (
 	// the same request (label ""); the planner never asks twice, so it
 	// stays 0 unless an answer was lost after it came.
 	CounterPagesFetchedTwice = "pages_fetched_twice"
+	// CounterReconcileDrift is a gauge: the users found drifted by the
+	// last reconciliation (label "").
+	CounterReconcileDrift = "reconcile_drift_users"
 )
 
 type counterRow struct {
@@ -72,6 +75,21 @@ func addCounters(ctx context.Context, tx bun.IDB, deltas map[counterKey]int64) e
 // AddCounter adds delta to one counter in its own transaction.
 func AddCounter(ctx context.Context, d bun.IDB, name, label string, delta int64) error {
 	return addCounters(ctx, d, map[counterKey]int64{{name, label}: delta})
+}
+
+// SetCounter sets a counter to value: for the few numbers that are gauges
+// (a reconciliation's result), kept beside the counters so every process
+// reports them alike.
+func SetCounter(ctx context.Context, d bun.IDB, name, label string, value int64) error {
+	row := counterRow{Name: name, Label: label, Value: value}
+	if _, err := d.NewInsert().
+		Model(&row).
+		On("CONFLICT (name, label) DO UPDATE").
+		Set("value = EXCLUDED.value").
+		Exec(ctx); err != nil {
+		return fmt.Errorf("set counter %s: %w", name, err)
+	}
+	return nil
 }
 
 // Counters reads every counter: name → label → value.

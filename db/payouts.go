@@ -141,16 +141,29 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 	return out, err
 }
 
-// PayoutFilter selects the rows of ListPayoutTotals.
+// PayoutFilter selects the rows of ListPayoutTotals. It is comparable, so
+// read caches can key listings by it.
 type PayoutFilter struct {
 	// Status is requested (all not-failed payouts; the default), pending
 	// (requested, not yet paid), paid or failed.
 	Status string
-	// After is the user id cursor: rows strictly after it in Sort order.
-	After string
+	// After is where the page starts: rows strictly after it in Sort
+	// order. The zero cursor is the first page.
+	After PayoutCursor
 	// Sort is "userId" (default) or "-payoutAmount".
 	Sort  string
 	Limit int
+}
+
+// PayoutCursor is a position in a payout listing: the sort key of the last
+// row of the previous page. It holds values, not a reference to a row, so
+// the next page is well defined even when that row has since changed or
+// left the listing.
+type PayoutCursor struct {
+	// UserID is the last row's user; "" means the start of the listing.
+	UserID string
+	// Amount is the last row's amount; used by sort -payoutAmount only.
+	Amount scorekeeper.Amount
 }
 
 // PayoutTotal is one user's payout sum for a status.
@@ -171,6 +184,11 @@ var payoutAmountExpr = map[string]string{
 // ListPayoutTotals returns one row per user with a non-zero sum for the
 // filter's status, and the total number of such users. The sums come from
 // user_summaries, which moves in the same transaction as each payout.
+//
+// Paging is by keyset (f.After holds the previous page's last sort key),
+// so it never fails and never repeats or skips a row that did not change
+// between pages. A row whose amount changes may move across the cursor
+// under sort -payoutAmount: it is then listed again or not at all.
 func ListPayoutTotals(ctx context.Context, db bun.IDB, f PayoutFilter) ([]PayoutTotal, int, error) {
 	if f.Status == "" {
 		f.Status = "requested"
@@ -202,25 +220,15 @@ func ListPayoutTotals(ctx context.Context, db bun.IDB, f PayoutFilter) ([]Payout
 		Limit(int64(f.Limit))
 	switch f.Sort {
 	case "", "userId":
-		if f.After != "" {
-			q = q.Where("user_id > ?", f.After)
+		if f.After.UserID != "" {
+			q = q.Where("user_id > ?", f.After.UserID)
 		}
 		q = q.OrderExpr("user_id")
 	case "-payoutAmount":
-		if f.After != "" {
-			var cents int64
-			err := db.NewSelect().
-				Model((*summaryRow)(nil)).
-				ColumnExpr(expr).
-				Where("user_id = ?", f.After).
-				Where(expr+" > 0").
-				Scan(ctx, &cents)
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "after: user %s is not in this listing", f.After)
-			} else if err != nil {
-				return nil, 0, fmt.Errorf("read cursor row: %w", err)
-			}
-			q = q.Where("("+expr+" < ? OR ("+expr+" = ? AND user_id > ?))", cents, cents, f.After)
+		if f.After.UserID != "" {
+			// Strictly after (amount, user) in (amount DESC, user) order.
+			cents := f.After.Amount.Cents()
+			q = q.Where("("+expr+" < ? OR ("+expr+" = ? AND user_id > ?))", cents, cents, f.After.UserID)
 		}
 		q = q.OrderExpr(expr + " DESC, user_id")
 	default:

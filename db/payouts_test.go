@@ -137,7 +137,7 @@ func TestListPayoutTotals(t *testing.T) {
 		})
 		t.Run("PagingByUserID", func(t *testing.T) {
 			seen := map[string]bool{}
-			after := ""
+			var after db.PayoutCursor
 			for {
 				rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 7, After: after})
 				require.NoError(t, err)
@@ -148,13 +148,13 @@ func TestListPayoutTotals(t *testing.T) {
 					require.False(t, seen[r.UserID])
 					seen[r.UserID] = true
 				}
-				after = rows[len(rows)-1].UserID
+				after = db.PayoutCursor{UserID: rows[len(rows)-1].UserID}
 			}
 			require.Len(t, seen, 40)
 		})
 		t.Run("PagingByAmountDesc", func(t *testing.T) {
 			var all []db.PayoutTotal
-			after := ""
+			var after db.PayoutCursor
 			for {
 				rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 6, After: after, Sort: "-payoutAmount"})
 				require.NoError(t, err)
@@ -162,7 +162,8 @@ func TestListPayoutTotals(t *testing.T) {
 					break
 				}
 				all = append(all, rows...)
-				after = rows[len(rows)-1].UserID
+				last := rows[len(rows)-1]
+				after = db.PayoutCursor{UserID: last.UserID, Amount: last.Amount}
 			}
 			require.Len(t, all, 40)
 			for i := 1; i < len(all); i++ {
@@ -175,8 +176,25 @@ func TestListPayoutTotals(t *testing.T) {
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
 			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "amount", Limit: 1})
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
-			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "-payoutAmount", After: "earner", Limit: 1})
+			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 0})
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
+		})
+		t.Run("OKCursorOutsideListing", func(t *testing.T) {
+			// The cursor is a position, not a row: a user who is not (or no
+			// longer) listed still names where the next page starts.
+			all, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "-payoutAmount", Limit: 100})
+			require.NoError(t, err)
+			at := db.PayoutCursor{UserID: "earner", Amount: scorekeeper.MustParseAmount("4.05")}
+			var want []db.PayoutTotal
+			for _, r := range all {
+				if r.Amount < at.Amount || r.Amount == at.Amount && r.UserID > at.UserID {
+					want = append(want, r)
+				}
+			}
+			require.NotEmpty(t, want)
+			rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "-payoutAmount", Limit: 100, After: at})
+			require.NoError(t, err)
+			require.Equal(t, want, rows)
 		})
 	})
 }

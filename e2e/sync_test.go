@@ -92,6 +92,7 @@ func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Confi
 			"SYNC_START":          mock.Start().Add(-cfg.History - time.Minute).UTC().Format(time.RFC3339),
 			"LOG_LEVEL":           "warn",
 			"HTTP_ADDR":           "127.0.0.1:0",
+			"METRICS_ADDR":        "127.0.0.1:0",
 		},
 	}
 }

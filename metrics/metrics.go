@@ -134,6 +134,8 @@ var (
 		"Upstream requests of the last hour by what they were for: fresh pages, re-scans, probes.", []string{"kind"}, nil)
 	descTwice = prometheus.NewDesc("scorekeeper_upstream_pages_fetched_twice_total",
 		"Upstream pages answered twice for the same request (0 unless an answer was lost after it came).", nil, nil)
+	descDrift = prometheus.NewDesc("scorekeeper_reconcile_drift_users",
+		"Users whose stored summary differed from their transactions at the last reconciliation (alert when not 0).", nil, nil)
 	descUp = prometheus.NewDesc("scorekeeper_store_up",
 		"1 when the last read of the store's numbers succeeded.", nil, nil)
 )
@@ -153,7 +155,7 @@ type storeCollector struct {
 
 func (s *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLag, descUpstream, descApplied, descQuarantined, descPayouts, descOverdue,
-		descThrough, descLateThrough, descLateLag, descBudgetUsed, descBudgetLimit, descBudgetSpent, descTwice, descUp} {
+		descThrough, descLateThrough, descLateLag, descBudgetUsed, descBudgetLimit, descBudgetSpent, descTwice, descDrift, descUp} {
 		ch <- d
 	}
 }
@@ -232,6 +234,7 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 	}
 	out = append(out, prometheus.MustNewConstMetric(descTwice, prometheus.CounterValue,
 		float64(counters[db.CounterPagesFetchedTwice][""])))
+	gauge(descDrift, float64(counters[db.CounterReconcileDrift][""]))
 	for code, n := range counters[db.CounterUpstreamRequests] {
 		out = append(out, prometheus.MustNewConstMetric(descUpstream, prometheus.CounterValue, float64(n), code))
 	}

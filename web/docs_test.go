@@ -37,6 +37,8 @@ func TestOpenAPI(t *testing.T) {
 		require.Equal(t, map[string][]string{
 			"/api/users/{userId}/summary": {"get"},
 			"/api/payouts":                {"get"},
+			"/api/quarantine":             {"get"},
+			"/api/reconcile":              {"post"},
 			"/api/sync":                   {"post"},
 			"/api/sync/status":            {"get"},
 			"/healthz":                    {"get"},
@@ -73,6 +75,7 @@ func TestOpenAPI(t *testing.T) {
 		require.Equal(t, []string{"200", "304", "400", "404", "405", "429", "500", "503"}, statuses("/api/users/{userId}/summary", "get"))
 		require.Equal(t, []string{"200", "304", "400", "405", "429", "500", "503"}, statuses("/api/payouts", "get"))
 		require.Equal(t, []string{"200", "202", "400", "401", "403", "405", "500", "503"}, statuses("/api/sync", "post"))
+		require.Equal(t, []string{"200", "400", "401", "403", "405", "500", "503"}, statuses("/api/quarantine", "get"))
 		require.Equal(t, []string{"200", "405", "500", "503"}, statuses("/api/sync/status", "get"))
 		require.Equal(t, []string{"200", "405", "500", "503"}, statuses("/readyz", "get"))
 	})
@@ -86,6 +89,18 @@ func TestOpenAPI(t *testing.T) {
 			}
 		}
 		require.Equal(t, []string{"status", "limit", "after", "sort"}, names)
+	})
+
+	t.Run("OKQuarantineParameters", func(t *testing.T) {
+		op := paths["/api/quarantine"].(map[string]any)["get"].(map[string]any)
+		var names []string
+		for _, p := range op["parameters"].([]any) {
+			if m := p.(map[string]any); m["in"] == "query" {
+				names = append(names, m["name"].(string))
+			}
+		}
+		require.Equal(t, []string{"limit", "after"}, names)
+		require.Contains(t, op["security"], map[string]any{"adminToken": []any{}}, "documented as admin-only")
 	})
 
 	t.Run("OKRefsResolve", func(t *testing.T) {

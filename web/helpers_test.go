@@ -69,6 +69,21 @@ type fakeSyncer struct {
 	block  bool
 	starts int
 	waits  []web.SyncRun
+	// report is what WaitReconcile returns; repairs records the repair
+	// flag of each StartReconcile.
+	report  web.ReconcileReport
+	repairs []bool
+}
+
+func (f *fakeSyncer) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.repairs = append(f.repairs, repair)
+	return web.SyncRun{WorkflowID: "reconcile-manual", RunID: "run-r"}, f.startErr
+}
+
+func (f *fakeSyncer) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
+	return f.report, f.waitErr
 }
 
 func (f *fakeSyncer) StartSync(ctx context.Context) (web.SyncRun, error) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -306,9 +307,11 @@ func TestOpenAPI_Contract(t *testing.T) {
 	require.NoError(t, err)
 	syncer := newFakeSyncer()
 	syncer.status = syncStatusFixture()
+	syncer.report = web.ReconcileReport{UsersChecked: 3, Repaired: 1, Drifted: []web.Drift{{UserID: "445566", Field: "earned", Stored: 5130, Recomputed: 5120}}}
 	ok, _, _ := MustNewApp(t, web.Config{
 		DB:         d,
 		Syncer:     syncer,
+		Reconciler: syncer,
 		AdminToken: adminToken,
 		Ready:      []web.ReadyCheck{web.DatabaseCheck(d)},
 		Metrics:    metrics.New(d, discard, db.Budget{Name: "upstream", N: 5, Per: time.Minute}).Handler(),
@@ -333,7 +336,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 	failing := newFakeSyncer()
 	failing.startErr = errors.New("temporal: unexpected reply")
 	failing.statusErr = errors.New("temporal: unexpected reply")
-	broken, _, _ := MustNewApp(t, web.Config{DB: closed, Syncer: failing, AdminToken: adminToken})
+	broken, _, _ := MustNewApp(t, web.Config{DB: closed, Syncer: failing, Reconciler: failing, AdminToken: adminToken})
 
 	// unsynced has data but no sync progress yet: no X-Data-As-Of.
 	early := dbtest.NewSQLite(t)
@@ -379,11 +382,16 @@ func TestOpenAPI_Contract(t *testing.T) {
 		require.Equal(t, `[{"userId":"112233","payoutAmount":30},{"userId":"445566","payoutAmount":20}]`, body)
 		get("/api/payouts", http.StatusNotModified, reqValid, "If-None-Match", resp.Header.Get("ETag"))
 		resp, _ = get("/api/payouts?status=requested&limit=1&sort=-payoutAmount", http.StatusOK, reqValid)
-		require.NotEmpty(t, resp.Header.Get("Link"), "a full page links onwards")
+		byAmount := nextLink(t, resp)
+		require.NotEmpty(t, byAmount, "a full page links onwards")
+		get(byAmount, http.StatusOK, reqValid)
 		for _, status := range []string{"pending", "paid", "failed"} {
 			get("/api/payouts?status="+status, http.StatusOK, reqValid)
 		}
-		get("/api/payouts?after=112233&limit=10000&sort=userId", http.StatusOK, reqValid)
+		resp, _ = get("/api/payouts?limit=1&sort=userId", http.StatusOK, reqValid)
+		byUser, err := url.Parse(nextLink(t, resp))
+		require.NoError(t, err)
+		get("/api/payouts?after="+byUser.Query().Get("after")+"&limit=10000&sort=userId", http.StatusOK, reqValid)
 		resp, _ = k.check(t, exchange{app: unsynced, method: http.MethodGet, target: "/api/payouts", status: http.StatusOK})
 		require.Empty(t, resp.Header.Get(web.HeaderDataAsOf))
 
@@ -395,9 +403,11 @@ func TestOpenAPI_Contract(t *testing.T) {
 		get("/api/payouts?after=a%20b", http.StatusBadRequest, reqInvalid)
 		get("/api/payouts?page=2", http.StatusBadRequest, reqUnchecked)
 		get("/api/payouts?limit=1&limit=2", http.StatusBadRequest, reqUnchecked)
-		// after names a user outside the listing, which only the store can
-		// tell: the document cannot.
+		// Cursors are opaque to the document: one that is not ours, or is
+		// of another sort, has the right shape and only the handler can
+		// tell.
 		get("/api/payouts?sort=-payoutAmount&after=nobody", http.StatusBadRequest, reqValid)
+		get("/api/payouts?sort=-payoutAmount&after="+byUser.Query().Get("after"), http.StatusBadRequest, reqValid)
 
 		k.check(t, exchange{app: ok, method: http.MethodPost, target: "/api/payouts", opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
 		k.check(t, exchange{app: broken, method: http.MethodGet, target: "/api/payouts", status: http.StatusInternalServerError})
@@ -450,6 +460,26 @@ func TestOpenAPI_Contract(t *testing.T) {
 		post(broken, "/api/sync", http.StatusInternalServerError, reqValid, auth...)
 	})
 
+	t.Run("reconcile", func(t *testing.T) {
+		ran = append(ran, "reconcile")
+		post := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) string {
+			t.Helper()
+			_, body := k.check(t, exchange{app: app, method: http.MethodPost, target: target, header: header, status: status, request: rc})
+			return body
+		}
+		require.JSONEq(t, `{"workflowId":"reconcile-manual","runId":"run-r"}`, post(ok, "/api/reconcile", http.StatusAccepted, reqValid, auth...))
+		require.JSONEq(t, `{"usersChecked":3,"drifted":[{"userId":"445566","field":"earned","stored":51.3,"recomputed":51.2}],"repaired":1}`,
+			post(ok, "/api/reconcile?wait=true&repair=true", http.StatusOK, reqValid, auth...))
+		require.Equal(t, []bool{false, true}, syncer.repairs[len(syncer.repairs)-2:], "repair only when asked")
+		post(ok, "/api/reconcile?repair=maybe", http.StatusBadRequest, reqInvalid, auth...)
+		post(ok, "/api/reconcile?dry=1", http.StatusBadRequest, reqUnchecked, auth...)
+		post(ok, "/api/reconcile", http.StatusUnauthorized, reqValid)
+		post(ok, "/api/reconcile", http.StatusForbidden, reqValid, "Authorization", "Bearer not-the-token")
+		k.check(t, exchange{app: ok, method: http.MethodGet, target: "/api/reconcile", opMethod: http.MethodPost, status: http.StatusMethodNotAllowed, request: reqUnchecked})
+		post(bare, "/api/reconcile", http.StatusServiceUnavailable, reqValid)
+		post(broken, "/api/reconcile", http.StatusInternalServerError, reqValid, auth...)
+	})
+
 	t.Run("syncStatus", func(t *testing.T) {
 		ran = append(ran, "syncStatus")
 		get := func(app *fiber.App, status int) string {
@@ -474,6 +504,44 @@ func TestOpenAPI_Contract(t *testing.T) {
 		get(broken, http.StatusInternalServerError)
 		get(bare, http.StatusServiceUnavailable)
 		get(down, http.StatusServiceUnavailable)
+	})
+
+	t.Run("listQuarantine", func(t *testing.T) {
+		ran = append(ran, "listQuarantine")
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Quarantined: []scorekeeper.Quarantined{
+			{ItemID: "q1", Raw: `{"id":"q1","amount":-1}`, Reason: "amount must be positive"},
+			{Raw: `{"amount":1}`, Reason: "missing id"},
+		}}, t0)
+		require.NoError(t, err)
+		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
+			t.Helper()
+			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
+		}
+		resp, body := get(ok, "/api/quarantine", http.StatusOK, reqValid, auth...)
+		require.Contains(t, body, `"id":null`)
+		require.Contains(t, body, `"id":"q1"`)
+		resp, _ = get(ok, "/api/quarantine?limit=1", http.StatusOK, reqValid, auth...)
+		next := nextLink(t, resp)
+		require.NotEmpty(t, next, "a full page links onwards")
+		_, body = get(ok, next, http.StatusOK, reqValid, auth...)
+		require.NotEqual(t, "[]", body)
+		nothing, _, _ := MustNewApp(t, web.Config{DB: dbtest.NewSQLite(t)})
+		_, body = get(nothing, "/api/quarantine?limit=10000", http.StatusOK, reqValid)
+		require.Equal(t, "[]", body)
+
+		get(ok, "/api/quarantine?limit=0", http.StatusBadRequest, reqInvalid, auth...)
+		get(ok, "/api/quarantine?limit=ten", http.StatusBadRequest, reqInvalid, auth...)
+		get(ok, "/api/quarantine?after=a%20b", http.StatusBadRequest, reqInvalid, auth...)
+		// An opaque cursor that is not ours: only the handler can tell.
+		get(ok, "/api/quarantine?after=q1", http.StatusBadRequest, reqValid, auth...)
+		get(ok, "/api/quarantine?page=2", http.StatusBadRequest, reqUnchecked, auth...)
+		get(ok, "/api/quarantine?limit=1&limit=2", http.StatusBadRequest, reqUnchecked, auth...)
+		resp, _ = get(ok, "/api/quarantine", http.StatusUnauthorized, reqValid)
+		require.Equal(t, `Bearer realm="scorekeeper"`, resp.Header.Get("WWW-Authenticate"))
+		get(ok, "/api/quarantine", http.StatusForbidden, reqValid, "Authorization", "Bearer not-the-token")
+		k.check(t, exchange{app: ok, method: http.MethodPost, target: "/api/quarantine", header: auth, opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
+		get(broken, "/api/quarantine", http.StatusInternalServerError, reqValid, auth...)
+		get(down, "/api/quarantine", http.StatusServiceUnavailable, reqValid)
 	})
 
 	t.Run("healthz", func(t *testing.T) {
@@ -518,7 +586,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 	})
 
 	t.Run("OKEveryOperationCovered", func(t *testing.T) {
-		if len(ran) < 9 {
+		if len(ran) < 11 {
 			t.Skip("some operations' subtests were not selected")
 		}
 		var all []string

@@ -4,16 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"scorekeeper"
 	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
 	"scorekeeper/web"
 )
 
@@ -153,4 +160,224 @@ func TestPayouts_PagingAtScale(t *testing.T) {
 				"row %d: %s %s before %s %s", i, a.UserID, a.PayoutAmount, b.UserID, b.PayoutAmount)
 		}
 	})
+}
+
+// changingListing is the pending-payout listing of TestPayouts_PagingWhileDataChanges
+// and the changes it makes through the store between pages.
+type changingListing struct {
+	t   *testing.T
+	d   *bun.DB
+	rng *rand.Rand
+	n   int
+	// requested holds each user's payouts not yet paid, by id.
+	requested map[string]map[string]scorekeeper.Amount
+	// changed lists users whose pending sum changed (or who left or
+	// joined) since the walk started.
+	changed map[string]bool
+}
+
+// pending is the user's current pending sum: what the listing must show.
+func (l *changingListing) pending(user string) scorekeeper.Amount {
+	var sum scorekeeper.Amount
+	for _, a := range l.requested[user] {
+		sum += a
+	}
+	return sum
+}
+
+// add stores a new payout request for user (a new user joins the listing).
+func (l *changingListing) add(user string, a scorekeeper.Amount) {
+	l.t.Helper()
+	l.n++
+	id := fmt.Sprintf("chg-%04d", l.n)
+	_, err := db.ApplyBatch(context.Background(), l.d, db.Batch{Transactions: []scorekeeper.Transaction{
+		{ID: id, UserID: user, CreatedAt: t0, Type: scorekeeper.TxPayout, Amount: a},
+	}}, t0)
+	require.NoError(l.t, err)
+	if l.requested[user] == nil {
+		l.requested[user] = map[string]scorekeeper.Amount{}
+	}
+	l.requested[user][id] = a
+}
+
+// pay confirms n of user's requested payouts (all when n < 0): the
+// pending sum drops, and the user leaves the listing when none is left.
+func (l *changingListing) pay(user string, n int) {
+	l.t.Helper()
+	ids := slices.Sorted(maps.Keys(l.requested[user]))
+	if n >= 0 {
+		ids = ids[:min(n, len(ids))]
+	}
+	for _, id := range ids {
+		_, err := db.MarkPayoutPaid(context.Background(), l.d, id, "po-"+id, t0)
+		require.NoError(l.t, err)
+		delete(l.requested[user], id)
+	}
+}
+
+// pick returns a random user of users that has not changed yet, or "".
+func (l *changingListing) pick(users []string) string {
+	var fresh []string
+	for _, u := range users {
+		if !l.changed[u] && l.pending(u) > 0 {
+			fresh = append(fresh, u)
+		}
+	}
+	if len(fresh) == 0 {
+		return ""
+	}
+	return fresh[l.rng.IntN(len(fresh))]
+}
+
+// Ensure a walk of GET /api/payouts never fails and never returns a row
+// twice while payouts are paid and requested between its pages, under
+// both sorts: the user of the page's last row (the cursor) leaves the
+// listing or gets a larger amount; users already listed leave or grow;
+// users not listed yet leave, shrink or grow; new users join. Every row
+// returned shows the user's sum as it was when its page was read, rows
+// are in strict sort order across pages, and every user whose payouts
+// did not change is returned.
+func TestPayouts_PagingWhileDataChanges(t *testing.T) {
+	for _, sort := range []string{"userId", "-payoutAmount"} {
+		t.Run(sort, func(t *testing.T) {
+			app, d, _ := MustNewApp(t, web.Config{})
+			l := &changingListing{t: t, d: d, rng: rand.New(rand.NewPCG(7, uint64(len(sort)))),
+				requested: map[string]map[string]scorekeeper.Amount{}, changed: map[string]bool{}}
+			var seeded []string
+			for i := range 80 {
+				u := fmt.Sprintf("u%03d", i)
+				seeded = append(seeded, u)
+				// Amounts from a small set, so the amount order has ties
+				// that span pages; two payouts so one can be paid.
+				l.add(u, scorekeeper.AmountFromCents(int64(100*(1+l.rng.IntN(4)))))
+				l.add(u, scorekeeper.AmountFromCents(50))
+			}
+
+			var all []payoutRow
+			seen := map[string]bool{}
+			next := "/api/payouts?status=pending&limit=7&sort=" + url.QueryEscape(sort)
+			for pages := 0; next != ""; pages++ {
+				require.Less(t, pages, 40, "paging does not end")
+				resp, body := do(t, app, http.MethodGet, next)
+				require.Equal(t, http.StatusOK, resp.StatusCode, "page %d: %s", pages, body)
+				var page []payoutRow
+				require.NoError(t, json.Unmarshal([]byte(body), &page))
+				var listed []string
+				for _, r := range page {
+					require.False(t, seen[r.UserID], "page %d: user %s returned twice", pages, r.UserID)
+					seen[r.UserID] = true
+					require.Equal(t, l.pending(r.UserID), r.PayoutAmount, "page %d: user %s", pages, r.UserID)
+					listed = append(listed, r.UserID)
+				}
+				all = append(all, page...)
+				next = nextLink(t, resp)
+				if next == "" {
+					break
+				}
+
+				// Change the data before the next page.
+				last := page[len(page)-1].UserID
+				l.changed[last] = true
+				if pages%2 == 0 {
+					l.pay(last, -1) // the cursor's row leaves the listing
+				} else {
+					l.add(last, scorekeeper.AmountFromCents(125)) // … or moves
+				}
+				var before, ahead []string
+				for _, u := range seeded {
+					if seen[u] {
+						before = append(before, u)
+					} else {
+						ahead = append(ahead, u)
+					}
+				}
+				if u := l.pick(before); u != "" {
+					l.changed[u] = true
+					if l.rng.IntN(2) == 0 {
+						l.pay(u, -1)
+					} else {
+						l.add(u, scorekeeper.AmountFromCents(300))
+					}
+				}
+				if u := l.pick(ahead); u != "" {
+					l.changed[u] = true
+					l.pay(u, -1)
+				}
+				if u := l.pick(ahead); u != "" {
+					l.changed[u] = true
+					l.pay(u, 1) // shrinks by one payout
+				}
+				if u := l.pick(ahead); u != "" {
+					l.changed[u] = true
+					l.add(u, scorekeeper.AmountFromCents(75))
+				}
+				joined := fmt.Sprintf("new%02d", pages)
+				l.changed[joined] = true
+				l.add(joined, scorekeeper.AmountFromCents(int64(25*(1+l.rng.IntN(20)))))
+			}
+
+			for i := 1; i < len(all); i++ {
+				a, b := all[i-1], all[i]
+				if sort == "userId" {
+					require.Less(t, a.UserID, b.UserID, "row %d", i)
+				} else {
+					require.True(t, a.PayoutAmount > b.PayoutAmount || a.PayoutAmount == b.PayoutAmount && a.UserID < b.UserID,
+						"row %d: %s %s before %s %s", i, a.UserID, a.PayoutAmount, b.UserID, b.PayoutAmount)
+				}
+			}
+			unchanged := 0
+			for _, u := range seeded {
+				if !l.changed[u] {
+					unchanged++
+					require.True(t, seen[u], "user %s did not change and was not returned", u)
+				}
+			}
+			require.Greater(t, len(l.changed), 30, "the walk changed enough to matter")
+			require.Greater(t, unchanged, 20)
+		})
+	}
+}
+
+// Ensure next-page links are relative unless PUBLIC_BASE_URL is set, and
+// absolute on it when it is, and never carry a host or scheme the client
+// sent (Host, X-Forwarded-Host, X-Forwarded-Proto), on both listings.
+func TestLinks_NotFromClientHeaders(t *testing.T) {
+	d := dbtest.NewPostgres(t)
+	MustSeed(t, d)
+	_, err := db.ApplyBatch(context.Background(), d, db.Batch{Quarantined: []scorekeeper.Quarantined{
+		{Raw: "x1", Reason: "r"}, {Raw: "x2", Reason: "r"},
+	}}, t0)
+	require.NoError(t, err)
+	relative, _, _ := MustNewApp(t, web.Config{DB: d})
+	absolute, _, _ := MustNewApp(t, web.Config{DB: d, PublicBaseURL: "https://api.example.com/"})
+
+	for _, path := range []string{"/api/payouts", "/api/quarantine"} {
+		for name, c := range map[string]struct {
+			app  *fiber.App
+			want string
+		}{
+			"Relative": {relative, "</api/"},
+			"Absolute": {absolute, "<https://api.example.com/api/"},
+		} {
+			t.Run(name+path, func(t *testing.T) {
+				req := httptest.NewRequest(http.MethodGet, path+"?limit=1", nil)
+				req.Host = "evil-host.example"
+				req.Header.Set("X-Forwarded-Host", "evil-forwarded.example")
+				req.Header.Set("X-Forwarded-Proto", "gopher")
+				resp, err := c.app.Test(req, -1)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				link := resp.Header.Get("Link")
+				require.True(t, strings.HasPrefix(link, c.want+strings.TrimPrefix(path, "/api/")+"?"), "Link: %s", link)
+				require.NotContains(t, link, "evil")
+				require.NotContains(t, link, "gopher")
+				require.NotContains(t, link, "//api/", "the base's trailing slash is trimmed")
+				// The relative link resolves against the request URL to
+				// the next page on the same server.
+				resp2, body := do(t, c.app, http.MethodGet, strings.TrimPrefix(nextLink(t, resp), "https://api.example.com"))
+				require.Equal(t, http.StatusOK, resp2.StatusCode, body)
+			})
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"net/url"
 	"slices"
 	"strconv"
 
@@ -42,13 +41,58 @@ func toPayoutResponses(ts []db.PayoutTotal) []payoutResponse {
 	return out
 }
 
+// payoutCursor is the content of an `after` cursor of GET /api/payouts:
+// the sort key of the previous page's last row, and the sort it belongs
+// to. Carrying the key itself (not just the user) lets the next page
+// start in the right place even when that user's amount changed or the
+// user left the listing meanwhile.
+type payoutCursor struct {
+	Sort   string `json:"s"`
+	UserID string `json:"u"`
+	// Cents is the last row's amount, under sort -payoutAmount only.
+	Cents *int64 `json:"a,omitempty"`
+}
+
+// payoutCursorOf is the cursor after row t in sort order sort.
+func payoutCursorOf(sort string, t db.PayoutTotal) string {
+	pc := payoutCursor{Sort: sort, UserID: t.UserID}
+	if sort == "-payoutAmount" {
+		cents := t.Amount.Cents()
+		pc.Cents = &cents
+	}
+	return encodeCursor(pc)
+}
+
+// parsePayoutCursor decodes an after cursor for a listing in sort order
+// sort.
+func parsePayoutCursor(s, sort string) (db.PayoutCursor, error) {
+	var pc payoutCursor
+	if err := decodeCursor(s, &pc); err != nil || !slices.Contains(payoutSorts, pc.Sort) || !scorekeeper.ValidUserID(pc.UserID) {
+		return db.PayoutCursor{}, errBadCursor
+	}
+	if pc.Sort != sort {
+		return db.PayoutCursor{}, errInvalidf("after is a cursor of sort=%s, but this request is sort=%s: keep the sort while paging", pc.Sort, sort)
+	}
+	// Listed amounts are positive, so a cursor without one, or with
+	// another, was not made by us.
+	byAmount := sort == "-payoutAmount"
+	if byAmount != (pc.Cents != nil) || byAmount && *pc.Cents <= 0 {
+		return db.PayoutCursor{}, errBadCursor
+	}
+	c := db.PayoutCursor{UserID: pc.UserID}
+	if byAmount {
+		c.Amount = scorekeeper.AmountFromCents(*pc.Cents)
+	}
+	return c, nil
+}
+
 // parsePayoutFilter validates the query of GET /api/payouts.
 func parsePayoutFilter(c *fiber.Ctx) (db.PayoutFilter, map[string]string, error) {
 	q, err := queryParams(c, "status", "limit", "after", "sort")
 	if err != nil {
 		return db.PayoutFilter{}, nil, err
 	}
-	f := db.PayoutFilter{Status: payoutStatuses[0], Sort: payoutSorts[0], Limit: DefaultPayoutLimit}
+	f := db.PayoutFilter{Status: payoutStatuses[0], Sort: payoutSorts[0]}
 	if v, ok := q["status"]; ok {
 		if !slices.Contains(payoutStatuses, v) {
 			return f, nil, errInvalidf("status must be one of requested, pending, paid or failed")
@@ -61,25 +105,20 @@ func parsePayoutFilter(c *fiber.Ctx) (db.PayoutFilter, map[string]string, error)
 		}
 		f.Sort = v
 	}
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(v)
-		// Digits only: Atoi would also take "+5" and "-0".
-		if err != nil || !isDigits(v) || n < 1 || n > MaxPayoutLimit {
-			return f, nil, errInvalidf("limit must be an integer from 1 to %d", MaxPayoutLimit)
-		}
-		f.Limit = n
+	if f.Limit, err = parseLimit(q, DefaultPayoutLimit, MaxPayoutLimit); err != nil {
+		return f, nil, err
 	}
 	if v, ok := q["after"]; ok {
-		if !scorekeeper.ValidUserID(v) {
-			return f, nil, errInvalidf("after must be a userId: 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
+		if f.After, err = parsePayoutCursor(v, f.Sort); err != nil {
+			return f, nil, err
 		}
-		f.After = v
 	}
 	return f, q, nil
 }
 
-// listPayouts serves GET /api/payouts.
-func listPayouts(r reader) fiber.Handler {
+// listPayouts serves GET /api/payouts. base is the PUBLIC_BASE_URL of
+// next-page links ("" for relative links).
+func listPayouts(r reader, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		f, q, err := parsePayoutFilter(c)
 		if err != nil {
@@ -101,29 +140,8 @@ func listPayouts(r reader) fiber.Handler {
 		// full last page costs the client one request for an empty page,
 		// which is cheaper than a second count per page for us.)
 		if len(rows) == f.Limit && len(rows) > 0 {
-			c.Set(fiber.HeaderLink, `<`+nextPageURL(c, q, rows[len(rows)-1].UserID)+`>; rel="next"`)
+			setNextLink(c, base, "/api/payouts", q, payoutCursorOf(f.Sort, rows[len(rows)-1]))
 		}
 		return sendCachable(c, toPayoutResponses(rows), asOf)
 	}
-}
-
-// nextPageURL is the current request with after moved to the page's last
-// user, keeping the caller's other parameters. It is absolute (on the
-// request's own scheme and host) so naive clients can follow it as is.
-func nextPageURL(c *fiber.Ctx, q map[string]string, last string) string {
-	v := url.Values{}
-	for k, x := range q {
-		v.Set(k, x)
-	}
-	v.Set("after", last)
-	return c.BaseURL() + "/api/payouts?" + v.Encode()
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }

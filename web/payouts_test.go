@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -54,10 +55,14 @@ func TestPayouts(t *testing.T) {
 	})
 
 	t.Run("OKEmptyIsArray", func(t *testing.T) {
-		resp, body := do(t, app, http.MethodGet, "/api/payouts?after=zzz")
+		// A full last page links to an empty one.
+		resp, body := do(t, app, http.MethodGet, "/api/payouts?limit=2")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		resp, body = do(t, app, http.MethodGet, nextLink(t, resp))
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.Equal(t, `[]`, body)
 		require.Equal(t, "2", resp.Header.Get(web.HeaderTotalCount), "the count ignores the cursor")
+		require.Empty(t, resp.Header.Get("Link"))
 	})
 
 	t.Run("OKSortPayoutAmount", func(t *testing.T) {
@@ -74,8 +79,13 @@ func TestPayouts(t *testing.T) {
 		require.NotEmpty(t, next)
 		u, err := url.Parse(next)
 		require.NoError(t, err)
+		require.False(t, u.IsAbs(), "relative without PUBLIC_BASE_URL: %s", next)
 		require.Equal(t, "/api/payouts", u.Path)
-		require.Equal(t, url.Values{"after": {"112233"}, "limit": {"1"}, "sort": {"userId"}, "status": {"requested"}}, u.Query())
+		q := u.Query()
+		require.Regexp(t, `^[A-Za-z0-9_-]+$`, q.Get("after"), "an opaque cursor that needs no escaping")
+		require.NotEqual(t, "112233", q.Get("after"), "the cursor is not the bare userId")
+		q.Del("after")
+		require.Equal(t, url.Values{"limit": {"1"}, "sort": {"userId"}, "status": {"requested"}}, q)
 
 		resp, body = do(t, app, http.MethodGet, u.RequestURI())
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -133,19 +143,48 @@ func TestPayouts(t *testing.T) {
 	})
 
 	t.Run("ErrBadAfter", func(t *testing.T) {
-		for _, v := range []string{strings.Repeat("9", 65), url.QueryEscape("1' OR '1'='1"), "", "a.b"} {
+		b64 := base64.RawURLEncoding.EncodeToString
+		for _, v := range []string{
+			strings.Repeat("9", 65), url.QueryEscape("1' OR '1'='1"), "", "a.b",
+			// The old format, a bare userId, is no cursor.
+			"112233", "zzz",
+			strings.Repeat("A", 600), // longer than any cursor of ours
+			b64([]byte("not json")),
+			b64([]byte(`{"s":"userId"}`)),
+			b64([]byte(`{"s":"userId","u":"a b"}`)),
+			b64([]byte(`{"s":"userId","u":"112233","x":1}`)),
+			b64([]byte(`{"s":"userId","u":"112233"} {}`)),
+			b64([]byte(`{"s":"userId","u":"112233","a":3000}`)),
+			b64([]byte(`{"s":"status","u":"112233"}`)),
+			b64([]byte(`{"t":1,"k":"abc"}`)),
+		} {
 			resp, body := do(t, app, http.MethodGet, "/api/payouts?after="+v)
+			msg := requireError(t, resp, body, http.StatusBadRequest, "invalid")
+			require.Contains(t, msg, "after", "after=%s", v)
+			require.NotContains(t, msg, "112233", "the cursor is not echoed")
+		}
+		for _, v := range []string{
+			b64([]byte(`{"s":"-payoutAmount","u":"112233"}`)),
+			b64([]byte(`{"s":"-payoutAmount","u":"112233","a":0}`)),
+			b64([]byte(`{"s":"-payoutAmount","u":"112233","a":"30"}`)),
+		} {
+			resp, body := do(t, app, http.MethodGet, "/api/payouts?sort=-payoutAmount&after="+v)
 			msg := requireError(t, resp, body, http.StatusBadRequest, "invalid")
 			require.Contains(t, msg, "after", "after=%s", v)
 		}
 	})
 
-	t.Run("ErrAfterNotInListing", func(t *testing.T) {
-		// By amount, the cursor must be a row of the listing: its amount
-		// is where the next page starts.
-		resp, body := do(t, app, http.MethodGet, "/api/payouts?sort=-payoutAmount&after=999999")
-		msg := requireError(t, resp, body, http.StatusBadRequest, "invalid")
-		require.Contains(t, msg, "after")
+	t.Run("ErrCursorOfOtherSort", func(t *testing.T) {
+		for from, to := range map[string]string{"userId": "-payoutAmount", "-payoutAmount": "userId"} {
+			resp, body := do(t, app, http.MethodGet, "/api/payouts?limit=1&sort="+url.QueryEscape(from))
+			require.Equal(t, http.StatusOK, resp.StatusCode, body)
+			u, err := url.Parse(nextLink(t, resp))
+			require.NoError(t, err)
+			resp, body = do(t, app, http.MethodGet, "/api/payouts?sort="+url.QueryEscape(to)+"&after="+u.Query().Get("after"))
+			msg := requireError(t, resp, body, http.StatusBadRequest, "invalid")
+			require.Contains(t, msg, "after is a cursor of sort="+from)
+			require.Contains(t, msg, "sort="+to)
+		}
 	})
 
 	t.Run("ErrBadSort", func(t *testing.T) {
@@ -269,7 +308,8 @@ func TestPayouts_Paging(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		u, err := url.Parse(nextLink(t, resp))
 		require.NoError(t, err)
-		require.True(t, u.IsAbs(), "the link is absolute: %s", u)
+		require.False(t, u.IsAbs(), "the link is relative: %s", u)
+		require.Equal(t, "/api/payouts", u.Path)
 		q := u.Query()
 		require.Equal(t, "1000", q.Get("limit"))
 		require.Equal(t, "pending", q.Get("status"))

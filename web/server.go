@@ -11,6 +11,7 @@ package web
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -51,8 +52,17 @@ type Config struct {
 	// Syncer starts and reports syncs. When nil, the sync routes answer
 	// 503 unavailable (a web process running without Temporal).
 	Syncer Syncer
-	// AdminToken, when set, is the bearer token POST /api/sync requires.
+	// Reconciler runs reconciliations. When nil, POST /api/reconcile
+	// answers 503.
+	Reconciler Reconciler
+	// AdminToken, when set, is the bearer token the admin routes (POST
+	// /api/sync, GET /api/quarantine) require.
 	AdminToken string
+	// PublicBaseURL, when set, is the absolute URL clients reach the API
+	// at (PUBLIC_BASE_URL, e.g. https://api.example.com), and next-page
+	// Link headers are absolute on it. When empty they are relative (path
+	// and query). Never derived from request headers, which clients set.
+	PublicBaseURL string
 	// Logger receives the access log and internal errors; nil discards.
 	Logger *slog.Logger
 	// Ready lists the dependencies GET /readyz checks, in order.
@@ -105,6 +115,8 @@ func New(cfg Config) *fiber.App {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	// Links append "/api/…" to the base.
+	cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
 	if cfg.SyncWaitTimeout <= 0 {
 		cfg.SyncWaitTimeout = DefaultSyncWaitTimeout
 	}
@@ -143,8 +155,11 @@ func New(cfg Config) *fiber.App {
 	}
 	limit := rateLimit(cfg.RateLimit)
 	app.Get("/api/users/:userId/summary", limit, getSummary(read))
-	app.Get("/api/payouts", limit, listPayouts(read))
-	app.Post("/api/sync", requireAdmin(cfg.AdminToken), startSync(cfg.Syncer, cfg.SyncWaitTimeout))
+	app.Get("/api/payouts", limit, listPayouts(read, cfg.PublicBaseURL))
+	admin := requireAdmin(cfg.AdminToken)
+	app.Post("/api/sync", admin, startSync(cfg.Syncer, cfg.SyncWaitTimeout))
+	app.Get("/api/quarantine", admin, listQuarantine(cfg.DB, cfg.PublicBaseURL))
+	app.Post("/api/reconcile", admin, startReconcile(cfg.Reconciler, cfg.SyncWaitTimeout))
 	app.Get("/api/sync/status", syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)
 	app.Get("/docs", docsPage)

@@ -33,6 +33,7 @@ func Start(c client.Client, taskQueue string, acts *activities.Activities) (stop
 	// sent, and an operator fixes the deploy while they wait.
 	sync := sdkworker.New(c, taskQueue, sdkworker.Options{WorkflowPanicPolicy: sdkworker.FailWorkflow})
 	sync.RegisterWorkflow(workflows.SyncWorkflow)
+	sync.RegisterWorkflow(workflows.ReconcileWorkflow)
 	sync.RegisterActivity(acts)
 	// Payouts are many small provider calls: a bounded concurrency per
 	// worker is kind to the provider and leaves CPU and database to the
@@ -72,7 +73,7 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, inte
 	// comes while a run follows the feed starts the next run the moment
 	// it ends, so no tick is lost to a run that ends just after one.
 	return ensureSchedule(ctx, c, workflows.ScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE,
-		"pulls upstream transactions into scorekeeper")
+		"pulls upstream transactions into scorekeeper", true)
 }
 
 // EnsureRecoverySchedule creates or updates the payouts-recovery schedule:
@@ -88,22 +89,39 @@ func EnsureRecoverySchedule(ctx context.Context, c client.Client, payoutQueue st
 		WorkflowRunTimeout: 10 * time.Minute,
 	}
 	return ensureSchedule(ctx, c, workflows.PayoutRecoveryScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		"wakes payout workflows whose wake-up was lost")
+		"wakes payout workflows whose wake-up was lost", true)
 }
 
-// ensureSchedule creates a schedule, or updates it to the given spec,
-// action and overlap policy when it exists. Safe with many workers
+// EnsureReconcileSchedule creates or updates the reconcile-daily schedule:
+// a report-only ReconcileWorkflow every day, which exports the drifted
+// users as scorekeeper_reconcile_drift_users (an alert's input).
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue string) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:                 workflows.ReconcileScheduleID,
+		Workflow:           workflows.ReconcileWorkflow,
+		Args:               []any{workflows.ReconcileInput{}},
+		TaskQueue:          taskQueue,
+		WorkflowRunTimeout: 6 * time.Hour,
+	}
+	return ensureSchedule(ctx, c, workflows.ReconcileScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		"recomputes every summary from its transactions and reports drift", false)
+}
+
+// ensureSchedule creates a schedule (running it at once when triggerNow),
+// or updates it to the given spec, action and overlap policy when it
+// exists. Safe with many workers
 // starting at once: the losers of the create race update to the same
 // values.
 func ensureSchedule(ctx context.Context, c client.Client, id string, spec client.ScheduleSpec,
-	action *client.ScheduleWorkflowAction, overlap enumspb.ScheduleOverlapPolicy, description string) error {
+	action *client.ScheduleWorkflowAction, overlap enumspb.ScheduleOverlapPolicy, description string, triggerNow bool) error {
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:      id,
 		Spec:    spec,
 		Action:  action,
 		Overlap: overlap,
-		// A new deployment runs at once instead of a whole interval later.
-		TriggerImmediately: true,
+		// A new deployment syncs at once instead of a whole interval later.
+		TriggerImmediately: triggerNow,
 		Memo:               map[string]any{"description": description},
 	})
 	if err == nil {

@@ -58,14 +58,16 @@ func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, 
 		spawn("mockapi", func() error { return serveHTTP(ctx, ln, mock) })
 	}
 
-	d, c, closeAll, err := connect(ctx, cfg, log)
+	deps, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer deps.close()
 
-	spawn("worker", func() error { return serveWorker(ctx, cfg, d, c, log) })
-	spawn("web", func() error { return serveWeb(ctx, cfg, d, c, log) })
+	// One process, one registry: the API's /metrics carries the in-process
+	// worker's Temporal SDK series too.
+	spawn("worker", func() error { return serveWorker(ctx, cfg, deps.db, deps.temporal, log) })
+	spawn("web", func() error { return serveWeb(ctx, cfg, deps, log) })
 	wg.Wait()
 	close(errc)
 	return <-errc

@@ -202,3 +202,43 @@ func temporalError(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+var _ web.Reconciler = (*temporalSyncer)(nil)
+
+// StartReconcile starts a reconciliation, or joins the one running: one
+// workflow id for reports and another for repairs, so a repair is never
+// answered by a report already running.
+func (s *temporalSyncer) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, error) {
+	id := workflows.ReconcileWorkflowID
+	if repair {
+		id += "-repair"
+	}
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                s.cfg.TemporalTaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowRunTimeout:       6 * time.Hour,
+	}, workflows.ReconcileWorkflow, workflows.ReconcileInput{Repair: repair})
+	if err != nil {
+		return web.SyncRun{}, temporalError("start reconcile", err)
+	}
+	return web.SyncRun{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// WaitReconcile waits for the run (following continue-as-new) and returns
+// its report.
+func (s *temporalSyncer) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
+	var res workflows.ReconcileResult
+	if err := s.client.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &res); err != nil {
+		if ctx.Err() != nil {
+			return web.ReconcileReport{}, ctx.Err()
+		}
+		return web.ReconcileReport{}, temporalError("reconcile failed", err)
+	}
+	out := web.ReconcileReport{UsersChecked: res.UsersChecked, Repaired: res.Repaired}
+	for _, d := range res.Drifted {
+		out.Drifted = append(out.Drifted, web.Drift{UserID: d.UserID, Field: d.Field, Stored: d.Stored, Recomputed: d.Recomputed})
+	}
+	return out, nil
+}

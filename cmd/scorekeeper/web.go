@@ -9,52 +9,42 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
-	"go.temporal.io/sdk/client"
 
 	"scorekeeper/config"
-	"scorekeeper/metrics"
 	"scorekeeper/web"
-	"scorekeeper/worker"
 )
 
 func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.AdminToken == "" {
 		log.Warn("ADMIN_TOKEN is unset: POST /api/sync is open to every client; set ADMIN_TOKEN to require a bearer token")
 	}
-	d, c, closeAll, err := connect(ctx, cfg, log)
+	deps, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	return serveWeb(ctx, cfg, d, c, log)
+	defer deps.close()
+	return serveWeb(ctx, cfg, deps, log)
 }
 
 // serveWeb serves the REST API on HTTP_ADDR until ctx ends, then drains
 // in-flight requests before returning.
-func serveWeb(ctx context.Context, cfg config.Config, d *bun.DB, c client.Client, log *slog.Logger) error {
-	m := metrics.New(d, log.With("component", "metrics"), upstreamBudget(cfg.UpstreamRate))
+func serveWeb(ctx context.Context, cfg config.Config, deps deps, log *slog.Logger) error {
+	d, c, m := deps.db, deps.temporal, deps.metrics
+	syncer := &temporalSyncer{client: c, db: d, cfg: cfg}
 	cache := web.NewCache(d, log.With("component", "cache"))
 	go cache.Run(ctx)
 	app := web.New(web.Config{
 		Metrics:    m.Handler(),
 		Middleware: []fiber.Handler{m.Middleware()},
 		DB:         d,
-		Syncer:     &temporalSyncer{client: c, db: d, cfg: cfg},
+		Syncer:     syncer,
 		Cache:      cache,
-		AdminToken: cfg.AdminToken,
+		AdminToken:    cfg.AdminToken,
+		PublicBaseURL: cfg.PublicBaseURL,
+		Reconciler:    syncer,
 		RateLimit:  web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
 		Logger:     log.With("component", "web"),
-		Ready: []web.ReadyCheck{
-			web.DatabaseCheck(d),
-			{Name: "temporal", Check: func(ctx context.Context) error {
-				_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
-				return err
-			}},
-			{Name: "temporal-namespace", Check: func(ctx context.Context) error {
-				return worker.CheckNamespace(ctx, c, cfg.TemporalNamespace)
-			}},
-		},
+		Ready:      readyChecks(cfg, deps),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -13,8 +14,10 @@ import (
 	"scorekeeper/activities"
 	"scorekeeper/config"
 	"scorekeeper/db"
+	"scorekeeper/metrics"
 	"scorekeeper/payout"
 	"scorekeeper/upstream"
+	"scorekeeper/web"
 	"scorekeeper/worker"
 )
 
@@ -22,12 +25,22 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := cfg.RequireUpstream(); err != nil {
 		return err
 	}
-	d, c, closeAll, err := connect(ctx, cfg, log)
+	deps, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	return serveWorker(ctx, cfg, d, c, log)
+	defer deps.close()
+	// The worker's own /metrics (Temporal SDK series and ours) and
+	// /readyz, on METRICS_ADDR.
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	log.Info("worker metrics listening", "addr", ln.Addr().String())
+	ops := web.NewOps(web.OpsConfig{Metrics: deps.metrics.Handler(), Ready: readyChecks(cfg, deps), Logger: log.With("component", "ops")})
+	go func() { _ = ops.Listener(ln) }()
+	defer func() { _ = ops.Shutdown() }()
+	return serveWorker(ctx, cfg, deps.db, deps.temporal, log)
 }
 
 // serveWorker runs the Temporal worker until ctx ends.
@@ -48,6 +61,9 @@ func serveWorker(ctx context.Context, cfg config.Config, d *bun.DB, c client.Cli
 		return err
 	}
 	if err := worker.EnsureRecoverySchedule(ctx, c, worker.PayoutTaskQueue(cfg.TemporalTaskQueue)); err != nil {
+		return err
+	}
+	if err := worker.EnsureReconcileSchedule(ctx, c, cfg.TemporalTaskQueue); err != nil {
 		return err
 	}
 	log.Info("worker running", "taskQueue", cfg.TemporalTaskQueue, "syncInterval", cfg.SyncInterval,
@@ -88,30 +104,59 @@ func upstreamBudget(r config.Rate) db.Budget {
 	return db.Budget{Name: "upstream", N: r.N, Per: r.Per, Margin: db.MarginFor(r.Per)}
 }
 
-// connect opens the database (migrated) and the Temporal client every
-// long-running command needs; closeAll closes both, client first.
-func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*bun.DB, client.Client, func(), error) {
+// deps are what every long-running command connects to: the database
+// (migrated), the Temporal client, and the metrics registry the client
+// reports the SDK's metrics into.
+type deps struct {
+	db       *bun.DB
+	temporal client.Client
+	metrics  *metrics.Metrics
+	close    func()
+}
+
+// connect opens the database and dials Temporal, failing fast with an
+// error that names the variable to fix; close closes both, client first.
+func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (deps, error) {
 	d, err := openDB(ctx, cfg, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return deps{}, err
 	}
-	c, err := dialTemporal(ctx, cfg, log)
+	m := metrics.New(d, log.With("component", "metrics"), upstreamBudget(cfg.UpstreamRate))
+	h, stopMetrics := m.TemporalHandler(log.With("component", "metrics"))
+	c, err := dialTemporal(ctx, cfg, log, h)
 	if err != nil {
+		stopMetrics()
 		d.Close()
-		return nil, nil, nil, err
+		return deps{}, err
 	}
-	return d, c, func() { c.Close(); d.Close() }, nil
+	return deps{db: d, temporal: c, metrics: m, close: func() { c.Close(); stopMetrics(); d.Close() }}, nil
+}
+
+// readyChecks are what /readyz checks: the database, Temporal, and the
+// namespace's search attributes.
+func readyChecks(cfg config.Config, deps deps) []web.ReadyCheck {
+	return []web.ReadyCheck{
+		web.DatabaseCheck(deps.db),
+		{Name: "temporal", Check: func(ctx context.Context) error {
+			_, err := deps.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+		{Name: "temporal-namespace", Check: func(ctx context.Context) error {
+			return worker.CheckNamespace(ctx, deps.temporal, cfg.TemporalNamespace)
+		}},
+	}
 }
 
 // dialTemporal connects to the Temporal frontend, failing fast with a clear
 // error when it is not there.
-func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, h client.MetricsHandler) (client.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dctx, client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: h,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at TEMPORAL_ADDRESS=%s: %w", cfg.TemporalAddress, err)

@@ -1,0 +1,1 @@
+DROP INDEX quarantine_first_seen_at_idx;

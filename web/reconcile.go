@@ -1,0 +1,102 @@
+package web
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"scorekeeper"
+)
+
+// Reconciler runs reconciliations (ReconcileWorkflow); the Temporal adapter
+// implements it.
+type Reconciler interface {
+	// StartReconcile starts a reconciliation, or returns the one running.
+	StartReconcile(ctx context.Context, repair bool) (SyncRun, error)
+	// WaitReconcile blocks until run finishes (or ctx ends).
+	WaitReconcile(ctx context.Context, run SyncRun) (ReconcileReport, error)
+}
+
+// ReconcileReport is what a reconciliation found.
+type ReconcileReport struct {
+	UsersChecked int
+	Drifted      []Drift
+	Repaired     int
+}
+
+// Drift is one field of a user's summary that differs from the summary
+// recomputed from the user's transactions and payouts.
+type Drift struct {
+	UserID     string
+	Field      string
+	Stored     scorekeeper.Amount
+	Recomputed scorekeeper.Amount
+}
+
+type reconcileResponse struct {
+	UsersChecked int             `json:"usersChecked"`
+	Drifted      []driftResponse `json:"drifted"`
+	Repaired     int             `json:"repaired"`
+}
+
+type driftResponse struct {
+	UserID     string             `json:"userId"`
+	Field      string             `json:"field"`
+	Stored     scorekeeper.Amount `json:"stored"`
+	Recomputed scorekeeper.Amount `json:"recomputed"`
+}
+
+var errNoReconciler = scorekeeper.Errorf(scorekeeper.EUnavailable, "reconciling is not available in this process")
+
+// startReconcile serves POST /api/reconcile: 202 with the run's ids, or
+// with ?wait=true, 200 with the report once it finishes. ?repair=true
+// rewrites drifted summaries; otherwise nothing is changed.
+func startReconcile(r Reconciler, waitTimeout time.Duration) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q, err := queryParams(c, "wait", "repair")
+		if err != nil {
+			return err
+		}
+		flags := map[string]bool{}
+		for _, name := range []string{"wait", "repair"} {
+			switch v, ok := q[name]; {
+			case !ok, v == "false":
+			case v == "true":
+				flags[name] = true
+			default:
+				return errInvalidf("%s must be true or false", name)
+			}
+		}
+		if r == nil {
+			return errNoReconciler
+		}
+		ctx := c.UserContext()
+		run, err := r.StartReconcile(ctx, flags["repair"])
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		if flags["wait"] {
+			wctx, cancel := context.WithTimeout(ctx, waitTimeout)
+			defer cancel()
+			rep, err := r.WaitReconcile(wctx, run)
+			switch {
+			case err == nil:
+				return c.Status(fiber.StatusOK).JSON(toReconcileResponse(rep))
+			case wctx.Err() == nil || ctx.Err() != nil:
+				return err
+			}
+			// Our wait ran out, not the reconciliation: it is accepted.
+		}
+		return c.Status(fiber.StatusAccepted).JSON(syncRunResponse{WorkflowID: run.WorkflowID, RunID: run.RunID})
+	}
+}
+
+func toReconcileResponse(r ReconcileReport) reconcileResponse {
+	out := reconcileResponse{UsersChecked: r.UsersChecked, Repaired: r.Repaired, Drifted: make([]driftResponse, len(r.Drifted))}
+	for i, d := range r.Drifted {
+		out.Drifted[i] = driftResponse{UserID: d.UserID, Field: d.Field, Stored: d.Stored, Recomputed: d.Recomputed}
+	}
+	return out
+}
