@@ -34,17 +34,17 @@ func serveWeb(ctx context.Context, cfg config.Config, deps deps, log *slog.Logge
 	cache := web.NewCache(d, log.With("component", "cache"))
 	go cache.Run(ctx)
 	app := web.New(web.Config{
-		Metrics:    m.Handler(),
-		Middleware: []fiber.Handler{m.Middleware()},
-		DB:         d,
-		Syncer:     syncer,
-		Cache:      cache,
+		Metrics:       m.Handler(),
+		Middleware:    []fiber.Handler{m.Middleware()},
+		DB:            d,
+		Syncer:        syncer,
+		Cache:         cache,
 		AdminToken:    cfg.AdminToken,
 		PublicBaseURL: cfg.PublicBaseURL,
 		Reconciler:    syncer,
-		RateLimit:  web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
-		Logger:     log.With("component", "web"),
-		Ready:      readyChecks(cfg, deps),
+		RateLimit:     web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
+		Logger:        log.With("component", "web"),
+		Ready:         readyChecks(cfg, deps),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

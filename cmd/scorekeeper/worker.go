@@ -153,8 +153,8 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, h cl
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
 		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
 		MetricsHandler: h,
 	})
