@@ -21,5 +21,5 @@ for _ in $(seq 1 100); do
 	sleep 0.3
 done
 echo "Temporal Web UI: http://127.0.0.1:8233  (server log: data/temporal.log)"
-echo "REST API:        HTTP_ADDR=${HTTP_ADDR:-:3000}  (e.g. curl http://127.0.0.1:3000/api/users/445566/summary)"
+echo "REST API:        HTTP_ADDR=${HTTP_ADDR:-:3000}  (e.g. curl http://127.0.0.1:3000/api/users/268297/summary once the first sync ran, about a minute)"
 ./bin/scorekeeper dev
