@@ -145,6 +145,9 @@ func (s *syncRun) fetch() (bool, error) {
 			return false, nil
 		}
 		s.res.SyncedThrough = plan.SyncedThrough
+		// A signal that came while planning still counts: read it before
+		// deciding the run is done, or the run would end without it.
+		s.takeSignals()
 		if s.done(plan.SyncedThrough) {
 			return true, nil
 		}
@@ -209,6 +212,9 @@ func (s *syncRun) join(holder string) (bool, error) {
 		}
 		if !res.SyncedThrough.IsZero() {
 			s.res.SyncedThrough = res.SyncedThrough
+		}
+		if want := s.in.Want; s.takeSignals(); s.in.Want.After(want) {
+			s.ask(holder)
 		}
 		switch {
 		case res.Free:
