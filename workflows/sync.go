@@ -213,7 +213,8 @@ func (s *syncRun) join(holder string) (bool, error) {
 		if !res.SyncedThrough.IsZero() {
 			s.res.SyncedThrough = res.SyncedThrough
 		}
-		if want := s.in.Want; s.takeSignals(); s.in.Want.After(want) {
+		want := s.in.Want
+		if s.takeSignals(); s.in.Want.After(want) {
 			s.ask(holder)
 		}
 		switch {
