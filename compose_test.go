@@ -1,78 +1,784 @@
 package scorekeeper_test
 
 import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"net"
+	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/dotenv"
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
 	"scorekeeper/config"
 )
 
-// Ensure docker-compose.yml would run: every scorekeeper service runs a
-// real command with a configuration the binary accepts, its dependencies
-// exist, and the ports of design §3 and the Temporal Web UI are published.
-// (No Docker engine runs where the tests do, so this is checked statically.)
-func TestComposeFile(t *testing.T) {
-	raw, err := os.ReadFile("docker-compose.yml")
+// The compose stack (docker-compose.yml, .env.example, Dockerfile,
+// .dockerignore, deploy/) is checked statically: no Docker engine runs
+// where the tests do. The project is loaded with the Compose Specification's
+// own library, as `docker compose --env-file .env.example config` would:
+// interpolation from the env file, schema validation, consistency checks,
+// paths resolved. (The shell's environment is left out, unlike with
+// `docker compose`, so the result does not depend on who runs the test.)
+
+const (
+	composeFile = "docker-compose.yml"
+	envExample  = ".env.example"
+)
+
+// The secrets come from the env file and are required (${VAR:?…}): without
+// them compose stops with an error naming the variable instead of starting
+// with a guessable password or with the admin routes open.
+var requiredSecrets = []string{"ADMIN_TOKEN", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+
+// loadComposeProject loads docker-compose.yml with the given options.
+func loadComposeProject(t *testing.T, opts ...cli.ProjectOptionsFn) (*types.Project, error) {
+	t.Helper()
+	wd, err := os.Getwd()
 	require.NoError(t, err)
-	var doc struct {
-		Services map[string]struct {
-			Image       string         `yaml:"image"`
-			Build       any            `yaml:"build"`
-			Command     []string       `yaml:"command"`
-			Environment map[string]any `yaml:"environment"`
-			Ports       []string       `yaml:"ports"`
-			DependsOn   map[string]struct {
-				Condition string `yaml:"condition"`
-			} `yaml:"depends_on"`
-		} `yaml:"services"`
+	opts = append([]cli.ProjectOptionsFn{cli.WithWorkingDirectory(wd), cli.WithResolvedPaths(true)}, opts...)
+	o, err := cli.NewProjectOptions([]string{composeFile}, opts...)
+	require.NoError(t, err)
+	return o.LoadProject(context.Background())
+}
+
+// composeStack is the loaded project with its scorekeeper services identified.
+type composeStack struct {
+	p *types.Project
+	// image is the scorekeeper image, built by the only service with build:.
+	image string
+	// app maps each scorekeeper command (web, worker, …) to its service.
+	app map[string]types.ServiceConfig
+}
+
+func loadComposeStack(t *testing.T) composeStack {
+	t.Helper()
+	p, err := loadComposeProject(t, cli.WithEnvFiles(envExample), cli.WithDotEnv)
+	require.NoError(t, err, "docker compose --env-file %s config", envExample)
+	s := composeStack{p: p, app: map[string]types.ServiceConfig{}}
+	for _, svc := range p.Services {
+		if svc.Build != nil {
+			require.Empty(t, s.image, "one image is built once: only one service has build:")
+			require.NotEmpty(t, svc.Image, "%s: the built image needs a name the other services can run", svc.Name)
+			s.image = svc.Image
+		}
 	}
-	require.NoError(t, yaml.Unmarshal(raw, &doc))
+	require.NotEmpty(t, s.image, "some service builds the scorekeeper image")
+	for _, svc := range p.Services {
+		if svc.Image != s.image {
+			continue
+		}
+		require.Len(t, svc.Command, 1, "%s runs one scorekeeper subcommand", svc.Name)
+		cmd := svc.Command[0]
+		require.NotContains(t, s.app, cmd, "two services run %q", cmd)
+		s.app[cmd] = svc
+	}
+	return s
+}
+
+// service returns the one service whose image starts with prefix.
+func (s composeStack) service(t *testing.T, prefix string) types.ServiceConfig {
+	t.Helper()
+	var found []types.ServiceConfig
+	for _, svc := range s.p.Services {
+		if strings.HasPrefix(svc.Image, prefix) {
+			found = append(found, svc)
+		}
+	}
+	require.Len(t, found, 1, "one service runs %s…", prefix)
+	return found[0]
+}
+
+func composeEnviron(svc types.ServiceConfig) map[string]string {
+	env := map[string]string{}
+	for k, v := range svc.Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	return env
+}
+
+// Ensure every scorekeeper service runs a real subcommand of the one image,
+// with a configuration the binary accepts, wired to the other services.
+func TestComposeFile(t *testing.T) {
+	s := loadComposeStack(t)
 	commands := []string{"web", "worker", "mockapi", "dev", "migrate"}
-	var ports []string
-	for name, svc := range doc.Services {
-		t.Run(name, func(t *testing.T) {
-			require.True(t, svc.Image != "" || svc.Build != nil, "needs an image or a build")
-			for dep, cond := range svc.DependsOn {
-				require.Contains(t, doc.Services, dep)
-				require.Contains(t, []string{"service_started", "service_healthy", "service_completed_successfully"}, cond.Condition)
-			}
-			ports = append(ports, svc.Ports...)
+	for _, cmd := range []string{"web", "worker", "mockapi", "migrate"} {
+		require.Contains(t, s.app, cmd, "a service runs `scorekeeper %s`", cmd)
+	}
+	for cmd, svc := range s.app {
+		t.Run(svc.Name, func(t *testing.T) {
+			require.True(t, slices.Contains(commands, cmd), "unknown command %q", cmd)
 			if svc.Build == nil {
-				return
+				require.Equal(t, types.PullPolicyNever, svc.PullPolicy, "the image is built locally, never pulled")
+			} else {
+				require.Equal(t, s.p.WorkingDir, svc.Build.Context, "built from the repository root")
+				require.Equal(t, "Dockerfile", filepath.Base(svc.Build.Dockerfile))
 			}
-			require.Len(t, svc.Command, 1)
-			require.True(t, slices.Contains(commands, svc.Command[0]), "unknown command %q", svc.Command[0])
-			env := map[string]string{}
-			for k, v := range svc.Environment {
-				env[k] = strings.TrimSpace(toString(v))
-			}
+			env := composeEnviron(svc)
 			cfg, err := config.FromEnv(func(k string) string { return env[k] })
 			require.NoError(t, err)
-			if svc.Command[0] == "worker" {
+			if cmd == "worker" {
 				require.NoError(t, cfg.RequireUpstream())
 			}
-			if svc.Command[0] == "web" || svc.Command[0] == "worker" || svc.Command[0] == "migrate" {
-				require.True(t, strings.HasPrefix(cfg.DatabaseURL, "postgres://"), "%s runs on Postgres", name)
+			if cmd == "web" || cmd == "worker" || cmd == "migrate" {
+				require.True(t, strings.HasPrefix(cfg.DatabaseURL, "postgres://"), "%s runs on Postgres", svc.Name)
 			}
 		})
 	}
-	require.Contains(t, ports, "3000:3000")
-	require.Contains(t, ports, "8233:8233")
+
+	// Dependencies exist, with conditions compose knows and can check.
+	for _, svc := range s.p.Services {
+		for dep, d := range svc.DependsOn {
+			require.Contains(t, s.p.Services, dep, "%s depends on %s", svc.Name, dep)
+			require.Contains(t, []string{types.ServiceConditionStarted, types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully}, d.Condition)
+			if d.Condition == types.ServiceConditionHealthy {
+				hc := s.p.Services[dep].HealthCheck
+				require.True(t, hc != nil && !hc.Disable && len(hc.Test) > 1, "%s waits for %s to be healthy: it needs a healthcheck", svc.Name, dep)
+			}
+		}
+	}
+
+	// Postgres: the database the services' DATABASE_URL names.
+	pg := s.service(t, "postgres:")
+	pgEnv := composeEnviron(pg)
+	pgUser := cmp.Or(pgEnv["POSTGRES_USER"], "postgres")
+	pgDB := cmp.Or(pgEnv["POSTGRES_DB"], pgUser)
+	for _, cmd := range []string{"migrate", "web", "worker"} {
+		u, err := url.Parse(s.cfg(t, cmd).DatabaseURL)
+		require.NoError(t, err)
+		pass, _ := u.User.Password()
+		require.Equal(t, pg.Name, u.Hostname(), "%s: DATABASE_URL host", cmd)
+		require.Equal(t, "5432", u.Port())
+		require.Equal(t, pgUser, u.User.Username(), "%s: DATABASE_URL user", cmd)
+		require.Equal(t, pgEnv["POSTGRES_PASSWORD"], pass, "%s: DATABASE_URL password (URL-safe characters only)", cmd)
+		require.Equal(t, "/"+pgDB, u.Path, "%s: DATABASE_URL database", cmd)
+	}
+
+	// The one-shot migration waits for the real database and is retried;
+	// web and worker start once it succeeded.
+	migrate := s.app["migrate"]
+	require.Equal(t, types.ServiceConditionHealthy, migrate.DependsOn[pg.Name].Condition, "migrate waits for Postgres to be healthy")
+	require.True(t, strings.HasPrefix(migrate.Restart, "on-failure"), "migrate is retried on failure, got restart %q", migrate.Restart)
+	temporalHost, _, err := net.SplitHostPort(s.cfg(t, "web").TemporalAddress)
+	require.NoError(t, err)
+	for _, cmd := range []string{"web", "worker"} {
+		svc := s.app[cmd]
+		require.Equal(t, types.ServiceConditionCompletedSuccessfully, svc.DependsOn[migrate.Name].Condition, "%s waits for the migrations", cmd)
+		require.Equal(t, types.ServiceConditionHealthy, svc.DependsOn[temporalHost].Condition, "%s waits for Temporal (TEMPORAL_ADDRESS) to be healthy", cmd)
+		// Drain: web waits up to 15 s for in-flight requests on SIGTERM.
+		require.NotNil(t, svc.StopGracePeriod, "%s: stop_grace_period", cmd)
+		require.GreaterOrEqual(t, time.Duration(*svc.StopGracePeriod), 30*time.Second, "%s: stop_grace_period", cmd)
+	}
+	for _, u := range []string{s.cfg(t, "worker").UpstreamURL, s.cfg(t, "worker").PayoutURL} {
+		pu, err := url.Parse(u)
+		require.NoError(t, err)
+		if pu.Hostname() == s.app["mockapi"].Name {
+			require.Contains(t, s.app["worker"].DependsOn, pu.Hostname())
+			require.Equal(t, composePort(t, s.cfg(t, "mockapi").MockAPIAddr), pu.Port(), "the mock listens where the worker calls it")
+		}
+	}
+
+	// Every long-running service comes back after a crash or a reboot of
+	// the Docker host; only the one-shot migration may stay exited.
+	for _, svc := range s.p.Services {
+		if svc.Name == migrate.Name {
+			continue
+		}
+		require.Contains(t, []string{"always", "unless-stopped"}, svc.Restart, "%s: restart policy", svc.Name)
+	}
+
+	// Published ports: the REST API (design §3), the Temporal Web UI,
+	// Prometheus, and Grafana on a port other than the API's.
+	published := map[string]string{} // host port → service
+	for _, svc := range s.p.Services {
+		for _, p := range svc.Ports {
+			if p.Published == "" {
+				continue
+			}
+			require.NotContains(t, published, p.Published, "host port %s published twice", p.Published)
+			published[p.Published] = svc.Name
+		}
+	}
+	composeRequirePublished(t, s.app["web"], "3000", composePort(t, s.cfg(t, "web").HTTPAddr))
+	composeRequirePublished(t, s.service(t, "temporalio/temporal:"), "8233", "8233")
+	composeRequirePublished(t, s.service(t, "prom/prometheus:"), "9090", "9090")
+	grafana := s.service(t, "grafana/grafana:")
+	require.Len(t, grafana.Ports, 1)
+	require.Equal(t, uint32(3000), grafana.Ports[0].Target)
+	require.NotEqual(t, "3000", grafana.Ports[0].Published, "Grafana cannot take the REST API's port")
+	require.NotEmpty(t, grafana.Ports[0].Published)
 }
 
-func toString(v any) string {
+// Ensure the third-party images are pinned, Temporal's to the CLI version
+// the Makefile installs, and the scorekeeper image is built with the Go
+// version go.mod asks for.
+func TestComposeImages(t *testing.T) {
+	s := loadComposeStack(t)
+	mk, err := os.ReadFile("Makefile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^TEMPORAL_VER\s*:=\s*v?(\S+)`).FindSubmatch(mk)
+	require.NotNil(t, m, "Makefile: TEMPORAL_VER")
+	want := map[string]*regexp.Regexp{
+		"postgres":            regexp.MustCompile(`^16(\.\d+)?$`),
+		"temporalio/temporal": regexp.MustCompile(`^` + regexp.QuoteMeta(string(m[1])) + `$`),
+		"prom/prometheus":     regexp.MustCompile(`^v[23]\.\d+\.\d+$`),
+		"grafana/grafana":     regexp.MustCompile(`^11\.\d+\.\d+$`),
+	}
+	for _, svc := range s.p.Services {
+		if svc.Image == s.image {
+			continue
+		}
+		name, tag, ok := strings.Cut(svc.Image, ":")
+		require.True(t, ok, "%s: image %q has no tag", svc.Name, svc.Image)
+		re, known := want[name]
+		require.True(t, known, "%s: unexpected image %q", svc.Name, svc.Image)
+		require.Regexp(t, re, tag, "%s: image %q", svc.Name, svc.Image)
+		delete(want, name)
+	}
+	require.Empty(t, want, "services missing")
+
+	df, err := os.ReadFile("Dockerfile")
+	require.NoError(t, err)
+	gomod, err := os.ReadFile("go.mod")
+	require.NoError(t, err)
+	goVer := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	require.NotNil(t, goVer)
+	require.Regexp(t, `(?m)^FROM golang:`+regexp.QuoteMeta(string(goVer[1]))+`(\.\d+)?(-\S+)? AS build$`, string(df), "Dockerfile builds with the Go of go.mod")
+	require.Regexp(t, `(?m)^ENTRYPOINT \["/usr/local/bin/scorekeeper"\]$`, string(df), "the services' commands are scorekeeper subcommands")
+}
+
+// Ensure the Temporal dev server (the CLI image, non-root uid 1000) can
+// write its state, is reachable from the other containers with the search
+// attribute the worker needs, and its healthcheck works with the CLI in the
+// image.
+func TestComposeTemporal(t *testing.T) {
+	s := loadComposeStack(t)
+	svc := s.service(t, "temporalio/temporal:")
+	args := []string(svc.Command)
+	require.GreaterOrEqual(t, len(args), 2)
+	require.Equal(t, []string{"server", "start-dev"}, args[:2], "the image's entrypoint is the CLI")
+	require.Equal(t, "0.0.0.0", composeFlag(args, "--ip"), "reachable from the other containers")
+	frontend := cmp.Or(composeFlag(args, "--port"), "7233")
+	require.Equal(t, cmp.Or(composeFlag(args, "--ui-port"), "8233"), "8233")
+	require.Contains(t, composeFlags(args, "--search-attribute"), "UserId=Keyword", "the worker refuses a namespace without UserId")
+	for _, cmd := range []string{"web", "worker"} {
+		require.Equal(t, net.JoinHostPort(svc.Name, frontend), s.cfg(t, cmd).TemporalAddress, "%s: TEMPORAL_ADDRESS", cmd)
+	}
+
+	// State: a file in a named volume the server's user can write. The
+	// image runs as uid 1000 whose home, /home/temporal, it owns; a fresh
+	// named volume takes the ownership of the image directory it is
+	// mounted on, and is root-owned where the image has none (e.g. /data).
+	db := composeFlag(args, "--db-filename")
+	if db == "" {
+		db = composeFlag(args, "-f")
+	}
+	require.NotEmpty(t, db, "--db-filename: without it workflows are lost when the container restarts")
+	var mount *types.ServiceVolumeConfig
+	for i, v := range svc.Volumes {
+		if strings.HasPrefix(filepath.Dir(db)+"/", strings.TrimSuffix(v.Target, "/")+"/") {
+			mount = &svc.Volumes[i]
+		}
+	}
+	require.NotNil(t, mount, "%s is in a volume", db)
+	require.Equal(t, types.VolumeTypeVolume, mount.Type, "a named volume")
+	require.False(t, mount.ReadOnly)
+	if u := svc.User; u != "root" && u != "0" && !strings.HasPrefix(u, "0:") && !strings.HasPrefix(u, "root:") {
+		require.Equal(t, "/home/temporal", mount.Target, "running as uid 1000, the volume must be mounted where the image has a directory uid 1000 owns (or set user:)")
+	}
+
+	hc := svc.HealthCheck
+	require.NotNil(t, hc)
+	require.Greater(t, len(hc.Test), 5)
+	require.Equal(t, []string{"CMD", "temporal", "operator", "cluster", "health"}, []string(hc.Test[:5]), "the CLI in the image checks the frontend")
+	host, p, err := net.SplitHostPort(composeFlag([]string(hc.Test[5:]), "--address"))
+	require.NoError(t, err)
+	require.Contains(t, []string{"127.0.0.1", "localhost"}, host)
+	require.Equal(t, frontend, p)
+}
+
+// Ensure Postgres is healthy only once the real server answers over TCP
+// for the scorekeeper database: during first initialisation the image runs
+// a temporary server on the Unix socket only.
+func TestComposePostgres(t *testing.T) {
+	s := loadComposeStack(t)
+	pg := s.service(t, "postgres:")
+	env := composeEnviron(pg)
+	require.Equal(t, "scorekeeper", env["POSTGRES_DB"])
+	require.NotNil(t, pg.HealthCheck)
+	test := []string(pg.HealthCheck.Test)
+	require.GreaterOrEqual(t, len(test), 2)
+	var args []string
+	switch test[0] {
+	case "CMD":
+		args = test[1:]
+	case "CMD-SHELL":
+		args = strings.Fields(test[1])
+	default:
+		t.Fatalf("healthcheck %q", test)
+	}
+	require.True(t, slices.Contains(args, "pg_isready") || slices.Contains(args, "psql"), "pg_isready or psql: %q", args)
+	require.Contains(t, []string{"127.0.0.1", "localhost"}, cmp.Or(composeFlag(args, "-h"), composeFlag(args, "--host")), "over TCP: %q", args)
+	require.Equal(t, env["POSTGRES_DB"], cmp.Or(composeFlag(args, "-d"), composeFlag(args, "--dbname")), "against the real database: %q", args)
+	require.Equal(t, cmp.Or(env["POSTGRES_USER"], "postgres"), cmp.Or(composeFlag(args, "-U"), composeFlag(args, "--username")))
+	var data bool
+	for _, v := range pg.Volumes {
+		data = data || v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/postgresql/data"
+	}
+	require.True(t, data, "the data is kept in a named volume")
+}
+
+// Ensure the secrets come from the env file: every variable the compose
+// file reads is documented in .env.example, each is required (${VAR:?…})
+// or has a default (${VAR:-…}), the secrets are required, and a missing one
+// stops compose with an error naming it.
+func TestComposeEnvFile(t *testing.T) {
+	raw, err := os.ReadFile(composeFile)
+	require.NoError(t, err)
+	var model map[string]any
+	require.NoError(t, yaml.Unmarshal(raw, &model))
+	vars := template.ExtractVariables(model, template.DefaultPattern)
+	require.NotEmpty(t, vars)
+	example, err := os.ReadFile(envExample)
+	require.NoError(t, err)
+	env, err := dotenv.GetEnvFromFile(map[string]string{}, []string{envExample})
+	require.NoError(t, err)
+
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#?\s*([A-Z_][A-Z0-9_]*)=`).FindAllStringSubmatch(string(example), -1) {
+		documented[m[1]] = true
+	}
+	// Every reference, in any string of the file (comments aside), is
+	// ${NAME:?message} or ${NAME:-default}: a bare ${NAME} or $NAME would
+	// silently become empty when unset. ($$ is a literal $.)
+	ref := regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:[-?])?|\$([A-Za-z_][A-Za-z0-9_]*)`)
+	for _, str := range composeStrings(model) {
+		for _, m := range ref.FindAllStringSubmatch(str, -1) {
+			if m[0] == "$$" {
+				continue
+			}
+			require.True(t, m[2] != "", "%q: write ${%s:?message} or ${%s:-default}", str, m[1]+m[3], m[1]+m[3])
+		}
+	}
+	for name, v := range vars {
+		require.True(t, documented[name], "%s is read by %s but not documented in %s", name, composeFile, envExample)
+		if v.Required {
+			require.NotEmpty(t, env[name], "%s is required: %s gives it a value", name, envExample)
+		}
+	}
+	for name := range documented {
+		require.Contains(t, vars, name, "%s documents %s, which %s does not read", envExample, name, composeFile)
+	}
+	for _, name := range requiredSecrets {
+		require.True(t, vars[name].Required, "%s is a secret: ${%s:?message}, never a default", name, name)
+	}
+
+	// Each required variable missing: compose refuses, naming it.
+	for name, v := range vars {
+		if !v.Required {
+			continue
+		}
+		var list []string
+		for k, val := range env {
+			if k != name {
+				list = append(list, k+"="+val)
+			}
+		}
+		_, err := loadComposeProject(t, cli.WithEnv(list))
+		require.Error(t, err, "%s unset", name)
+		require.Contains(t, err.Error(), name)
+	}
+
+	// And they reach the services.
+	s := loadComposeStack(t)
+	require.Equal(t, env["ADMIN_TOKEN"], s.cfg(t, "web").AdminToken)
+	require.Equal(t, env["POSTGRES_PASSWORD"], composeEnviron(s.service(t, "postgres:"))["POSTGRES_PASSWORD"])
+	require.Equal(t, env["GRAFANA_ADMIN_PASSWORD"], composeEnviron(s.service(t, "grafana/grafana:"))["GF_SECURITY_ADMIN_PASSWORD"])
+}
+
+// Ensure Prometheus scrapes web's /metrics and the worker's (METRICS_ADDR).
+func TestComposePrometheus(t *testing.T) {
+	s := loadComposeStack(t)
+	svc := s.service(t, "prom/prometheus:")
+	path := cmp.Or(composeFlag([]string(svc.Command), "--config.file"), "/etc/prometheus/prometheus.yml")
+	raw, err := os.ReadFile(composeBind(t, svc, path))
+	require.NoError(t, err)
+	var prom struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			MetricsPath   string `yaml:"metrics_path"`
+			Scheme        string `yaml:"scheme"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &prom))
+	var targets []string
+	for _, sc := range prom.ScrapeConfigs {
+		if cmp.Or(sc.MetricsPath, "/metrics") != "/metrics" || cmp.Or(sc.Scheme, "http") != "http" {
+			continue
+		}
+		for _, st := range sc.StaticConfigs {
+			targets = append(targets, st.Targets...)
+		}
+	}
+	require.Contains(t, targets, net.JoinHostPort(s.app["web"].Name, composePort(t, s.cfg(t, "web").HTTPAddr)), "web's /metrics")
+	require.Contains(t, targets, net.JoinHostPort(s.app["worker"].Name, composePort(t, s.cfg(t, "worker").MetricsAddr)), "the worker's /metrics on METRICS_ADDR")
+}
+
+// Ensure Grafana is provisioned with the Prometheus datasource and a
+// dashboard showing what operators watch (design §9).
+func TestComposeGrafana(t *testing.T) {
+	s := loadComposeStack(t)
+	svc := s.service(t, "grafana/grafana:")
+	env := composeEnviron(svc)
+	prov := composeBind(t, svc, cmp.Or(env["GF_PATHS_PROVISIONING"], "/etc/grafana/provisioning"))
+
+	// The datasource: the compose stack's Prometheus.
+	prom := s.service(t, "prom/prometheus:")
+	var uid string
+	for _, f := range composeYAMLFiles(t, filepath.Join(prov, "datasources")) {
+		var ds struct {
+			Datasources []struct {
+				UID  string `yaml:"uid"`
+				Type string `yaml:"type"`
+				URL  string `yaml:"url"`
+			} `yaml:"datasources"`
+		}
+		require.NoError(t, yaml.Unmarshal(f, &ds))
+		for _, d := range ds.Datasources {
+			if d.Type == "prometheus" {
+				require.Empty(t, uid, "one Prometheus datasource")
+				require.Equal(t, "http://"+net.JoinHostPort(prom.Name, "9090"), d.URL)
+				require.NotEmpty(t, d.UID, "the dashboards refer to the datasource by uid")
+				uid = d.UID
+			}
+		}
+	}
+	require.NotEmpty(t, uid, "a provisioned Prometheus datasource")
+
+	// The dashboards: loaded from a mounted directory.
+	var dashboards [][]byte
+	for _, f := range composeYAMLFiles(t, filepath.Join(prov, "dashboards")) {
+		var dp struct {
+			Providers []struct {
+				Type    string `yaml:"type"`
+				Options struct {
+					Path string `yaml:"path"`
+				} `yaml:"options"`
+			} `yaml:"providers"`
+		}
+		require.NoError(t, yaml.Unmarshal(f, &dp))
+		for _, p := range dp.Providers {
+			require.Equal(t, "file", cmp.Or(p.Type, "file"))
+			dir := composeBind(t, svc, p.Options.Path)
+			files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+			require.NoError(t, err)
+			for _, f := range files {
+				b, err := os.ReadFile(f)
+				require.NoError(t, err)
+				dashboards = append(dashboards, b)
+			}
+		}
+	}
+	require.NotEmpty(t, dashboards, "a provisioned dashboard")
+	if home := env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]; home != "" {
+		_, err := os.Stat(composeBind(t, svc, home))
+		require.NoError(t, err, "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+	}
+
+	var exprs []string
+	for _, b := range dashboards {
+		var d grafanaDashboard
+		require.NoError(t, json.Unmarshal(b, &d))
+		require.NotEmpty(t, d.UID)
+		for _, p := range d.all() {
+			for _, tg := range p.Targets {
+				ds := tg.Datasource
+				if ds == nil {
+					ds = p.Datasource
+				}
+				require.NotNil(t, ds, "panel %q: datasource", p.Title)
+				require.Equal(t, uid, ds.UID, "panel %q: the provisioned datasource", p.Title)
+				require.Equal(t, strings.Count(tg.Expr, "("), strings.Count(tg.Expr, ")"), "panel %q: %s", p.Title, tg.Expr)
+				exprs = append(exprs, tg.Expr)
+			}
+		}
+	}
+	for _, metric := range []string{
+		"scorekeeper_sync_lag_seconds",
+		"scorekeeper_sync_late_coverage_lag_seconds",
+		"scorekeeper_upstream_budget_used",
+		"scorekeeper_upstream_budget_limit",
+		"scorekeeper_upstream_budget_spent_last_hour",
+		"scorekeeper_transactions_applied_total",
+		"scorekeeper_transactions_quarantined_total",
+		"scorekeeper_payouts_total",
+		"scorekeeper_http_requests_total",
+		"scorekeeper_http_request_duration_seconds_bucket",
+		"temporal_workflow_task_execution_latency",
+		"temporal_activity_execution_failed",
+	} {
+		require.True(t, slices.ContainsFunc(exprs, func(e string) bool {
+			return regexp.MustCompile(`\b` + metric + `(_bucket|_sum|_count)?\b`).MatchString(e)
+		}), "no panel shows %s", metric)
+	}
+	require.True(t, slices.ContainsFunc(exprs, func(e string) bool {
+		return strings.Contains(e, "histogram_quantile(") && strings.Contains(e, "scorekeeper_http_request_duration_seconds_bucket")
+	}), "HTTP latency quantiles")
+	require.True(t, slices.ContainsFunc(exprs, func(e string) bool {
+		return strings.Contains(e, "rate(scorekeeper_transactions_applied_total[") && strings.Contains(e, "by (type)")
+	}), "applied: the rate by type")
+	require.True(t, slices.ContainsFunc(exprs, func(e string) bool {
+		return strings.Contains(e, "scorekeeper_upstream_budget_spent_last_hour") && strings.Contains(e, "by (kind)")
+	}), "budget spent by kind")
+	require.True(t, slices.ContainsFunc(exprs, func(e string) bool {
+		return strings.Contains(e, "scorekeeper_payouts_total") && strings.Contains(e, "by (status)")
+	}), "payouts by status")
+}
+
+// Ensure the build context holds what the build reads and not the
+// repository's history, local tools, binaries, databases or secrets.
+func TestComposeDockerignore(t *testing.T) {
+	raw, err := os.ReadFile(".dockerignore")
+	require.NoError(t, err)
+	ignored := dockerignoreMatcher(string(raw))
+	for _, p := range []string{
+		".git/HEAD", ".tools/bin/temporal", "bin/scorekeeper", "scorekeeper", "data/scorekeeper.db",
+		"scorekeeper.db", "db/x.db", "x.db-wal", "coverage.out", "web/web.test", ".env",
+		"e2e/.cache/go-build/00/x", ".cache/x",
+	} {
+		require.True(t, ignored(p), ".dockerignore: %s is left in the build context", p)
+	}
+	// What `go build ./cmd/scorekeeper` reads from the module: every Go and
+	// embedded file of the packages it builds, go.mod and go.sum.
+	out, err := exec.Command("go", "list", "-e", "-deps", "-f",
+		`{{if .Module}}{{if .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .EmbedFiles}} {{.}}{{end}}{{end}}{{end}}`,
+		"./cmd/scorekeeper").Output()
+	require.NoError(t, err)
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	needed := []string{"go.mod", "go.sum"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		rel, err := filepath.Rel(wd, f[0])
+		require.NoError(t, err)
+		for _, name := range f[1:] {
+			needed = append(needed, filepath.ToSlash(filepath.Join(rel, name)))
+		}
+	}
+	require.Greater(t, len(needed), 10)
+	for _, p := range needed {
+		require.False(t, ignored(p), ".dockerignore excludes %s, which the build needs", p)
+	}
+}
+
+// dockerignoreMatcher reports whether a context path (slash-separated,
+// relative) is excluded by the patterns, as Docker reads them: Go filepath.Match
+// syntax plus ** for any number of directories, rooted at the context,
+// a matched directory excluding its contents, the last match winning and
+// ! re-including.
+func dockerignoreMatcher(patterns string) func(string) bool {
+	type rule struct {
+		re     *regexp.Regexp
+		negate bool
+	}
+	var rules []rule
+	for _, line := range strings.Split(patterns, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		neg := strings.HasPrefix(line, "!")
+		line = strings.TrimPrefix(line, "!")
+		line = strings.Trim(filepath.ToSlash(filepath.Clean(line)), "/")
+		var re strings.Builder
+		re.WriteString("^")
+		for i := 0; i < len(line); i++ {
+			switch c := line[i]; {
+			case strings.HasPrefix(line[i:], "**/"):
+				re.WriteString("(.*/)?")
+				i += 2
+			case strings.HasPrefix(line[i:], "**"):
+				re.WriteString(".*")
+				i++
+			case c == '*':
+				re.WriteString("[^/]*")
+			case c == '?':
+				re.WriteString("[^/]")
+			default:
+				re.WriteString(regexp.QuoteMeta(string(c)))
+			}
+		}
+		re.WriteString("(/.*)?$")
+		rules = append(rules, rule{regexp.MustCompile(re.String()), neg})
+	}
+	return func(p string) bool {
+		excluded := false
+		for _, r := range rules {
+			if r.re.MatchString(p) {
+				excluded = !r.negate
+			}
+		}
+		return excluded
+	}
+}
+
+type grafanaPanel struct {
+	Title      string             `json:"title"`
+	Type       string             `json:"type"`
+	Datasource *grafanaDatasource `json:"datasource"`
+	Panels     []grafanaPanel     `json:"panels"`
+	Targets    []struct {
+		Expr       string             `json:"expr"`
+		Datasource *grafanaDatasource `json:"datasource"`
+	} `json:"targets"`
+}
+
+type grafanaDatasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type grafanaDashboard struct {
+	UID    string         `json:"uid"`
+	Panels []grafanaPanel `json:"panels"`
+}
+
+// all returns every panel, those in collapsed rows included.
+func (d grafanaDashboard) all() []grafanaPanel {
+	var out []grafanaPanel
+	var walk func([]grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			out = append(out, p)
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	return out
+}
+
+// cfg returns the configuration the scorekeeper service running cmd starts
+// with.
+func (s composeStack) cfg(t *testing.T, cmd string) config.Config {
+	t.Helper()
+	svc, ok := s.app[cmd]
+	require.True(t, ok, "a service runs `scorekeeper %s`", cmd)
+	env := composeEnviron(svc)
+	c, err := config.FromEnv(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	return c
+}
+
+// composeStrings returns every string (keys included) of a YAML model.
+func composeStrings(v any) []string {
+	var out []string
 	switch v := v.(type) {
 	case string:
-		return v
-	case nil:
-		return ""
-	default:
-		b, _ := yaml.Marshal(v)
-		return string(b)
+		out = append(out, v)
+	case map[string]any:
+		for k, e := range v {
+			out = append(out, k)
+			out = append(out, composeStrings(e)...)
+		}
+	case []any:
+		for _, e := range v {
+			out = append(out, composeStrings(e)...)
+		}
 	}
+	return out
+}
+
+// composeBind is the host path bind-mounted where target (or a directory
+// above it) is in svc's container.
+func composeBind(t *testing.T, svc types.ServiceConfig, target string) string {
+	t.Helper()
+	for _, v := range svc.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if target == v.Target {
+			return v.Source
+		}
+		if rel, ok := strings.CutPrefix(target, strings.TrimSuffix(v.Target, "/")+"/"); ok {
+			return filepath.Join(v.Source, rel)
+		}
+	}
+	t.Fatalf("%s: nothing is mounted at %s", svc.Name, target)
+	return ""
+}
+
+func composeYAMLFiles(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, pat := range []string{"*.yml", "*.yaml"} {
+		files, err := filepath.Glob(filepath.Join(dir, pat))
+		require.NoError(t, err)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func composeRequirePublished(t *testing.T, svc types.ServiceConfig, host, target string) {
+	t.Helper()
+	for _, p := range svc.Ports {
+		if p.Published == host && strconv.FormatUint(uint64(p.Target), 10) == target {
+			return
+		}
+	}
+	t.Fatalf("%s does not publish %s:%s (ports %+v)", svc.Name, host, target, svc.Ports)
+}
+
+// composePort is the port of a host:port address.
+func composePort(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	return p
+}
+
+// composeFlag is the last value of a command-line flag given as
+// "--name=value" or "--name value".
+func composeFlag(args []string, name string) string {
+	v := composeFlags(args, name)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
+}
+
+func composeFlags(args []string, name string) []string {
+	var out []string
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			out = append(out, v)
+		} else if a == name && i+1 < len(args) {
+			out = append(out, args[i+1])
+		}
+	}
+	return out
 }
