@@ -189,10 +189,12 @@ func advanceProbe(st *State, p Page) {
 		return
 	}
 	// Something appeared (or, against the contract, vanished): somewhere
-	// in (LateTo, End] is to be re-read.
+	// in (LateTo, End] is to be re-read. The baseline is spent: probing it
+	// again could only say the same, for another request.
 	if st.Suspect.IsZero() || req.End.Before(st.Suspect) {
 		st.Suspect = req.End
 	}
+	st.Reads = slices.DeleteFunc(st.Reads, func(r Read) bool { return r.Start.Equal(req.Start) && r.End.Equal(req.End) })
 	st.ProbeMiss = st.ProbeMiss*0.8 + 0.2
 }
 

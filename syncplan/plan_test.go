@@ -97,6 +97,9 @@ func TestSim_LateCoverage(t *testing.T) {
 			m.maxLateLag = 0
 			m.run(stop)
 			t.Logf("max late lag %s while streaming, requests %v", m.maxLateLag, m.requests)
+			if m.twice != 0 {
+				t.Errorf("%d pages fetched twice", m.twice)
+			}
 			if tc.bound > 0 && m.maxLateLag > tc.bound {
 				t.Errorf("late coverage fell %s behind, want ≤ %s", m.maxLateLag, tc.bound)
 			}

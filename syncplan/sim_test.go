@@ -1,6 +1,7 @@
 package syncplan
 
 import (
+	"fmt"
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
@@ -153,11 +154,12 @@ func (m *sim) step(until time.Time) bool {
 		}
 	}
 	m.requests[req.Kind]++
-	if req.Kind == Fresh {
-		key := req.Start.String() + req.End.String() + string(rune(req.Page))
-		if m.seen[key]++; m.seen[key] > 1 {
-			m.twice++
-		}
+	// Any request answered twice, whatever it was for: upstream (and
+	// the mock's record) cannot tell a re-scan from a fresh read.
+	key := fmt.Sprint(req.Start, req.End, req.Page, req.Limit)
+	if m.seen[key]++; m.seen[key] > 1 {
+		m.twice++
+		m.t.Logf("at %s: %s request %s answered twice", m.now, req.Kind, key)
 	}
 	m.st, m.through = Advance(m.cfg, m.through, m.st, p)
 	m.st = roundTrip(m.t, m.st)
