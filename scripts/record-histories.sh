@@ -5,21 +5,24 @@
 # and the mock upstream/payout provider) on a fresh SQLite file, lets the
 # scheduled SyncWorkflow run, runs a manual sync while it does (so the
 # manual one joins the scheduled fetcher), waits until a PayoutWorkflow has
-# paid something and gone idle, and a PayoutRecoveryWorkflow has run, then
-# exports completed histories into workflows/testdata/histories:
+# paid something and gone idle, and a PayoutRecoveryWorkflow and a
+# ReconcileWorkflow have run, then exports completed histories into
+# workflows/testdata/histories:
 #
 #   SyncWorkflow-<n>.json            a scheduled sync that fetched pages, and
 #                                    the manual sync (joiner or fetcher)
 #   PayoutWorkflow-<n>.json          a user's payouts, paid, then idle
 #   PayoutRecoveryWorkflow-<n>.json  one recovery scan
+#   ReconcileWorkflow-<n>.json       one report-only reconciliation
 #
 # Files are added with the next free <n>: histories of earlier releases stay,
 # so the replay test keeps proving that today's code still replays them
 # (see docs/versioning.md). Delete one only when no execution that old can
 # still be running.
 #
-# Takes about three minutes, most of it waiting for a PayoutWorkflow's idle
-# timeout (workflows.DefaultPayoutIdleTimeout, 2m) so its history is complete.
+# Takes about two and a half minutes, most of it waiting for the payout
+# workflows' idle timeout (workflows.DefaultPayoutIdleTimeout, 2m) so their
+# histories are complete.
 # Everything it starts is stopped, and its temporary files removed, on exit.
 #
 # Usage: scripts/record-histories.sh [output-dir]
@@ -30,7 +33,7 @@ ROOT=$PWD
 TEMPORAL="${TEMPORAL_CLI:-$ROOT/.tools/bin/temporal}"
 OUT="${1:-$ROOT/workflows/testdata/histories}"
 TIMEOUT="${RECORD_TIMEOUT:-600}" # seconds, for the whole wait
-MAX_BYTES=300000                 # the largest history file accepted
+MAX_BYTES=400000                 # the largest history file accepted (a scheduled sync: ~300KB)
 
 for tool in "$TEMPORAL" go jq curl; do
 	command -v "$tool" >/dev/null || { echo "record-histories: $tool not found (make temporal installs the CLI)" >&2; exit 1; }
@@ -109,9 +112,12 @@ log "starting the Temporal dev server on $TADDR"
 temporal_pid=$!
 wait_for "the Temporal dev server" temporal_up
 
-# A small, calm world: half an hour of history over a few users, pages of
-# 50 so a sync fetches several, a budget generous enough not to wait long.
-# SYNC_INTERVAL=5s makes a scheduled run follow the feed for 50s.
+# A small, calm world: half an hour of history (60 transactions, about ten
+# of them payouts) over five users, pages of 20 so a sync fetches several,
+# a budget generous enough not to wait long.
+# SYNC_INTERVAL=2s makes a scheduled run follow the feed for 20s (ten
+# intervals, a history of about 600 events and 300 KB whatever the
+# interval) and the whole recording quick.
 now=$(date -u +%s)
 mock_start=$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)
 sync_start=$(date -u -d "@$((now - 31 * 60))" +%Y-%m-%dT%H:%M:%SZ)
@@ -125,16 +131,16 @@ env -i PATH="$PATH" HOME="$HOME" \
 	TEMPORAL_ADDRESS="$TADDR" \
 	HTTP_ADDR="127.0.0.1:$http_port" \
 	MOCKAPI_ADDR="127.0.0.1:$mock_port" \
-	SYNC_INTERVAL=5s \
+	SYNC_INTERVAL=2s \
 	SYNC_OVERLAP=1m \
 	SYNC_START="$sync_start" \
 	UPSTREAM_RATE=10/1s \
-	UPSTREAM_PAGE_SIZE=50 \
+	UPSTREAM_PAGE_SIZE=20 \
 	MOCK_RATE=10/1s \
 	MOCK_START="$mock_start" \
 	MOCK_SEED=20260101 \
-	MOCK_USERS=8 \
-	MOCK_TRANSACTIONS=150 \
+	MOCK_USERS=5 \
+	MOCK_TRANSACTIONS=60 \
 	MOCK_HISTORY=30m \
 	MOCK_LIVE_RATE=0 \
 	LOG_LEVEL=warn \
@@ -149,8 +155,10 @@ executions() {
 		jq -r 'if type == "array" then .[] else . end | "\(.execution.workflowId) \(.execution.runId)"'
 }
 
-# history ID RUN prints the history of one run as the CLI exports it.
-history() { tctl workflow show --workflow-id "$1" --run-id "$2" -o json; }
+# history ID RUN prints the history of one run as the CLI exports it, on
+# one line: a scheduled sync's history is a few hundred events, a third
+# smaller without the indentation.
+history() { tctl workflow show --workflow-id "$1" --run-id "$2" -o json | jq -c .; }
 
 scheduled_sync_running() { executions SyncWorkflow Running | awk '/^transactions-sync-[^m]/ { found = 1 } END { exit !found }'; }
 wait_for "a scheduled SyncWorkflow" scheduled_sync_running
@@ -164,11 +172,17 @@ log "manual sync: $(cat "$work/manual-sync.json")"
 # jq expression over the history) and at least MIN_SCORE, among those small
 # enough; fails if there is none yet.
 pick() {
-	local type=$1 status=$2 min=$3 filter=$4 re=${5:-.} best=-1 id run score
+	local type=$1 status=$2 min=$3 filter=$4 re=${5:-.} best=-1 id run score size
 	while read -r id run; do
 		[[ -n $id && $id =~ $re ]] || continue
+		! grep -qxF "$run" "$work/too-large" 2>/dev/null || continue
 		history "$id" "$run" >"$work/candidate.json"
-		(($(wc -c <"$work/candidate.json") <= MAX_BYTES)) || continue
+		size=$(wc -c <"$work/candidate.json")
+		if ((size > MAX_BYTES)); then
+			echo "$run" >>"$work/too-large"
+			log "skipping $id: its history has $size bytes, more than $MAX_BYTES"
+			continue
+		fi
 		score=$(jq "$filter" "$work/candidate.json")
 		if ((score >= min && score > best)); then
 			best=$score
@@ -184,6 +198,7 @@ applies='[.events[] | select(.activityTaskScheduledEventAttributes.activityType.
 asks='[.events[] | select(.eventType == "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED")] | length'
 records='[.events[] | select(.activityTaskScheduledEventAttributes.activityType.name == "RecordPayoutResult")] | length'
 recovers='[.events[] | select(.activityTaskScheduledEventAttributes.activityType.name == "RecoverPayouts")] | length'
+reconciles='[.events[] | select(.activityTaskScheduledEventAttributes.activityType.name == "ReconcilePage")] | length'
 
 # A scheduled run that fetched pages; one that was also asked by signal
 # (the manual sync) wins.
@@ -195,9 +210,13 @@ mv "$work/SyncWorkflow.id" "$work/SyncWorkflow-scheduled.id"
 wait_for "the completed manual sync" pick SyncWorkflow Completed 0 "$asks" '^transactions-sync-manual$'
 mv "$work/SyncWorkflow.json" "$work/SyncWorkflow-manual.json"
 mv "$work/SyncWorkflow.id" "$work/SyncWorkflow-manual.id"
-wait_for "a completed PayoutWorkflow that paid something" pick PayoutWorkflow Completed 1 "$records"
+# Once every payout workflow went idle, the one that paid the most.
+payouts_idle() { [[ -z $(executions PayoutWorkflow Running) ]] && pick PayoutWorkflow Completed 1 "$records"; }
+wait_for "every PayoutWorkflow to pay and go idle (about two minutes)" payouts_idle
 tctl schedule trigger --schedule-id payouts-recovery >/dev/null
 wait_for "a completed PayoutRecoveryWorkflow" pick PayoutRecoveryWorkflow Completed 1 "$recovers"
+tctl schedule trigger --schedule-id reconcile-daily >/dev/null
+wait_for "a completed ReconcileWorkflow" pick ReconcileWorkflow Completed 1 "$reconciles"
 
 # next_file TYPE prints the first unused OUT/TYPE-<n>.json.
 next_file() {
@@ -207,7 +226,7 @@ next_file() {
 }
 
 mkdir -p "$OUT"
-for f in SyncWorkflow-scheduled SyncWorkflow-manual PayoutWorkflow PayoutRecoveryWorkflow; do
+for f in SyncWorkflow-scheduled SyncWorkflow-manual PayoutWorkflow PayoutRecoveryWorkflow ReconcileWorkflow; do
 	dest=$(next_file "${f%%-*}")
 	cp "$work/$f.json" "$dest"
 	log "$(cut -d' ' -f1 "$work/$f.id") -> ${dest#"$ROOT"/} ($(wc -c <"$dest") bytes, $(jq '.events | length' "$dest") events)"
