@@ -13,7 +13,7 @@ TEST_TIMEOUT  ?= 45m
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: all build run test bench lint fmt tools temporal clean compose-check
+.PHONY: all build run test bench chaos lint fmt tools temporal clean
 
 all: build
 
@@ -42,6 +42,11 @@ test: temporal
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzSummaryPath$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzPayoutsQuery$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
+
+## chaos: the end-to-end fault suite in full, printing its table of
+## violations (make test runs the short form)
+chaos: temporal
+	./scripts/chaos.sh
 
 ## bench: performance goals, measured
 bench: temporal

@@ -41,7 +41,7 @@ func newWorld(t *testing.T, users, transactions int) *world {
 }
 
 // newWorldTB builds a world; tweak adjusts the mock's configuration.
-func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Config)) *world {
+func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Config), dsn ...string) *world {
 	t.Helper()
 	cfg := mockapi.DefaultConfig()
 	cfg.Seed = 20261128
@@ -68,8 +68,13 @@ func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Confi
 	hs := httptest.NewServer(mock)
 	t.Cleanup(hs.Close)
 
-	dsn := dbtest.NewPostgresURL(t)
-	d, err := db.Open(dsn)
+	url := ""
+	if len(dsn) > 0 {
+		url = dsn[0] // a database of the test's own (the chaos suite restarts it)
+	} else {
+		url = dbtest.NewPostgresURL(t)
+	}
+	d, err := db.Open(url)
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
 	require.NoError(t, db.Migrate(context.Background(), d))
@@ -80,7 +85,7 @@ func newWorldTB(t testing.TB, users, transactions int, tweak func(*mockapi.Confi
 		db:   d,
 		per:  cfg.RateWindow,
 		env: map[string]string{
-			"DATABASE_URL":        dsn,
+			"DATABASE_URL":        url,
 			"TEMPORAL_ADDRESS":    srv.FrontendHostPort(),
 			"TEMPORAL_TASK_QUEUE": "scorekeeper-e2e",
 			"UPSTREAM_URL":        hs.URL,

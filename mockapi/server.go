@@ -199,6 +199,10 @@ type Fault struct {
 	Status   int
 	Delay    time.Duration
 	AfterPay bool
+	// Truncate (GET /transactions only) answers 200 with the full
+	// Content-Length but cuts the body off halfway and drops the
+	// connection, as a proxy or a crashing server would.
+	Truncate bool
 	// Count is how many requests the fault affects; 0 means 1.
 	Count int
 }
@@ -218,8 +222,10 @@ func (s *Server) InjectFault(f Fault) error {
 		return fmt.Errorf("fault status %d is not an error status (400-599)", f.Status)
 	case f.Delay < 0:
 		return fmt.Errorf("fault delay %s is negative", f.Delay)
-	case f.Status == 0 && f.Delay == 0:
-		return fmt.Errorf("fault needs a status or a delay")
+	case f.Status == 0 && f.Delay == 0 && !f.Truncate:
+		return fmt.Errorf("fault needs a status, a delay or truncate")
+	case f.Truncate && (f.Target != FaultTransactions || f.Status != 0):
+		return fmt.Errorf("truncate applies only to target %q, without a status", FaultTransactions)
 	case f.Count < 0:
 		return fmt.Errorf("fault count %d is negative", f.Count)
 	case f.AfterPay && f.Target != FaultPayouts:

@@ -80,6 +80,17 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := s.page(q, s.now().UnixMilli())
+	if faulty && fault.Truncate {
+		s.stats.txFailed.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body[:len(body)/2])
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		panic(http.ErrAbortHandler) // drops the connection mid-body
+	}
 	s.stats.txOK.Add(1)
 	s.answeredMu.Lock()
 	if s.answered == nil {

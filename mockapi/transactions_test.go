@@ -3,9 +3,12 @@ package mockapi
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -506,4 +509,35 @@ func TestConcurrentUse(t *testing.T) {
 	// Everything visible at the end is in the truth, counted once.
 	items, _ := MustFetchAll(t, ts.URL, testStart.Add(-3*time.Hour), clock.Now(), 1000)
 	require.Len(t, idsOf(t, items), s.ValidCount())
+}
+
+// Ensure a truncate fault cuts the page off mid-body: the client sees an
+// unexpected end, not a page.
+func TestTransactions_TruncateFault(t *testing.T) {
+	s, err := New(func() Config {
+		c := DefaultConfig()
+		c.RateLimit = 0
+		c.Now = (&fakeClock{t: testStart}).Now
+		c.Start = testStart
+		return c
+	}())
+	require.NoError(t, err)
+	require.NoError(t, s.InjectFault(Fault{Truncate: true}))
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	date := func(t time.Time) string { return strings.ReplaceAll(t.UTC().Format(DateLayout), " ", "+") }
+	url := hs.URL + "/transactions?startDate=" + date(testStart.Add(-24*time.Hour)) + "&endDate=" + date(testStart) + "&page=1&limit=1000"
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Error(t, err, "the body ends early")
+	resp, err = http.Get(url)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err, "one request only")
+	require.True(t, json.Valid(b))
+	require.Error(t, s.InjectFault(Fault{Truncate: true, Status: 500}))
+	require.Error(t, s.InjectFault(Fault{Truncate: true, Target: FaultPayouts}))
 }
