@@ -34,6 +34,10 @@ type scenario struct {
 	manualEvery time.Duration
 	// warm and measure are real durations: warm-up, then sampling.
 	warm, measure time.Duration
+	// noCatchUp skips waiting, after the stream, for late coverage to
+	// catch up and for every summary to match (near capacity that takes
+	// minutes the bench need not spend; the tests do it).
+	noCatchUp bool
 }
 
 // outcome is what a scenario measured; durations are real time.
@@ -137,6 +141,11 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 		out.p99Lag = lags[len(lags)*99/100]
 	}
 
+	out.twice = w.mock.PagesAnsweredTwice()
+	if sc.noCatchUp {
+		out.catchUp = -1
+		return out
+	}
 	// The stream stopped at start+liveFor (rounded up to whole minutes by
 	// the mock): late coverage must pass its last item.
 	end := start.Add(liveFor.Round(time.Minute))
