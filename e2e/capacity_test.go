@@ -74,6 +74,10 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 		c.DuplicateRate = 0.01
 		c.MalformedRate = 0.001
 		c.History = 2 * time.Minute
+		// Scaled time multiplies the payout work per second by the scale;
+		// the sync's is what is measured here, so payouts keep the rate
+		// a real minute would bring.
+		c.PayoutShare = 0.15 / scale
 	})
 	w.env["UPSTREAM_RATE"] = fmt.Sprintf("%d/%s", budgetN, per)
 	w.env["SYNC_INTERVAL"] = per.String()

@@ -77,6 +77,12 @@ type Config struct {
 	LateRate float64
 	// LateDelay is how long late items stay hidden. MOCK_LATE_DELAY.
 	LateDelay time.Duration
+	// PayoutShare is the share of valid transactions that are payouts;
+	// zero means the default 15% (earned and spent share the rest 60:25).
+	// Benchmarks in scaled time lower it with the scale, so the payout
+	// work per second stays what a real minute would bring.
+	// MOCK_PAYOUT_SHARE.
+	PayoutShare float64
 	// Ordered lists a window's items by createdAt (ties in a seeded
 	// order) instead of a seeded non-chronological order. MOCK_ORDERED
 	// (true or false).
@@ -169,6 +175,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get("MOCK_LATE_RATE", func(v string) error { return parseFraction(v, &cfg.LateRate) })
 	get("MOCK_LATE_DELAY", func(v string) error { return parseDuration(v, &cfg.LateDelay) })
 	get("MOCK_LIVE_FOR", func(v string) error { return parseDuration(v, &cfg.LiveFor) })
+	get("MOCK_PAYOUT_SHARE", func(v string) error { return parseFraction(v, &cfg.PayoutShare) })
 	get("MOCK_ORDERED", func(v string) (err error) {
 		cfg.Ordered, err = strconv.ParseBool(v)
 		if err != nil {
@@ -247,6 +254,7 @@ func (c Config) Validate() error {
 		{"MOCK_SLOW_RATE", c.SlowRate},
 		{"MOCK_PAYOUT_FAIL_RATE", c.PayoutFailRate},
 		{"MOCK_PAYOUT_REJECT_RATE", c.PayoutRejectRate},
+		{"MOCK_PAYOUT_SHARE", c.PayoutShare},
 	} {
 		if !(f.v >= 0 && f.v <= 1) { // also catches NaN
 			return fmt.Errorf("%s: %v is not a fraction in [0, 1]", f.name, f.v)

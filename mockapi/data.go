@@ -191,7 +191,7 @@ const isoMillis = "2006-01-02T15:04:05.000Z"
 func (g *generator) slot(r *prng, created func(*prng) int64) {
 	id := uuid(r)
 	user := g.pickUser(r)
-	typ := pickType(r)
+	typ := g.pickType(r)
 	amount := pickAmount(r, typ)
 	at := created(r)
 	tx := scorekeeper.Transaction{
@@ -233,7 +233,7 @@ func (g *generator) malformedItem(r *prng, at int64) {
 	kind := g.kinds[r.intn(int64(len(g.kinds)))]
 	id := uuid(r)
 	user := g.pickUser(r)
-	typ := pickType(r)
+	typ := g.pickType(r)
 	var raw []byte
 	for attempt := 0; ; attempt++ {
 		amount := pickAmount(r, typ).String()
@@ -260,11 +260,16 @@ func (g *generator) pickUser(r *prng) string {
 	return g.users[min(i, len(g.users)-1)]
 }
 
-func pickType(r *prng) scorekeeper.TxType {
+func (g *generator) pickType(r *prng) scorekeeper.TxType {
+	earned, spent := 0.60, 0.85 // 60% earned, 25% spent, 15% payouts
+	if ps := g.cfg.PayoutShare; ps > 0 {
+		// The rest keeps earned and spent in the same 60:25 proportion.
+		earned, spent = (1-ps)*0.60/0.85, 1-ps
+	}
 	switch u := r.float(); {
-	case u < 0.60:
+	case u < earned:
 		return scorekeeper.TxEarned
-	case u < 0.85:
+	case u < spent:
 		return scorekeeper.TxSpent
 	default:
 		return scorekeeper.TxPayout
