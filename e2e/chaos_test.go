@@ -382,7 +382,9 @@ func startProxy(t *testing.T, dsn string) *proxy {
 }
 
 // url is dsn through the proxy.
-func (p *proxy) url(dsn string) string { return strings.Replace(dsn, p.target, p.ln.Addr().String(), 1) }
+func (p *proxy) url(dsn string) string {
+	return strings.Replace(dsn, p.target, p.ln.Addr().String(), 1)
+}
 
 func (p *proxy) serve() {
 	for {
