@@ -23,12 +23,12 @@ func CheckNamespace(ctx context.Context, c client.Client, namespace string) erro
 	typ, ok := resp.GetCustomAttributes()[workflows.UserIDSearchAttribute.GetName()]
 	switch {
 	case !ok:
-		return fmt.Errorf("Temporal namespace %q has no %s search attribute, which payout workflows are started with; add it with: "+
+		return fmt.Errorf("the Temporal namespace %q has no %s search attribute, which payout workflows are started with; add it with: "+
 			"temporal operator search-attribute create --namespace %s --name %s --type Keyword "+
 			"(the dev server: temporal server start-dev --search-attribute %s=Keyword)",
 			namespace, workflows.UserIDSearchAttribute.GetName(), namespace, workflows.UserIDSearchAttribute.GetName(), workflows.UserIDSearchAttribute.GetName())
 	case typ != enumspb.INDEXED_VALUE_TYPE_KEYWORD:
-		return fmt.Errorf("Temporal namespace %q has the %s search attribute as %s; payout workflows need it as Keyword",
+		return fmt.Errorf("the Temporal namespace %q has the %s search attribute as %s; payout workflows need it as Keyword",
 			namespace, workflows.UserIDSearchAttribute.GetName(), typ)
 	}
 	return nil
