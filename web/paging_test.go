@@ -262,12 +262,10 @@ func TestPayouts_PagingWhileDataChanges(t *testing.T) {
 				require.Equal(t, http.StatusOK, resp.StatusCode, "page %d: %s", pages, body)
 				var page []payoutRow
 				require.NoError(t, json.Unmarshal([]byte(body), &page))
-				var listed []string
 				for _, r := range page {
 					require.False(t, seen[r.UserID], "page %d: user %s returned twice", pages, r.UserID)
 					seen[r.UserID] = true
 					require.Equal(t, l.pending(r.UserID), r.PayoutAmount, "page %d: user %s", pages, r.UserID)
-					listed = append(listed, r.UserID)
 				}
 				all = append(all, page...)
 				next = nextLink(t, resp)
