@@ -2,10 +2,15 @@ package web
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"scorekeeper"
 	"scorekeeper/db"
@@ -65,16 +70,20 @@ func TestCache(t *testing.T) {
 	t.Run("StaleReadIsNotCached", func(t *testing.T) {
 		// A read that started before a change was committed and polled
 		// must not be cached as current.
-		c.mu.RLock()
-		before := c.gen
-		c.mu.RUnlock()
+		c.mu.Lock()
+		before := c.stamp()
+		c.mu.Unlock()
 		apply(cacheTx("b2", "bob", 1))
 		require.NoError(t, c.Poll(ctx))
 		require.NotContains(t, c.summaries, "bob")
 		// The read made at the old generation finishes now.
-		c.putSummary("bob", scorekeeper.Summary{UserID: "bob"}, before)
+		c.mu.Lock()
+		c.putSummary(scorekeeper.Summary{UserID: "bob"}, "bob", before)
+		c.mu.Unlock()
 		require.NotContains(t, c.summaries, "bob")
-		c.putSummary("bob", scorekeeper.Summary{UserID: "bob"}, c.gen)
+		c.mu.Lock()
+		c.putSummary(scorekeeper.Summary{UserID: "bob"}, "bob", c.stamp())
+		c.mu.Unlock()
 		require.Contains(t, c.summaries, "bob", "a read after the change is cached")
 	})
 	t.Run("ListingsLastOneGeneration", func(t *testing.T) {
@@ -124,4 +133,331 @@ func TestCache_Warm(t *testing.T) {
 	s, err := c.Summary(ctx, "newcomer")
 	require.NoError(t, err, "a user created after the warm-up is read from the store")
 	require.Equal(t, "0.05", s.Payout.String())
+}
+
+// requireConsistent checks the cache's books: every entry is in its map
+// and in the recency ring once, the byte count is the sum of the entries'
+// sizes and of changed's, and it is within the budget.
+func requireConsistent(t *testing.T, c *Cache) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, sum := 0, int64(0)
+	for e := c.recent.next; e != &c.recent; e = e.next {
+		require.Same(t, e, e.next.prev)
+		if e.list != nil {
+			require.Same(t, e, c.listings[e.list.filter])
+		} else {
+			require.Same(t, e, c.summaries[e.user])
+		}
+		n++
+		sum += e.size
+	}
+	require.Equal(t, len(c.summaries)+len(c.listings), n)
+	require.Equal(t, sum+c.changedBytes, c.bytes)
+	require.LessOrEqual(t, c.bytes, c.maxBytes)
+}
+
+func seedUsers(t *testing.T, d *bun.DB, n int) {
+	t.Helper()
+	var txs []scorekeeper.Transaction
+	for i := range n {
+		txs = append(txs, cacheTx(fmt.Sprintf("t%02d", i), fmt.Sprintf("u%02d", i), int64(100+i)))
+	}
+	_, err := db.ApplyBatch(context.Background(), d, db.Batch{Transactions: txs}, time.Now())
+	require.NoError(t, err)
+}
+
+// Ensure the cache holds summaries and listings within one byte budget,
+// evicting the least recently used entry first, and that a warm-up fills
+// it only up to the budget, giving up completeness.
+func TestCache_BoundedBySize(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.NewSQLite(t)
+	seedUsers(t, d, 40)
+	c := NewCache(d, nil)
+	one := newSummaryEntry(scorekeeper.Summary{UserID: "u00"}, "u00").size
+	c.maxBytes = 20 * one
+	require.NoError(t, c.Poll(ctx))
+	read := func(user string) {
+		t.Helper()
+		s, err := c.Summary(ctx, user)
+		require.NoError(t, err)
+		require.Equal(t, user, s.UserID)
+	}
+
+	t.Run("EvictsLeastRecentlyUsed", func(t *testing.T) {
+		for i := range 20 {
+			read(fmt.Sprintf("u%02d", i))
+		}
+		require.Len(t, c.summaries, 20)
+		read("u00") // now the most recently used
+		read("u20")
+		require.Contains(t, c.summaries, "u00")
+		require.NotContains(t, c.summaries, "u01", "the least recently used goes first")
+		require.Contains(t, c.summaries, "u20")
+		requireConsistent(t, c)
+		for i := 21; i < 40; i++ {
+			read(fmt.Sprintf("u%02d", i))
+			requireConsistent(t, c)
+		}
+		require.Len(t, c.summaries, 20)
+	})
+
+	t.Run("ListingsShareTheBudget", func(t *testing.T) {
+		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 2}
+		rows, total, err := c.PayoutTotals(ctx, f)
+		require.NoError(t, err)
+		require.Len(t, rows, 2)
+		require.Equal(t, 40, total)
+		require.Contains(t, c.listings, f)
+		require.Less(t, len(c.summaries), 20, "the listing took the room of summaries")
+		requireConsistent(t, c)
+		for i := range 20 {
+			read(fmt.Sprintf("u%02d", i))
+		}
+		require.NotContains(t, c.listings, f, "an unused listing is evicted like a summary")
+		requireConsistent(t, c)
+	})
+
+	t.Run("TooLargeIsNotCached", func(t *testing.T) {
+		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 40}
+		_, _, err := c.PayoutTotals(ctx, f)
+		require.NoError(t, err)
+		require.NotContains(t, c.listings, f, "one listing may not take over an eighth of the budget")
+	})
+
+	t.Run("WarmUpStopsAtTheBudget", func(t *testing.T) {
+		w := NewCache(d, nil)
+		w.maxBytes = 20 * one
+		require.NoError(t, w.Poll(ctx))
+		require.NoError(t, w.Warm(ctx))
+		require.Len(t, w.summaries, 20)
+		require.False(t, w.complete, "not everyone fits, so a miss is no proof of absence")
+		requireConsistent(t, w)
+		s, err := w.Summary(ctx, "u39")
+		require.NoError(t, err, "a user the warm-up left out is read from the store")
+		require.Equal(t, "1.39", s.Payout.String())
+		_, err = w.Summary(ctx, "nobody")
+		require.Equal(t, scorekeeper.ENotFound, scorekeeper.ErrorCode(err))
+	})
+
+	t.Run("EvictionEndsCompleteness", func(t *testing.T) {
+		w := NewCache(d, nil)
+		require.NoError(t, w.Poll(ctx))
+		require.NoError(t, w.Warm(ctx))
+		require.True(t, w.complete)
+		w.mu.Lock()
+		w.maxBytes = 10 * one
+		w.evict()
+		w.mu.Unlock()
+		require.False(t, w.complete)
+		requireConsistent(t, w)
+	})
+}
+
+// hookAfter blocks, once armed, the first query whose SQL contains match
+// after it has run (its rows are read) and before it returns, until
+// released: a read in flight, frozen at the worst moment.
+type hookAfter struct {
+	mu      sync.Mutex
+	match   string
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (h *hookAfter) arm(match string) (reached, release chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.match, h.reached, h.release = match, make(chan struct{}), make(chan struct{})
+	return h.reached, h.release
+}
+
+func (h *hookAfter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+
+func (h *hookAfter) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	h.mu.Lock()
+	match, reached, release := h.match, h.reached, h.release
+	if match != "" && strings.Contains(e.Query, match) {
+		h.match = ""
+	} else {
+		release = nil
+	}
+	h.mu.Unlock()
+	if release != nil {
+		close(reached)
+		<-release
+	}
+}
+
+// Ensure a store reset never leaves stale data cached as current: a read
+// in flight across it (the feed's generation going backwards, the store
+// recreated) is answered but not kept, and the first successful poll
+// after the cache stopped following, or after the feed was reset, starts
+// the cache over.
+func TestCache_ResetSafety(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.NewPostgres(t)
+	hook := &hookAfter{}
+	d = d.WithQueryHook(hook)
+	apply := func(txs ...scorekeeper.Transaction) {
+		t.Helper()
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
+		require.NoError(t, err)
+	}
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := d.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	// recreate replaces the store with one at generation 0 where alice's
+	// payout is cents, as a restore or a fresh database would.
+	recreate := func(cents int) {
+		t.Helper()
+		exec("DELETE FROM summary_changes")
+		exec("UPDATE counters SET value = 0 WHERE name IN ('generation', 'changes_pruned_through')")
+		exec("UPDATE user_summaries SET payout_cents = ? WHERE user_id = 'alice'", cents)
+	}
+	payout := func(c *Cache) string {
+		t.Helper()
+		s, err := c.Summary(ctx, "alice")
+		require.NoError(t, err)
+		return s.Payout.String()
+	}
+	apply(cacheTx("a1", "alice", 100), cacheTx("b1", "bob", 200), cacheTx("b2", "bob", 300))
+
+	t.Run("SummaryInFlightAcrossRecreation", func(t *testing.T) {
+		c := NewCache(d, nil)
+		require.NoError(t, c.Poll(ctx))
+		reached, release := hook.arm("user_summaries")
+		got := make(chan string, 1)
+		go func() {
+			s, err := c.Summary(ctx, "alice")
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- s.Payout.String()
+		}()
+		<-reached // the old store's alice is read, not yet returned
+		recreate(700)
+		require.NoError(t, c.Poll(ctx))
+		close(release)
+		require.Equal(t, "1", <-got, "the caller gets what it read")
+		require.NotContains(t, c.summaries, "alice", "a read from the old store is not kept")
+		require.Equal(t, "7", payout(c))
+		requireConsistent(t, c)
+	})
+
+	t.Run("ListingInFlightAcrossRecreation", func(t *testing.T) {
+		apply(cacheTx("d1", "dave", 1)) // generation 1 again, so it can go back
+		c := NewCache(d, nil)
+		require.NoError(t, c.Poll(ctx))
+		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 10}
+		reached, release := hook.arm("user_summaries")
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := c.PayoutTotals(ctx, f)
+			done <- err
+		}()
+		<-reached
+		recreate(900)
+		require.NoError(t, c.Poll(ctx))
+		close(release)
+		require.NoError(t, <-done)
+		require.NotContains(t, c.listings, f, "a listing from the old store is not kept")
+		rows, _, err := c.PayoutTotals(ctx, f)
+		require.NoError(t, err)
+		require.Equal(t, "alice", rows[0].UserID)
+		require.Equal(t, "9", rows[0].Amount.String())
+	})
+
+	t.Run("CachedBeforeRecreationIsDropped", func(t *testing.T) {
+		c := NewCache(d, nil)
+		require.NoError(t, c.Poll(ctx))
+		require.Equal(t, "9", payout(c))
+		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 10}
+		_, _, err := c.PayoutTotals(ctx, f)
+		require.NoError(t, err)
+		apply(cacheTx("c1", "carol", 5)) // the generation moves on: 1
+		require.NoError(t, c.Poll(ctx))
+		require.Equal(t, "9", payout(c))
+		recreate(400)
+		require.NoError(t, c.Poll(ctx))
+		require.Empty(t, c.summaries)
+		require.Empty(t, c.listings)
+		require.Equal(t, "4", payout(c))
+	})
+
+	t.Run("FeedResetStartsOver", func(t *testing.T) {
+		c := NewCache(d, nil)
+		require.NoError(t, c.Poll(ctx))
+		require.Equal(t, "4", payout(c))
+		c.mu.Lock()
+		epoch, gen := c.epoch, c.gen
+		c.mu.Unlock()
+		// Changes this reader has not seen were pruned: it fell behind.
+		exec("UPDATE counters SET value = ? WHERE name = 'generation'", gen+10)
+		exec("INSERT INTO counters (name, label, value) VALUES ('changes_pruned_through', '', ?) ON CONFLICT (name, label) DO UPDATE SET value = EXCLUDED.value", gen+5)
+		exec("UPDATE user_summaries SET payout_cents = 500 WHERE user_id = 'alice'")
+		require.NoError(t, c.Poll(ctx))
+		require.Empty(t, c.summaries)
+		require.Greater(t, c.epoch, epoch)
+		require.Equal(t, "5", payout(c))
+	})
+
+	t.Run("FirstPollAfterStoppingStartsOver", func(t *testing.T) {
+		c := NewCache(d, nil)
+		require.NoError(t, c.Poll(ctx))
+		require.Equal(t, "5", payout(c))
+		c.mu.Lock()
+		c.polledAt = time.Now().Add(-time.Minute)
+		c.mu.Unlock()
+		// A change the feed does not show (a restore to the same
+		// generation, say) happens while the cache is not following.
+		exec("UPDATE user_summaries SET payout_cents = 600 WHERE user_id = 'alice'")
+		require.Equal(t, "6", payout(c), "not following: reads go to the store")
+		require.NoError(t, c.Poll(ctx))
+		require.Empty(t, c.summaries, "the first successful poll starts over")
+		require.Equal(t, "6", payout(c))
+		require.Contains(t, c.summaries, "alice", "and the cache serves again")
+	})
+
+	t.Run("CatchUpFailureStandsAside", func(t *testing.T) {
+		c := NewCache(d, nil)
+		require.NoError(t, c.Poll(ctx))
+		require.Equal(t, "6", payout(c))
+		canceled, cancel := context.WithCancel(ctx)
+		cancel()
+		require.Error(t, c.CatchUp(canceled))
+		exec("UPDATE user_summaries SET payout_cents = 800 WHERE user_id = 'alice'")
+		require.Equal(t, "8", payout(c), "a cache that could not catch up sends reads to the store")
+	})
+}
+
+// BenchmarkCache_SummaryHit is the cache's part of a summary request that
+// hits, from parallel requests over 100,000 users.
+func BenchmarkCache_SummaryHit(b *testing.B) {
+	ctx := context.Background()
+	c := NewCache(nil, nil)
+	const users = 100_000
+	ids := make([]string, users)
+	c.mu.Lock()
+	for i := range ids {
+		ids[i] = fmt.Sprintf("u%06d", i)
+		c.add(newSummaryEntry(scorekeeper.Summary{UserID: ids[i]}, ids[i]))
+	}
+	// Live for the whole benchmark: a miss would read the nil database.
+	c.polledAt = time.Now().Add(time.Hour)
+	c.mu.Unlock()
+	var seq atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		i := seq.Add(7919) // different users per goroutine
+		for pb.Next() {
+			i = i*6364136223846793005 + 1442695040888963407
+			if _, err := c.Summary(ctx, ids[i%users]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

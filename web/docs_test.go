@@ -74,9 +74,9 @@ func TestOpenAPI(t *testing.T) {
 		}
 		require.Equal(t, []string{"200", "304", "400", "404", "405", "429", "500", "503"}, statuses("/api/users/{userId}/summary", "get"))
 		require.Equal(t, []string{"200", "304", "400", "405", "429", "500", "503"}, statuses("/api/payouts", "get"))
-		require.Equal(t, []string{"200", "202", "400", "401", "403", "405", "500", "503"}, statuses("/api/sync", "post"))
+		require.Equal(t, []string{"200", "202", "400", "401", "403", "405", "429", "500", "503"}, statuses("/api/sync", "post"))
 		require.Equal(t, []string{"200", "400", "401", "403", "405", "500", "503"}, statuses("/api/quarantine", "get"))
-		require.Equal(t, []string{"200", "405", "500", "503"}, statuses("/api/sync/status", "get"))
+		require.Equal(t, []string{"200", "400", "405", "429", "500", "503"}, statuses("/api/sync/status", "get"))
 		require.Equal(t, []string{"200", "405", "500", "503"}, statuses("/readyz", "get"))
 	})
 

@@ -1,13 +1,17 @@
 package web_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,8 +69,12 @@ type fakeSyncer struct {
 	startErr  error
 	waitErr   error
 	statusErr error
-	// block makes WaitSync wait for its context to end.
-	block  bool
+	// block makes WaitSync wait for its context to end; gate, when set,
+	// makes it wait for gate to close (or its context to end).
+	block bool
+	gate  chan struct{}
+	// onWait runs when a WaitSync returns normally: the sync's writes.
+	onWait func()
 	starts int
 	waits  []web.SyncRun
 	// report is what WaitReconcile returns; repairs records the repair
@@ -83,6 +91,12 @@ func (f *fakeSyncer) StartReconcile(ctx context.Context, repair bool) (web.SyncR
 }
 
 func (f *fakeSyncer) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
+	f.mu.Lock()
+	onWait := f.onWait
+	f.mu.Unlock()
+	if onWait != nil && f.waitErr == nil {
+		onWait()
+	}
 	return f.report, f.waitErr
 }
 
@@ -96,11 +110,21 @@ func (f *fakeSyncer) StartSync(ctx context.Context) (web.SyncRun, error) {
 func (f *fakeSyncer) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
 	f.mu.Lock()
 	f.waits = append(f.waits, run)
-	block := f.block
+	block, gate, onWait := f.block, f.gate, f.onWait
 	f.mu.Unlock()
 	if block {
 		<-ctx.Done()
 		return web.SyncStats{}, ctx.Err()
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return web.SyncStats{}, ctx.Err()
+		}
+	}
+	if onWait != nil {
+		onWait()
 	}
 	return f.stats, f.waitErr
 }
@@ -176,4 +200,30 @@ func requireError(tb testing.TB, resp *http.Response, body string, status int, c
 	msg, ok := e["error"]["message"].(string)
 	require.True(tb, ok && msg != "", "body: %s", body)
 	return msg
+}
+
+// postOversized sends POST path with a body one byte over BodyLimit to
+// the server at base (http://host:port) and returns its answer. It writes
+// the headers only and reads the answer: the server refuses on the
+// Content-Length alone and closes the connection, and a client still
+// writing the body then may see its write fail (broken pipe) before it
+// reads the 413, which made a plain http.Post flaky.
+func postOversized(tb testing.TB, base, path string, headers ...string) (*http.Response, string) {
+	tb.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(tb, err)
+	defer conn.Close()
+	require.NoError(tb, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n", path, web.BodyLimit+1)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req += headers[i] + ": " + headers[i+1] + "\r\n"
+	}
+	_, err = io.WriteString(conn, req+"\r\n")
+	require.NoError(tb, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	return resp, string(b)
 }

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -345,6 +344,15 @@ func TestOpenAPI_Contract(t *testing.T) {
 
 	// limited allows each client one read a minute.
 	limited, _, _ := MustNewApp(t, web.Config{DB: d, RateLimit: web.RateLimit{N: 1, Per: time.Minute}})
+	// limitedSync allows each client two syncs a minute, one of them
+	// waited for, and one status.
+	limitedSync, _, _ := MustNewApp(t, web.Config{
+		DB:                  d,
+		Syncer:              syncer,
+		SyncRateLimit:       web.RateLimit{N: 2, Per: time.Minute},
+		SyncWaitRateLimit:   web.RateLimit{N: 1, Per: time.Minute},
+		SyncStatusRateLimit: web.RateLimit{N: 1, Per: time.Minute},
+	})
 
 	auth := []string{"Authorization", "Bearer " + adminToken}
 	var ran []string
@@ -444,20 +452,20 @@ func TestOpenAPI_Contract(t *testing.T) {
 		// the document's description names payload_too_large. So only the
 		// body is checked, against the Error schema.
 		listening, _, _ := MustNewApp(t, web.Config{DB: d, Syncer: syncer, AdminToken: adminToken})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, mustListen(t, listening)+"/api/sync", bytes.NewReader(bytes.Repeat([]byte("x"), web.BodyLimit+1)))
-		require.NoError(t, err)
-		req.Header.Set(auth[0], auth[1])
-		resp, err = http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
+		resp, body = postOversized(t, mustListen(t, listening), "/api/sync", auth...)
 		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 		var e any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+		require.NoError(t, json.Unmarshal([]byte(body), &e))
 		require.NoError(t, k.doc.Components.Schemas["Error"].Value.VisitJSON(e))
 		require.Equal(t, "payload_too_large", e.(map[string]any)["error"].(map[string]any)["code"])
 
 		post(bare, "/api/sync", http.StatusServiceUnavailable, reqValid)
 		post(broken, "/api/sync", http.StatusInternalServerError, reqValid, auth...)
+
+		post(limitedSync, "/api/sync?wait=true", http.StatusOK, reqValid)
+		resp, _ = post(limitedSync, "/api/sync?wait=true", http.StatusTooManyRequests, reqValid)
+		require.NotEmpty(t, resp.Header.Get("Retry-After"))
+		post(limitedSync, "/api/sync", http.StatusTooManyRequests, reqValid)
 	})
 
 	t.Run("reconcile", func(t *testing.T) {
@@ -504,6 +512,9 @@ func TestOpenAPI_Contract(t *testing.T) {
 		get(broken, http.StatusInternalServerError)
 		get(bare, http.StatusServiceUnavailable)
 		get(down, http.StatusServiceUnavailable)
+		k.check(t, exchange{app: ok, method: http.MethodGet, target: "/api/sync/status?verbose=1", status: http.StatusBadRequest, request: reqUnchecked})
+		get(limitedSync, http.StatusOK)
+		get(limitedSync, http.StatusTooManyRequests)
 	})
 
 	t.Run("listQuarantine", func(t *testing.T) {

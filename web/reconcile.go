@@ -51,8 +51,10 @@ var errNoReconciler = scorekeeper.Errorf(scorekeeper.EUnavailable, "reconciling 
 
 // startReconcile serves POST /api/reconcile: 202 with the run's ids, or
 // with ?wait=true, 200 with the report once it finishes. ?repair=true
-// rewrites drifted summaries; otherwise nothing is changed.
-func startReconcile(r Reconciler, waitTimeout time.Duration) fiber.Handler {
+// rewrites drifted summaries; otherwise nothing is changed. After a
+// repair it waited for, catchUp (when set) makes this process's reads
+// serve the repaired summaries before the answer goes out.
+func startReconcile(r Reconciler, waitTimeout time.Duration, catchUp func(context.Context) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := queryParams(c, "wait", "repair")
 		if err != nil {
@@ -83,6 +85,9 @@ func startReconcile(r Reconciler, waitTimeout time.Duration) fiber.Handler {
 			rep, err := r.WaitReconcile(wctx, run)
 			switch {
 			case err == nil:
+				if flags["repair"] {
+					readYourWrites(ctx, catchUp)
+				}
 				return c.Status(fiber.StatusOK).JSON(toReconcileResponse(rep))
 			case wctx.Err() == nil || ctx.Err() != nil:
 				return err

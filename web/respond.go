@@ -53,6 +53,12 @@ func sendCachable(c *fiber.Ctx, v any, asOf *time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
+	return sendCachableBody(c, body, asOf)
+}
+
+// sendCachableBody is sendCachable for a body already encoded as JSON.
+// body is sent as is (not copied): the caller must not reuse it.
+func sendCachableBody(c *fiber.Ctx, body []byte, asOf *time.Time) error {
 	// A strong validator is right: the same body is the same bytes on every
 	// replica, because it is a pure function of the stored data.
 	sum := sha256.Sum256(body)

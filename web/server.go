@@ -42,6 +42,29 @@ const (
 	// DefaultSyncWaitTimeout is how long POST /api/sync?wait=true waits
 	// when Config.SyncWaitTimeout is zero.
 	DefaultSyncWaitTimeout = 5 * time.Minute
+	// DefaultMaxSyncWaits is Config.MaxSyncWaits when zero.
+	DefaultMaxSyncWaits = 64
+)
+
+// Per-client limits of the sync routes that cmd/scorekeeper sets (the
+// zero Config leaves them off, like RateLimit). They are far below
+// API_RATE_LIMIT's because each request costs far more than a read: a
+// start is a database read and a Temporal signal recorded in the sync's
+// history, a status a dozen queries and a Temporal visibility query, and a
+// wait holds a connection, a goroutine and a Temporal long poll for up to
+// SyncWaitTimeout.
+var (
+	// DefaultSyncRateLimit bounds POST /api/sync per client. Bursts are
+	// harmless to the data (they join one sync), so it allows one a
+	// second on average; what it stops is a loop hammering Temporal.
+	DefaultSyncRateLimit = RateLimit{N: 60, Per: time.Minute}
+	// DefaultSyncWaitRateLimit bounds POST /api/sync?wait=true per client,
+	// on top of DefaultSyncRateLimit: a few a minute. A client that needs
+	// more polls GET /api/sync/status.
+	DefaultSyncWaitRateLimit = RateLimit{N: 6, Per: time.Minute}
+	// DefaultSyncStatusRateLimit bounds GET /api/sync/status per client:
+	// polling once a second is plenty to follow a sync.
+	DefaultSyncStatusRateLimit = RateLimit{N: 60, Per: time.Minute}
 )
 
 // Config holds the dependencies of the REST API. DB is required; the rest
@@ -81,6 +104,21 @@ type Config struct {
 	// RateLimit is the per-client (per IP) request limit on the public
 	// read routes, per process; zero N turns it off.
 	RateLimit RateLimit
+	// SyncRateLimit is the per-client limit on POST /api/sync (counted
+	// before the admin token is checked, so guessing it is limited too),
+	// per process; zero N turns it off. See DefaultSyncRateLimit.
+	SyncRateLimit RateLimit
+	// SyncWaitRateLimit is the per-client limit on POST /api/sync?wait=true,
+	// counted on top of SyncRateLimit; zero N turns it off.
+	SyncWaitRateLimit RateLimit
+	// SyncStatusRateLimit is the per-client limit on GET /api/sync/status;
+	// zero N turns it off.
+	SyncStatusRateLimit RateLimit
+	// MaxSyncWaits bounds the POST /api/sync?wait=true requests of all
+	// clients waiting at once in this process. A wait=true request past it
+	// still starts the sync but is answered 202 at once, as when its wait
+	// runs out. Zero means DefaultMaxSyncWaits.
+	MaxSyncWaits int
 	// Middleware runs on every request, after request ids, the access log
 	// and panic recovery, and before the routes (e.g. HTTP metrics). Errors
 	// are already rendered when control returns to it, so it sees the
@@ -120,6 +158,9 @@ func New(cfg Config) *fiber.App {
 	if cfg.SyncWaitTimeout <= 0 {
 		cfg.SyncWaitTimeout = DefaultSyncWaitTimeout
 	}
+	if cfg.MaxSyncWaits <= 0 {
+		cfg.MaxSyncWaits = DefaultMaxSyncWaits
+	}
 	log := cfg.Logger
 	handleError := errorHandler(log)
 
@@ -150,17 +191,28 @@ func New(cfg Config) *fiber.App {
 	app.Get("/healthz", healthz)
 	app.Get("/readyz", readyz(cfg.Ready, log))
 	var read reader = dbReader{cfg.DB}
+	// catchUp brings this process's reads up to date with the store after
+	// a sync or repair it waited for, so the client's next read sees the
+	// data it just waited for (read-your-writes).
+	var catchUp func(context.Context) error
 	if cfg.Cache != nil {
 		read = cfg.Cache
+		catchUp = cfg.Cache.CatchUp
 	}
 	limit := rateLimit(cfg.RateLimit)
 	app.Get("/api/users/:userId/summary", limit, getSummary(read))
 	app.Get("/api/payouts", limit, listPayouts(read, cfg.PublicBaseURL))
 	admin := requireAdmin(cfg.AdminToken)
-	app.Post("/api/sync", admin, startSync(cfg.Syncer, cfg.SyncWaitTimeout))
+	// The sync limits run before the admin check: a client over its limit
+	// gets no answer about its token either.
+	waits := make(chan struct{}, cfg.MaxSyncWaits)
+	waitLimit := rateLimitOnly(cfg.SyncWaitRateLimit, isWait,
+		"too many waiting syncs: at most %d POST /api/sync?wait=true per %s per client; poll GET /api/sync/status instead")
+	app.Post("/api/sync", rateLimit(cfg.SyncRateLimit), waitLimit, admin,
+		startSync(cfg.Syncer, cfg.SyncWaitTimeout, waits, catchUp))
 	app.Get("/api/quarantine", admin, listQuarantine(cfg.DB, cfg.PublicBaseURL))
-	app.Post("/api/reconcile", admin, startReconcile(cfg.Reconciler, cfg.SyncWaitTimeout))
-	app.Get("/api/sync/status", syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
+	app.Post("/api/reconcile", admin, startReconcile(cfg.Reconciler, cfg.SyncWaitTimeout, catchUp))
+	app.Get("/api/sync/status", rateLimit(cfg.SyncStatusRateLimit), syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)
 	app.Get("/docs", docsPage)
 	if cfg.Metrics != nil {
@@ -179,16 +231,32 @@ type RateLimit struct {
 // Retry-After in the usual error shape. The limit is per process: behind a
 // load balancer each web process allows N per Per.
 func rateLimit(r RateLimit) fiber.Handler {
+	return rateLimitOnly(r, nil, "too many requests: at most %d per %s per client")
+}
+
+// rateLimitOnly is rateLimit for the requests only selects (nil: all);
+// the others are neither counted nor limited. message formats the 429's
+// message from N and Per.
+func rateLimitOnly(r RateLimit, only func(*fiber.Ctx) bool, message string) fiber.Handler {
 	if r.N <= 0 || r.Per <= 0 {
 		return func(c *fiber.Ctx) error { return c.Next() }
 	}
+	var skip func(*fiber.Ctx) bool
+	if only != nil {
+		skip = func(c *fiber.Ctx) bool { return !only(c) }
+	}
 	return limiter.New(limiter.Config{
+		Next:              skip,
 		Max:               r.N,
 		Expiration:        r.Per,
 		LimiterMiddleware: limiter.SlidingWindow{},
 		KeyGenerator:      func(c *fiber.Ctx) string { return c.IP() },
 		LimitReached: func(c *fiber.Ctx) error {
-			return scorekeeper.Errorf(scorekeeper.ERateLimited, "too many requests: at most %d per %s per client", r.N, r.Per)
+			return scorekeeper.Errorf(scorekeeper.ERateLimited, message, r.N, r.Per)
 		},
 	})
 }
+
+// isWait reports whether a POST /api/sync asks to wait (the handler
+// rejects a malformed wait, so only "true" matters here).
+func isWait(c *fiber.Ctx) bool { return c.Query("wait") == "true" }

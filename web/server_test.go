@@ -113,12 +113,8 @@ func TestServer_Listen(t *testing.T) {
 	})
 
 	t.Run("ErrBodyTooLarge", func(t *testing.T) {
-		resp, err := http.Post(base+"/api/sync", "text/plain", strings.NewReader(strings.Repeat("x", web.BodyLimit+1)))
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		requireError(t, resp, string(b), http.StatusRequestEntityTooLarge, "payload_too_large")
+		resp, body := postOversized(t, base, "/api/sync")
+		requireError(t, resp, body, http.StatusRequestEntityTooLarge, "payload_too_large")
 	})
 
 	t.Run("OKShutdown", func(t *testing.T) {

@@ -2,7 +2,9 @@ package web
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -36,6 +38,7 @@ var errBadUserID = errInvalidf("userId must be 1 to 64 characters of A-Z, a-z, 0
 
 // getSummary serves GET /api/users/{userId}/summary.
 func getSummary(r reader) fiber.Handler {
+	cache, _ := r.(*Cache)
 	return func(c *fiber.Ctx) error {
 		if _, err := queryParams(c); err != nil {
 			return err
@@ -49,6 +52,15 @@ func getSummary(r reader) fiber.Handler {
 			return errBadUserID
 		}
 
+		// Most reads are answered from memory: no query deadline to arm.
+		if cache != nil {
+			switch s, asOf, found := cache.lookupSummary(userID); found {
+			case lookupHit:
+				return sendSummary(c, s, asOf)
+			case lookupAbsent:
+				return errUserNotFound(userID)
+			}
+		}
 		ctx, cancel := queryContext(c)
 		defer cancel()
 		asOf, err := r.AsOf(ctx)
@@ -59,6 +71,66 @@ func getSummary(r reader) fiber.Handler {
 		if err != nil {
 			return storeError(ctx, err)
 		}
+		return sendSummary(c, s, asOf)
+	}
+}
+
+// sendSummary answers with s, as sendCachable would, encoding it by hand:
+// this is the hottest route, and encoding/json spends most of its time on
+// reflection and the five Amount.MarshalJSON calls.
+func sendSummary(c *fiber.Ctx, s scorekeeper.Summary, asOf *time.Time) error {
+	body, ok := appendSummaryJSON(make([]byte, 0, 128), toSummaryResponse(s))
+	if !ok {
 		return sendCachable(c, toSummaryResponse(s), asOf)
 	}
+	return sendCachableBody(c, body, asOf)
+}
+
+// appendSummaryJSON appends r as encoding/json would encode it, byte for
+// byte, or reports false when the user id needs escaping (never for a
+// valid id), leaving that to encoding/json.
+func appendSummaryJSON(b []byte, r summaryResponse) ([]byte, bool) {
+	for i := 0; i < len(r.UserID); i++ {
+		// encoding/json escapes control characters, quotes, backslashes
+		// and, in HTML-safe mode, <, > and &; and validates UTF-8.
+		if ch := r.UserID[i]; ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' || ch == '<' || ch == '>' || ch == '&' {
+			return b, false
+		}
+	}
+	b = append(b, `{"userId":"`...)
+	b = append(b, r.UserID...)
+	b = append(b, `","balance":`...)
+	b = appendAmount(b, r.Balance)
+	b = append(b, `,"earned":`...)
+	b = appendAmount(b, r.Earned)
+	b = append(b, `,"spent":`...)
+	b = appendAmount(b, r.Spent)
+	b = append(b, `,"payout":`...)
+	b = appendAmount(b, r.Payout)
+	b = append(b, `,"paidOut":`...)
+	b = appendAmount(b, r.PaidOut)
+	return append(b, '}'), true
+}
+
+// appendAmount appends a as Amount.String renders it ("19.2", "12",
+// "0.05", "-3.1"), without allocating.
+func appendAmount(b []byte, a scorekeeper.Amount) []byte {
+	c := a.Cents()
+	var u uint64
+	if c < 0 {
+		b = append(b, '-')
+		u = uint64(-(c + 1)) + 1 // safe for math.MinInt64
+	} else {
+		u = uint64(c)
+	}
+	whole, frac := u/100, u%100
+	b = strconv.AppendUint(b, whole, 10)
+	switch {
+	case frac == 0:
+	case frac%10 == 0:
+		b = append(b, '.', byte('0'+frac/10))
+	default:
+		b = append(b, '.', byte('0'+frac/10), byte('0'+frac%10))
+	}
+	return b
 }

@@ -265,8 +265,12 @@ func requireAdmin(token string) fiber.Handler {
 
 // startSync serves POST /api/sync: 202 with the run's ids, or with
 // ?wait=true, 200 with its result once it finishes. A wait longer than
-// waitTimeout ends in the 202 answer, so a client can poll the status.
-func startSync(s Syncer, waitTimeout time.Duration) fiber.Handler {
+// waitTimeout ends in the 202 answer, so a client can poll the status; so
+// does a wait=true request that finds waits full (as many in flight as it
+// has slots), so that a burst of them cannot tie up the process. After a
+// finished wait, catchUp (when set) makes this process's reads serve the
+// synced data before the answer goes out.
+func startSync(s Syncer, waitTimeout time.Duration, waits chan struct{}, catchUp func(context.Context) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := queryParams(c, "wait")
 		if err != nil {
@@ -293,11 +297,22 @@ func startSync(s Syncer, waitTimeout time.Duration) fiber.Handler {
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		if wait {
+			select {
+			case waits <- struct{}{}:
+				defer func() { <-waits }()
+			default:
+				// Every wait slot is taken: answer as if this wait had
+				// run out. The sync is started all the same.
+				wait = false
+			}
+		}
+		if wait {
 			wctx, cancel := context.WithTimeout(ctx, waitTimeout)
 			defer cancel()
 			stats, err := s.WaitSync(wctx, run)
 			switch {
 			case err == nil:
+				readYourWrites(ctx, catchUp)
 				return c.Status(fiber.StatusOK).JSON(toSyncResultResponse(run, stats))
 			case wctx.Err() == nil || ctx.Err() != nil:
 				return err
@@ -309,9 +324,24 @@ func startSync(s Syncer, waitTimeout time.Duration) fiber.Handler {
 	}
 }
 
+// readYourWrites runs catchUp (if any) within QueryTimeout. Its error is
+// not the client's: the write it waited for did commit, and a cache that
+// cannot catch up stands aside (see Cache.CatchUp), so reads still see it.
+func readYourWrites(ctx context.Context, catchUp func(context.Context) error) {
+	if catchUp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	_ = catchUp(ctx)
+}
+
 // syncStatus serves GET /api/sync/status.
 func syncStatus(s Syncer, d *bun.DB, now func() time.Time) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if _, err := queryParams(c); err != nil {
+			return err
+		}
 		if s == nil {
 			return errNoSyncer
 		}
@@ -319,7 +349,10 @@ func syncStatus(s Syncer, d *bun.DB, now func() time.Time) fiber.Handler {
 		defer cancel()
 		st, err := s.Status(ctx)
 		if err != nil {
-			return err
+			// The adapter reads most of the status from the database: a
+			// database that is down or too slow is 503, as on every other
+			// route, not a 500.
+			return storeError(ctx, err)
 		}
 		if st.SyncedThrough.IsZero() {
 			asOf, err := dataAsOf(ctx, d)

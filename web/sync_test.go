@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"scorekeeper"
 	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
 	"scorekeeper/web"
 )
 
@@ -250,4 +253,207 @@ func TestSyncStatus(t *testing.T) {
 		msg := requireError(t, resp, body, http.StatusInternalServerError, "internal")
 		require.Equal(t, "internal error", msg)
 	})
+}
+
+// Ensure each client is limited on both sync routes: POST /api/sync, more
+// tightly when it waits, and GET /api/sync/status, with 429, Retry-After
+// and the error shape; that the limit is counted before the admin token is
+// checked; and that other clients are not affected.
+func TestSync_RateLimits(t *testing.T) {
+	s := newFakeSyncer()
+	app, _, _ := MustNewApp(t, web.Config{
+		Syncer:              s,
+		AdminToken:          "tok",
+		SyncRateLimit:       web.RateLimit{N: 3, Per: time.Minute},
+		SyncWaitRateLimit:   web.RateLimit{N: 1, Per: time.Minute},
+		SyncStatusRateLimit: web.RateLimit{N: 2, Per: time.Minute},
+	})
+	auth := []string{"Authorization", "Bearer tok"}
+	limited := func(resp *http.Response, body string) string {
+		t.Helper()
+		msg := requireError(t, resp, body, http.StatusTooManyRequests, "rate_limited")
+		require.NotEmpty(t, resp.Header.Get("Retry-After"))
+		return msg
+	}
+
+	t.Run("StartAndWait", func(t *testing.T) {
+		resp, body := do(t, app, http.MethodPost, "/api/sync?wait=true", auth...)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		resp, body = do(t, app, http.MethodPost, "/api/sync?wait=true", auth...)
+		require.Contains(t, limited(resp, body), "wait=true")
+		resp, body = do(t, app, http.MethodPost, "/api/sync", auth...)
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, "a start without wait has room left: %s", body)
+		resp, body = do(t, app, http.MethodPost, "/api/sync", auth...)
+		limited(resp, body)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		require.Equal(t, 2, s.starts, "a limited request starts nothing")
+	})
+
+	t.Run("CountedBeforeTheToken", func(t *testing.T) {
+		// This client used its 3 starts above; without a token it is
+		// still told to slow down, and learns nothing about tokens.
+		resp, body := do(t, app, http.MethodPost, "/api/sync", "Authorization", "Bearer guess")
+		limited(resp, body)
+	})
+
+	t.Run("Status", func(t *testing.T) {
+		for range 2 {
+			resp, body := do(t, app, http.MethodGet, "/api/sync/status")
+			require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		}
+		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
+		limited(resp, body)
+	})
+
+	t.Run("PerClient", func(t *testing.T) {
+		// Behind a proxy Fiber sees the proxy's address; with app.Test
+		// every client is 0.0.0.0, so another client is another app's
+		// fresh limiter: limits are per process and per client, never
+		// shared between the two.
+		other, _, _ := MustNewApp(t, web.Config{Syncer: s, SyncRateLimit: web.RateLimit{N: 1, Per: time.Minute}})
+		resp, body := do(t, other, http.MethodPost, "/api/sync")
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	})
+}
+
+// Ensure a burst of POST /api/sync?wait=true cannot tie up the process:
+// past MaxSyncWaits waiting at once, a request still starts the sync but
+// is answered 202 at once, and a slot is free again once a wait ends.
+func TestSync_WaitSlots(t *testing.T) {
+	s := newFakeSyncer()
+	s.gate = make(chan struct{})
+	app, _, _ := MustNewApp(t, web.Config{Syncer: s, MaxSyncWaits: 1})
+	first := make(chan int, 1)
+	go func() {
+		resp, err := app.Test(httptest.NewRequest(http.MethodPost, "/api/sync?wait=true", nil), -1)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.waits) == 1
+	}, 5*time.Second, time.Millisecond, "the first request waits")
+
+	start := time.Now()
+	resp, body := do(t, app, http.MethodPost, "/api/sync?wait=true")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	require.Equal(t, `{"workflowId":"sync-manual-1","runId":"run-1"}`, body)
+	require.Equal(t, "/api/sync/status", resp.Header.Get("Location"))
+	require.Less(t, time.Since(start), time.Second, "answered without waiting")
+	s.mu.Lock()
+	require.Equal(t, 2, s.starts, "the sync was asked for all the same")
+	require.Len(t, s.waits, 1)
+	s.mu.Unlock()
+
+	close(s.gate)
+	require.Equal(t, http.StatusOK, <-first)
+	resp, body = do(t, app, http.MethodPost, "/api/sync?wait=true")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the slot is free again: %s", body)
+}
+
+// dbStatusSyncer reads its status from the database, as the Temporal
+// adapter does (watermark, budget, quarantine).
+type dbStatusSyncer struct {
+	*fakeSyncer
+	db *bun.DB
+}
+
+func (s dbStatusSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
+	st, err := db.GetSyncState(ctx, s.db, db.TransactionsStream)
+	if err != nil && scorekeeper.ErrorCode(err) != scorekeeper.ENotFound {
+		return web.SyncStatus{}, err
+	}
+	n, err := db.QuarantineCount(ctx, s.db)
+	if err != nil {
+		return web.SyncStatus{}, err
+	}
+	return web.SyncStatus{SyncedThrough: st.SyncedThrough, Quarantined: n}, nil
+}
+
+// Ensure GET /api/sync/status is 503, not 500, when the database its
+// status comes from is down, without the driver's words, and 400 on
+// query parameters it does not take.
+func TestSyncStatus_Errors(t *testing.T) {
+	down := mustOpenDownDB(t)
+	app, _, logs := MustNewApp(t, web.Config{DB: down, Syncer: dbStatusSyncer{newFakeSyncer(), down}})
+
+	t.Run("ErrDatabaseDown", func(t *testing.T) {
+		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
+		msg := requireError(t, resp, body, http.StatusServiceUnavailable, "unavailable")
+		require.Equal(t, "the database is unreachable", msg)
+		require.NotContains(t, body, "127.0.0.1")
+		require.Contains(t, logs.String(), "127.0.0.1:1", "the cause is logged")
+	})
+
+	t.Run("ErrUnknownParam", func(t *testing.T) {
+		for _, target := range []string{"/api/sync/status?verbose=1", "/api/sync/status?wait=true"} {
+			resp, body := do(t, app, http.MethodGet, target)
+			msg := requireError(t, resp, body, http.StatusBadRequest, "invalid")
+			require.Contains(t, msg, "unknown query parameter")
+		}
+	})
+
+	t.Run("ErrUnknownParamWithoutSyncer", func(t *testing.T) {
+		// The request is judged before what this process can do.
+		bare, _, _ := MustNewApp(t, web.Config{DB: down})
+		resp, body := do(t, bare, http.MethodGet, "/api/sync/status?x=1")
+		requireError(t, resp, body, http.StatusBadRequest, "invalid")
+	})
+}
+
+// Ensure that once POST /api/sync?wait=true (or a repair it waited for)
+// has answered, the same process serves the written data, even though
+// its real Cache held an answer from before and has not been polled by
+// its own loop since.
+func TestSync_ReadYourWrites(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.NewPostgres(t)
+	MustSeed(t, d)
+	apply := func(txs ...scorekeeper.Transaction) {
+		t.Helper()
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0)
+		require.NoError(t, err)
+	}
+	cache := web.NewCache(d, nil)
+	// Not cache.Run: no poll but the ones made here and by the handlers.
+	require.NoError(t, cache.Poll(ctx))
+	s := newFakeSyncer()
+	app, _, _ := MustNewApp(t, web.Config{DB: d, Syncer: s, Reconciler: s, Cache: cache})
+	const target = "/api/users/445566/summary"
+	get := func(target string) string {
+		t.Helper()
+		resp, body := do(t, app, http.MethodGet, target)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		return body
+	}
+	require.Equal(t, seedSummary, get(target))
+	require.JSONEq(t, `[{"userId":"112233","payoutAmount":30},{"userId":"445566","payoutAmount":20}]`, get("/api/payouts"))
+
+	// The control: a write the cache has not polled is not served, so the
+	// answers above come from memory, and would still after a sync unless
+	// the sync route catches the cache up.
+	apply(tx("c1", "445566", scorekeeper.TxEarned, "10"))
+	require.Equal(t, seedSummary, get(target))
+
+	s.onWait = func() { apply(tx("c2", "445566", scorekeeper.TxPayout, "5")) }
+	resp, body := do(t, app, http.MethodPost, "/api/sync?wait=true")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, `{"userId":"445566","balance":24.2,"earned":61.2,"spent":12,"payout":25,"paidOut":20}`, get(target))
+	require.JSONEq(t, `[{"userId":"112233","payoutAmount":30},{"userId":"445566","payoutAmount":25}]`, get("/api/payouts"))
+
+	// A repair the client waited for, likewise.
+	s.onWait = func() {
+		_, err := d.NewUpdate().Table("user_summaries").Set("spent_cents = 0").Where("user_id = '445566'").Exec(ctx)
+		require.NoError(t, err)
+		apply(tx("c3", "445566", scorekeeper.TxEarned, "1")) // records the change in the feed
+	}
+	resp, body = do(t, app, http.MethodPost, "/api/reconcile?wait=true&repair=true")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, `{"userId":"445566","balance":37.2,"earned":62.2,"spent":0,"payout":25,"paidOut":20}`, get(target))
 }

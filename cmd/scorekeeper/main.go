@@ -19,8 +19,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"scorekeeper/config"
+	"scorekeeper/internal/logbuf"
 )
 
 const usage = `usage: scorekeeper <command>
@@ -63,7 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	log, closeLog := newLogger(cfg, stderr)
+	// Every subcommand returns through here, so buffered log lines are
+	// written out on every way out of run, errors included.
+	defer closeLog()
 	slog.SetDefault(log)
 	switch args[0] {
 	case "migrate":
@@ -83,10 +88,54 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return fmt.Errorf("%w: %q", errUsage, args[0])
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// newLogger returns the process's logger, writing to w through a
+// logbuf.Writer, and the function that flushes and closes it (run defers
+// it). Records below warn (the info access lines) are buffered and
+// written in batches, and dropped, counted, only when w cannot keep up;
+// warnings and errors (5xx access lines among them) are never dropped and
+// are on w when their log call returns. Dropped lines are reported every
+// dropReportEvery while they occur, and at close.
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, func()) {
+	buf := logbuf.New(w, logbuf.Options{})
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	handler := func(out io.Writer) slog.Handler {
+		if cfg.LogFormat == "json" {
+			return slog.NewJSONHandler(out, opts)
+		}
+		return slog.NewTextHandler(out, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	log := slog.New(logbuf.Split(slog.LevelWarn, handler(buf.Lossy()), handler(buf)))
+
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	var reported uint64
+	report := func() {
+		if n := buf.Dropped(); n > reported {
+			log.Warn("log lines dropped: the log output could not keep up", "dropped", n-reported, "dropped_total", n)
+			reported = n
+		}
+	}
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(dropReportEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				report()
+			}
+		}
+	}()
+	return log, func() {
+		close(stop)
+		<-stopped
+		report()
+		if err := buf.Close(); err != nil {
+			fmt.Fprintln(w, "scorekeeper: write logs:", err)
+		}
+	}
 }
+
+// dropReportEvery is how often dropped log lines are reported.
+const dropReportEvery = 10 * time.Second

@@ -43,8 +43,13 @@ func serveWeb(ctx context.Context, cfg config.Config, deps deps, log *slog.Logge
 		PublicBaseURL: cfg.PublicBaseURL,
 		Reconciler:    syncer,
 		RateLimit:     web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
-		Logger:        log.With("component", "web"),
-		Ready:         readyChecks(cfg, deps),
+		// The sync routes keep their own, tighter limits whatever
+		// API_RATE_LIMIT says: they cost Temporal work, not a read.
+		SyncRateLimit:       web.DefaultSyncRateLimit,
+		SyncWaitRateLimit:   web.DefaultSyncWaitRateLimit,
+		SyncStatusRateLimit: web.DefaultSyncStatusRateLimit,
+		Logger:              log.With("component", "web"),
+		Ready:               readyChecks(cfg, deps),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -1,0 +1,90 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/stretchr/testify/require"
+	"github.com/valyala/fasthttp"
+
+	"scorekeeper"
+	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
+	"scorekeeper/internal/logbuf"
+	"scorekeeper/metrics"
+	"scorekeeper/web"
+)
+
+// BenchmarkSummaryRoute is the CPU one GET /api/users/{id}/summary costs
+// the web process when its cache answers, through the whole stack as
+// cmd/scorekeeper wires it (request id, access log, metrics, error
+// rendering), without the network: with access logs on (through a
+// logbuf.Writer, as cmd/scorekeeper does, to a pipe drained by another
+// goroutine, as stderr is by a supervisor) and off, and Fiber's constant
+// handler for scale. `go test -run '^$' -bench SummaryRoute -cpuprofile cpu.out ./web/`
+// shows where it goes.
+func BenchmarkSummaryRoute(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := dbtest.NewSQLite(b)
+	const users = 1000
+	var txs []scorekeeper.Transaction
+	for i := range users {
+		txs = append(txs, tx(fmt.Sprintf("t%d", i), fmt.Sprintf("u%04d", i), scorekeeper.TxEarned, "1.5"))
+	}
+	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0)
+	require.NoError(b, err)
+	cache := web.NewCache(d, nil)
+	require.NoError(b, cache.Poll(ctx))
+	require.NoError(b, cache.Warm(ctx))
+	go cache.Run(ctx)
+
+	serve := func(b *testing.B, h fasthttp.RequestHandler) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var fctx fasthttp.RequestCtx
+			i := 0
+			for pb.Next() {
+				fctx.Request.Reset()
+				fctx.Response.Reset()
+				fctx.Request.SetRequestURI(fmt.Sprintf("/api/users/u%04d/summary", i%users))
+				i++
+				h(&fctx)
+				if fctx.Response.StatusCode() != fiber.StatusOK {
+					b.Fatalf("status %d: %s", fctx.Response.StatusCode(), fctx.Response.Body())
+				}
+			}
+		})
+	}
+	app := func(level slog.Level) fasthttp.RequestHandler {
+		r, pw, err := os.Pipe()
+		require.NoError(b, err)
+		go func() { _, _ = io.Copy(io.Discard, r) }()
+		w := logbuf.New(pw, logbuf.Options{})
+		b.Cleanup(func() { w.Close(); pw.Close(); r.Close() })
+		opts := &slog.HandlerOptions{Level: level}
+		log := slog.New(logbuf.Split(slog.LevelWarn, slog.NewTextHandler(w.Lossy(), opts), slog.NewTextHandler(w, opts)))
+		m := metrics.New(d, slog.New(slog.DiscardHandler), db.Budget{Name: "upstream", N: 5, Per: time.Minute})
+		return web.New(web.Config{
+			DB: d, Cache: cache, Logger: log,
+			Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()},
+		}).Handler()
+	}
+	b.Run("logs=on", func(b *testing.B) { serve(b, app(slog.LevelInfo)) })
+	b.Run("logs=off", func(b *testing.B) { serve(b, app(slog.LevelWarn)) })
+	b.Run("constant", func(b *testing.B) {
+		ceiling := fiber.New(fiber.Config{DisableStartupMessage: true})
+		body := []byte(seedSummary)
+		ceiling.Get("/*", func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			return c.Send(body)
+		})
+		serve(b, ceiling.Handler())
+	})
+}
