@@ -6,8 +6,11 @@
 package scorekeeper
 
 import (
+	"fmt"
 	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // TxType is the kind of an upstream transaction.
@@ -28,13 +31,92 @@ func (t TxType) Valid() bool {
 	return t == TxEarned || t == TxSpent || t == TxPayout
 }
 
-// Transaction is one validated upstream event.
+// MaxTxIDLength is the longest transaction id accepted. Upstream ids are
+// UUIDs (36 characters); the bound keeps a runaway id out of the database
+// and out of the payout provider's Idempotency-Key header.
+const MaxTxIDLength = 128
+
+// Transaction is one upstream event. Only a transaction that passes
+// Validate is stored, counted or paid out.
 type Transaction struct {
 	ID        string
 	UserID    string
 	CreatedAt time.Time // UTC
 	Type      TxType
 	Amount    Amount // > 0
+}
+
+// TxProblem is one invalid field of a transaction.
+type TxProblem struct {
+	// Field is the field's name on the wire: id, userId, createdAt, type
+	// or amount.
+	Field string
+	// Message names the field and, quoted, the offending value.
+	Message string
+}
+
+// Problems lists every invalid field of t, at most one per field, in wire
+// order (id, userId, createdAt, type, amount); nil when t is valid. Every
+// field's zero value is a problem, so a field a decoder could not read is
+// always named here, in its place.
+func (t Transaction) Problems() []TxProblem {
+	var ps []TxProblem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, TxProblem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case t.ID == "":
+		add("id", "id is empty")
+	case len(t.ID) > MaxTxIDLength:
+		add("id", "id is too long: %d bytes, max %d", len(t.ID), MaxTxIDLength)
+	case strings.ContainsFunc(t.ID, isControl):
+		// The id travels as the payout Idempotency-Key header and in log
+		// fields, where a control character would be rewritten or refused.
+		add("id", "id %s contains control characters", quote(t.ID))
+	}
+	if !ValidUserID(t.UserID) {
+		add("userId", "userId %s is invalid: want 1-64 characters of [A-Za-z0-9_-]", quote(t.UserID))
+	}
+	if t.CreatedAt.IsZero() {
+		add("createdAt", "createdAt is the zero time")
+	}
+	if !t.Type.Valid() {
+		add("type", "type %s is unknown: want earned, spent or payout", quote(string(t.Type)))
+	}
+	if t.Amount <= 0 {
+		add("amount", "amount %s must be greater than 0", t.Amount)
+	}
+	return ps
+}
+
+// Validate returns nil when t may be stored, and otherwise an *Error with
+// code EInvalid naming every problem (see Problems), not just the first.
+func (t Transaction) Validate() error {
+	ps := t.Problems()
+	if len(ps) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Message
+	}
+	return Errorf(EInvalid, "transaction %s is invalid: %s", quote(t.ID), strings.Join(msgs, "; "))
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// quote renders an untrusted value for a message: quoted, escaped, and
+// cut to 64 bytes (on a rune boundary) so a runaway value stays readable.
+func quote(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q…", s[:cut])
 }
 
 // Quarantined is an upstream item that failed validation. It is stored with
@@ -62,6 +144,36 @@ type Summary struct {
 
 // Balance is earned − spent − payout.
 func (s Summary) Balance() Amount { return s.Earned - s.Spent - s.Payout }
+
+// Add folds one of the user's transactions into s: earned adds to Earned,
+// spent to Spent, and a payout to Payout, where a payout request stays
+// until the provider rejects it. Every total of the user's transactions —
+// the store's, reconciliation's, the mock's ground truth — is this fold,
+// so they cannot disagree on what a type means. On error (another user's
+// transaction, an unknown type, a total that would overflow) s is
+// unchanged.
+func (s *Summary) Add(t Transaction) error {
+	if t.UserID != s.UserID {
+		return Errorf(EInvalid, "transaction %s of user %s added to the summary of user %s", quote(t.ID), quote(t.UserID), quote(s.UserID))
+	}
+	var total *Amount
+	switch t.Type {
+	case TxEarned:
+		total = &s.Earned
+	case TxSpent:
+		total = &s.Spent
+	case TxPayout:
+		total = &s.Payout
+	default:
+		return Errorf(EInvalid, "transaction %s: type %s is unknown", quote(t.ID), quote(string(t.Type)))
+	}
+	sum, err := total.Add(t.Amount)
+	if err != nil {
+		return fmt.Errorf("transaction %s of user %s: %w", quote(t.ID), quote(t.UserID), err)
+	}
+	*total = sum
+	return nil
+}
 
 // PayoutStatus is where a payout is in its life: requested → paid | failed.
 type PayoutStatus string

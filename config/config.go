@@ -12,35 +12,72 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"scorekeeper/internal/httpx"
 )
 
-// Rate is a request budget: N requests per Per.
+// Rate is a request budget: N requests per Per. The zero Rate is no limit.
 type Rate struct {
 	N   int
 	Per time.Duration
 }
 
-// String renders r in the variable's format, e.g. "5/1m0s".
-func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
-
-// PerSecond is the budget as a rate, as Temporal's task queue limit takes it.
-func (r Rate) PerSecond() float64 { return float64(r.N) / r.Per.Seconds() }
-
-// ParseRate parses "N/duration", e.g. "5/1m" or "5/5s".
-func ParseRate(s string) (Rate, error) {
-	n, per, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok {
-		return Rate{}, fmt.Errorf("want N/duration such as 5/1m, got %q", s)
+// String renders r in the variables' format, e.g. "5/1m0s", or "off".
+func (r Rate) String() string {
+	if r == (Rate{}) {
+		return "off"
 	}
-	v, err := strconv.Atoi(n)
-	if err != nil || v < 1 || v > 100000 {
-		return Rate{}, fmt.Errorf("want a request count from 1 to 100000 before the slash, got %q", n)
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
+}
+
+// ParseRate parses a request budget written "N/duration", the one grammar
+// of UPSTREAM_RATE, API_RATE_LIMIT and the mock's MOCK_RATE:
+//
+//   - N is a whole number of requests, at least 1;
+//   - the duration is anything time.ParseDuration reads that is positive
+//     ("1m", "5s", "90s", "500ms"), or a bare unit meaning one of it
+//     ("5/m" is "5/1m");
+//   - spaces around either part are ignored;
+//   - "off" (any case) and "0" are the zero Rate: no limit.
+//
+// Each variable then bounds what it takes (checkBudget for ours).
+func ParseRate(s string) (Rate, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || strings.EqualFold(s, "off") {
+		return Rate{}, nil
+	}
+	num, per, ok := strings.Cut(s, "/")
+	if !ok {
+		return Rate{}, fmt.Errorf("want N/duration such as 5/1m, or off, got %q", s)
+	}
+	num, per = strings.TrimSpace(num), strings.TrimSpace(per)
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 {
+		return Rate{}, fmt.Errorf("want a positive request count before the slash, got %q", num)
+	}
+	if r, _ := utf8.DecodeRuneInString(per); unicode.IsLetter(r) {
+		per = "1" + per
 	}
 	d, err := time.ParseDuration(per)
-	if err != nil || d < time.Second || d > 24*time.Hour {
-		return Rate{}, fmt.Errorf("want a duration from 1s to 24h after the slash, got %q", per)
+	if err != nil || d <= 0 {
+		return Rate{}, fmt.Errorf("want a positive duration after the slash, got %q", per)
 	}
-	return Rate{N: v, Per: d}, nil
+	return Rate{N: n, Per: d}, nil
+}
+
+// checkBudget bounds the budgets UPSTREAM_RATE and API_RATE_LIMIT take:
+// 1 to 100000 requests per 1s to 24h. Smaller windows are for the mock,
+// whose tests run in scaled time.
+func (r Rate) checkBudget() error {
+	switch {
+	case r.N < 1 || r.N > 100000:
+		return fmt.Errorf("want a request count from 1 to 100000, got %d", r.N)
+	case r.Per < time.Second || r.Per > 24*time.Hour:
+		return fmt.Errorf("want a duration from 1s to 24h after the slash, got %s", r.Per)
+	}
+	return nil
 }
 
 // Config is the whole configuration of every command.
@@ -137,14 +174,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			*dst = v
 		}
 	}
+	// The clients' own parser, so a URL the worker would refuse at start
+	// is refused here, with the variable's name and the password redacted.
 	baseURL := func(name string, dst *string) {
 		v := getenv(name)
 		if v == "" {
 			return
 		}
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(name, v, errors.New("want an absolute http(s) URL"))
+		if _, err := httpx.ParseBaseURL(v); err != nil {
+			bad(name, v, errors.New("want an absolute http(s) URL, without query or fragment"))
 			return
 		}
 		*dst = strings.TrimRight(v, "/")
@@ -174,7 +212,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("TEMPORAL_TASK_QUEUE", &c.TemporalTaskQueue)
 	baseURL("UPSTREAM_URL", &c.UpstreamURL)
 	if v := getenv("UPSTREAM_RATE"); v != "" {
-		if r, err := ParseRate(v); err != nil {
+		r, err := ParseRate(v)
+		if err == nil {
+			err = r.checkBudget() // off included: the worker needs a budget
+		}
+		if err != nil {
 			bad("UPSTREAM_RATE", v, err)
 		} else {
 			c.UpstreamRate = r
@@ -206,10 +248,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	baseURL("PAYOUT_URL", &c.PayoutURL)
 	baseURL("PUBLIC_BASE_URL", &c.PublicBaseURL)
-	if u, err := url.Parse(c.PublicBaseURL); err == nil && (u.User != nil || strings.ContainsAny(c.PublicBaseURL, "?#")) {
-		// Links are the base + "/api/…?…": a query or fragment in the base
-		// would break them, and user info would hand credentials to every
-		// client that follows one.
+	if u, err := url.Parse(c.PublicBaseURL); err == nil && u.User != nil {
+		// Links are the base + "/api/…?…" (baseURL already refused a query
+		// or fragment, which would break them); user info would hand
+		// credentials to every client that follows one.
 		bad("PUBLIC_BASE_URL", c.PublicBaseURL, errors.New("want scheme://host[:port][/path], without user info, query or fragment"))
 	}
 	if v := getenv("ADMIN_TOKEN"); v != "" {
@@ -226,13 +268,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.AdminToken = t
 		}
 	}
-	switch v := getenv("API_RATE_LIMIT"); v {
-	case "":
-	case "off", "0":
-		c.APIRateLimit = Rate{}
-	default:
-		if r, err := ParseRate(v); err != nil {
-			bad("API_RATE_LIMIT", v, fmt.Errorf("%w, or off", err))
+	if v := getenv("API_RATE_LIMIT"); v != "" {
+		r, err := ParseRate(v)
+		if err == nil && r != (Rate{}) {
+			err = r.checkBudget()
+		}
+		if err != nil {
+			bad("API_RATE_LIMIT", v, err)
 		} else {
 			c.APIRateLimit = r
 		}

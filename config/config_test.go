@@ -41,7 +41,6 @@ func TestFromEnv(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "http://localhost:4000", c.UpstreamURL)
 		require.Equal(t, config.Rate{N: 5, Per: 5 * time.Second}, c.UpstreamRate)
-		require.InDelta(t, 1.0, c.UpstreamRate.PerSecond(), 1e-9)
 		require.Equal(t, 500, c.UpstreamPageSize)
 		require.Equal(t, slog.LevelDebug, c.LogLevel)
 		require.NoError(t, c.RequireUpstream())
@@ -96,6 +95,24 @@ func TestFromEnv(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, c.APIRateLimit.N)
 	})
+	t.Run("Rates", func(t *testing.T) {
+		c, err := config.FromEnv(env(map[string]string{"UPSTREAM_RATE": " 6/m ", "API_RATE_LIMIT": "OFF"}))
+		require.NoError(t, err)
+		require.Equal(t, config.Rate{N: 6, Per: time.Minute}, c.UpstreamRate)
+		require.Equal(t, config.Rate{}, c.APIRateLimit)
+	})
+	// Ensure our budgets keep their bounds though the grammar takes more.
+	for _, kv := range [][2]string{
+		{"UPSTREAM_RATE", "off"},
+		{"UPSTREAM_RATE", "5/500ms"},
+		{"UPSTREAM_RATE", "100001/1s"},
+		{"API_RATE_LIMIT", "5/25h"},
+	} {
+		t.Run("ErrBound"+kv[0], func(t *testing.T) {
+			_, err := config.FromEnv(env(map[string]string{kv[0]: kv[1]}))
+			require.ErrorContains(t, err, kv[0])
+		})
+	}
 	for name, kv := range map[string]map[string]string{
 		"UPSTREAM_RATE":      {"UPSTREAM_RATE": "5 per minute"},
 		"UPSTREAM_PAGE_SIZE": {"UPSTREAM_PAGE_SIZE": "1001"},
@@ -108,6 +125,7 @@ func TestFromEnv(t *testing.T) {
 		"LOG_LEVEL":          {"LOG_LEVEL": "loud"},
 		"LOG_FORMAT":         {"LOG_FORMAT": "xml"},
 		"API_RATE_LIMIT":     {"API_RATE_LIMIT": "lots"},
+		"PAYOUT_URL":         {"PAYOUT_URL": "https://pay.example/?key=1"},
 	} {
 		t.Run("Err"+name, func(t *testing.T) {
 			_, err := config.FromEnv(env(kv))
@@ -119,4 +137,31 @@ func TestFromEnv(t *testing.T) {
 		require.ErrorContains(t, err, "UPSTREAM_RATE")
 		require.ErrorContains(t, err, "LOG_FORMAT")
 	})
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]config.Rate{
+		"5/1m":    {N: 5, Per: time.Minute},
+		"5/5s":    {N: 5, Per: 5 * time.Second},
+		"5/m":     {N: 5, Per: time.Minute},
+		"2/µs":    {N: 2, Per: time.Microsecond},
+		"100/1s":  {N: 100, Per: time.Second},
+		" 3/90s ": {N: 3, Per: 90 * time.Second},
+		"3 / 90s": {N: 3, Per: 90 * time.Second},
+		"5/.5s":   {N: 5, Per: 500 * time.Millisecond},
+		"5/100ms": {N: 5, Per: 100 * time.Millisecond},
+		"off":     {},
+		"Off":     {},
+		"0":       {},
+	} {
+		r, err := config.ParseRate(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, r, in)
+	}
+	for _, in := range []string{"", "5", "0/1m", "-1/1m", "5/0s", "5/-1m", "five/1m", "5/soon", "5/", "/1m", "5 per minute"} {
+		_, err := config.ParseRate(in)
+		require.Error(t, err, in)
+	}
+	require.Equal(t, "5/1m0s", config.Rate{N: 5, Per: time.Minute}.String())
+	require.Equal(t, "off", config.Rate{}.String())
 }

@@ -89,10 +89,10 @@ func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now tim
 
 	// Dedupe within the batch (upstream repeats items across pages) and sort
 	// by id so concurrent applies take row locks in the same order.
-	rows := make([]txRow, 0, len(b.Transactions))
+	txs := make([]scorekeeper.Transaction, 0, len(b.Transactions))
 	seen := make(map[string]struct{}, len(b.Transactions))
 	for _, t := range b.Transactions {
-		if err := validateTx(t); err != nil {
+		if err := t.Validate(); err != nil {
 			return res, err
 		}
 		if _, dup := seen[t.ID]; dup {
@@ -100,9 +100,13 @@ func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now tim
 			continue
 		}
 		seen[t.ID] = struct{}{}
-		rows = append(rows, toTxRow(t, now))
+		txs = append(txs, t)
 	}
-	slices.SortFunc(rows, func(a, b txRow) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(txs, func(a, b scorekeeper.Transaction) int { return cmpString(a.ID, b.ID) })
+	rows := make([]txRow, len(txs))
+	for i, t := range txs {
+		rows[i] = toTxRow(t, now)
+	}
 
 	// On Postgres one statement per chunk inserts the transactions and,
 	// from exactly the rows it inserted, adds to the summaries and creates
@@ -131,37 +135,37 @@ func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now tim
 	res.Inserted = len(inserted)
 	res.Duplicates += len(rows) - len(inserted)
 
-	deltas := map[string]*summaryRow{}
+	// The summaries grow by the fold of exactly the inserted transactions.
+	// On Postgres the statement above has already added it; the users and
+	// new payout requests are still needed here.
+	deltas := map[string]*scorekeeper.Summary{}
 	var payouts []payoutRow
-	for _, r := range rows {
-		if _, ok := inserted[r.ID]; !ok {
+	for _, t := range txs {
+		if _, ok := inserted[t.ID]; !ok {
 			continue
 		}
-		res.InsertedByType[scorekeeper.TxType(r.Type)]++
-		d := deltas[r.UserID]
+		res.InsertedByType[t.Type]++
+		d := deltas[t.UserID]
 		if d == nil {
-			d = &summaryRow{UserID: r.UserID, UpdatedAt: now}
-			deltas[r.UserID] = d
+			d = &scorekeeper.Summary{UserID: t.UserID}
+			deltas[t.UserID] = d
 		}
-		switch scorekeeper.TxType(r.Type) {
-		case scorekeeper.TxEarned:
-			d.EarnedCents += r.AmountCents
-		case scorekeeper.TxSpent:
-			d.SpentCents += r.AmountCents
-		case scorekeeper.TxPayout:
-			d.PayoutCents += r.AmountCents
+		if err := d.Add(t); err != nil {
+			return res, err
+		}
+		if t.Type == scorekeeper.TxPayout {
 			payouts = append(payouts, payoutRow{
-				TransactionID: r.ID,
-				UserID:        r.UserID,
-				AmountCents:   r.AmountCents,
+				TransactionID: t.ID,
+				UserID:        t.UserID,
+				AmountCents:   t.Amount.Cents(),
 				Status:        string(scorekeeper.PayoutRequested),
-				CreatedAt:     r.CreatedAt,
+				CreatedAt:     t.CreatedAt.UTC(),
 				UpdatedAt:     now,
 			})
 		}
 	}
 	if !pg {
-		if err := addToSummaries(ctx, tx, deltas); err != nil {
+		if err := addToSummaries(ctx, tx, summaryDeltas(deltas, now)); err != nil {
 			return res, err
 		}
 		for chunk := range slices.Chunk(payouts, chunkSize) {
@@ -218,20 +222,14 @@ func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now tim
 	return res, nil
 }
 
-func validateTx(t scorekeeper.Transaction) error {
-	switch {
-	case t.ID == "":
-		return fmt.Errorf("transaction without id")
-	case !scorekeeper.ValidUserID(t.UserID):
-		return fmt.Errorf("transaction %s: invalid user id", t.ID)
-	case !t.Type.Valid():
-		return fmt.Errorf("transaction %s: invalid type %q", t.ID, t.Type)
-	case t.Amount <= 0:
-		return fmt.Errorf("transaction %s: amount must be positive", t.ID)
-	case t.CreatedAt.IsZero():
-		return fmt.Errorf("transaction %s: no createdAt", t.ID)
+// summaryDeltas turns per-user folds into the rows addToSummaries adds.
+func summaryDeltas(folds map[string]*scorekeeper.Summary, now time.Time) map[string]*summaryRow {
+	out := make(map[string]*summaryRow, len(folds))
+	for u, s := range folds {
+		r := toSummaryRow(*s, now)
+		out[u] = &r
 	}
-	return nil
+	return out
 }
 
 // addToSummaries adds per-user deltas with one upsert per chunk, users in

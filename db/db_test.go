@@ -255,13 +255,8 @@ func truth(txs []scorekeeper.Transaction) map[string]scorekeeper.Summary {
 	for _, t := range txs {
 		s := out[t.UserID]
 		s.UserID = t.UserID
-		switch t.Type {
-		case scorekeeper.TxEarned:
-			s.Earned += t.Amount
-		case scorekeeper.TxSpent:
-			s.Spent += t.Amount
-		case scorekeeper.TxPayout:
-			s.Payout += t.Amount
+		if err := s.Add(t); err != nil {
+			panic(err)
 		}
 		out[t.UserID] = s
 	}
@@ -312,11 +307,16 @@ func TestCounters(t *testing.T) {
 }
 
 // Ensure ids that need escaping on the way in (Postgres receives pages by
-// COPY) are stored exactly.
+// COPY) are stored exactly, and ids with control characters (which no
+// valid transaction has) are refused before anything is stored.
 func TestApplyBatch_OddIDs(t *testing.T) {
 	ctx := context.Background()
 	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
-		ids := []string{`back\slash`, `tab` + "\t" + `id`, "new\nline", "ünïcode-✓", `quote'"`, `\N`}
+		for _, id := range []string{"tab\tid", "new\nline", "cr\rid"} {
+			_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{tx(id, "odd", scorekeeper.TxPayout, "0.01")}}, time.Now())
+			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err), "id %q", id)
+		}
+		ids := []string{`back\slash`, `back\tslash`, "ünïcode-✓", `quote'"`, `\N`, "sp ace"}
 		var txs []scorekeeper.Transaction
 		for _, id := range ids {
 			txs = append(txs, tx(id, "odd", scorekeeper.TxPayout, "0.01"))

@@ -69,14 +69,12 @@ func recompute(ctx context.Context, db bun.IDB, users []string) (map[string]scor
 		return s
 	}
 	for _, r := range txs {
+		// A (user, type) total folds like one transaction of that amount:
+		// the same fold ApplyBatch adds to the summaries.
 		s := get(r.UserID)
-		switch scorekeeper.TxType(r.Type) {
-		case scorekeeper.TxEarned:
-			s.Earned += scorekeeper.AmountFromCents(r.Cents)
-		case scorekeeper.TxSpent:
-			s.Spent += scorekeeper.AmountFromCents(r.Cents)
-		case scorekeeper.TxPayout:
-			s.Payout += scorekeeper.AmountFromCents(r.Cents)
+		t := scorekeeper.Transaction{UserID: r.UserID, Type: scorekeeper.TxType(r.Type), Amount: scorekeeper.AmountFromCents(r.Cents)}
+		if err := s.Add(t); err != nil {
+			return nil, fmt.Errorf("recompute summary: %w", err)
 		}
 		out[r.UserID] = s
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"scorekeeper"
+	"scorekeeper/config"
 )
 
 // MaxUsers is the largest Config.Users: user ids are distinct 6-digit
@@ -64,7 +65,8 @@ type Config struct {
 	// RateLimit requests per RateWindow are accepted from all clients
 	// together on GET /transactions (a sliding window); beyond that the
 	// answer is 429 with Retry-After. RateLimit <= 0 disables the limit.
-	// MOCK_RATE, written "N/duration" (default "5/1m").
+	// MOCK_RATE, written "N/duration" (default "5/1m") or "off", as
+	// config.ParseRate reads it.
 	RateLimit int
 	// RateWindow is the length of the rate limit's sliding window. MOCK_RATE.
 	RateWindow time.Duration
@@ -170,7 +172,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get("MOCK_TRANSACTIONS", func(v string) error { return parseIntRange(v, 0, math.MaxInt32, &cfg.Transactions) })
 	get("MOCK_HISTORY", func(v string) error { return parseDuration(v, &cfg.History) })
 	get("MOCK_LIVE_RATE", func(v string) error { return parseIntRange(v, 0, 10_000_000, &cfg.LiveRate) })
-	get("MOCK_RATE", func(v string) (err error) { cfg.RateLimit, cfg.RateWindow, err = ParseRate(v); return err })
+	get("MOCK_RATE", func(v string) error {
+		r, err := config.ParseRate(v)
+		cfg.RateLimit, cfg.RateWindow = r.N, r.Per
+		return err
+	})
 	get("MOCK_DUPLICATE_RATE", func(v string) error { return parseFraction(v, &cfg.DuplicateRate) })
 	get("MOCK_LATE_RATE", func(v string) error { return parseFraction(v, &cfg.LateRate) })
 	get("MOCK_LATE_DELAY", func(v string) error { return parseDuration(v, &cfg.LateDelay) })
@@ -271,33 +277,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// ParseRate parses a request budget written "N/duration", such as "5/1m" or
-// "100/1s". A bare unit ("5/m") means one of it. "0" or "off" disables the
-// limit (returns 0, 0).
-func ParseRate(s string) (n int, window time.Duration, err error) {
-	s = strings.TrimSpace(s)
-	if s == "0" || strings.EqualFold(s, "off") {
-		return 0, 0, nil
-	}
-	num, dur, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, 0, errors.New(`want "N/duration", such as "5/1m"`)
-	}
-	n, err = strconv.Atoi(strings.TrimSpace(num))
-	if err != nil || n < 1 {
-		return 0, 0, fmt.Errorf("request count %q is not a positive integer", num)
-	}
-	dur = strings.TrimSpace(dur)
-	if dur != "" && (dur[0] < '0' || dur[0] > '9') {
-		dur = "1" + dur
-	}
-	window, err = time.ParseDuration(dur)
-	if err != nil || window <= 0 {
-		return 0, 0, fmt.Errorf("window %q is not a positive duration", dur)
-	}
-	return n, window, nil
 }
 
 func parseIntRange(v string, lo, hi int, dst *int) error {

@@ -88,7 +88,8 @@ func TestConfigFromEnv(t *testing.T) {
 	})
 }
 
-func TestParseRate(t *testing.T) {
+// Ensure MOCK_RATE takes config.ParseRate's grammar, off included.
+func TestConfigFromEnv_Rate(t *testing.T) {
 	for in, want := range map[string]struct {
 		n int
 		w time.Duration
@@ -97,17 +98,18 @@ func TestParseRate(t *testing.T) {
 		"5/m":     {5, time.Minute},
 		"100/1s":  {100, time.Second},
 		" 3/90s ": {3, 90 * time.Second},
+		"6/100ms": {6, 100 * time.Millisecond},
 		"off":     {0, 0},
 		"0":       {0, 0},
 	} {
-		n, w, err := ParseRate(in)
+		cfg, err := ConfigFromEnv(envOf(map[string]string{"MOCK_RATE": in}))
 		require.NoError(t, err, in)
-		require.Equal(t, want.n, n, in)
-		require.Equal(t, want.w, w, in)
+		require.Equal(t, want.n, cfg.RateLimit, in)
+		require.Equal(t, want.w, cfg.RateWindow, in)
 	}
-	for _, in := range []string{"", "5", "0/1m", "-1/1m", "5/0s", "5/-1m", "five/1m", "5/soon"} {
-		_, _, err := ParseRate(in)
-		require.Error(t, err, in)
+	for _, in := range []string{"5", "0/1m", "-1/1m", "5/0s", "5/-1m", "five/1m", "5/soon"} {
+		_, err := ConfigFromEnv(envOf(map[string]string{"MOCK_RATE": in}))
+		require.ErrorContains(t, err, "MOCK_RATE", in)
 	}
 }
 

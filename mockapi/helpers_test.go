@@ -151,36 +151,27 @@ type wireItem struct {
 
 // validateItem applies the contract's validation (design §2, §4) to a raw
 // item, returning the transaction or why it must be quarantined. It is
-// deliberately independent of the generator.
+// deliberately independent of the generator: a strict decoding, then
+// scorekeeper.Transaction.Validate.
 func validateItem(raw string) (scorekeeper.Transaction, error) {
 	var w wireItem
 	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
 	if err := dec.Decode(&w); err != nil {
 		return scorekeeper.Transaction{}, err
 	}
-	var tx scorekeeper.Transaction
-	switch {
-	case w.ID == "":
-		return tx, fmt.Errorf("missing id")
-	case !scorekeeper.ValidUserID(w.UserID):
-		return tx, fmt.Errorf("bad userId")
-	case !scorekeeper.TxType(w.Type).Valid():
-		return tx, fmt.Errorf("bad type")
-	case len(w.Amount) == 0:
+	tx := scorekeeper.Transaction{ID: w.ID, UserID: w.UserID, Type: scorekeeper.TxType(w.Type)}
+	if len(w.Amount) == 0 {
 		return tx, fmt.Errorf("missing amount")
 	}
 	at, err := time.Parse(time.RFC3339Nano, w.CreatedAt)
 	if err != nil {
 		return tx, fmt.Errorf("bad createdAt: %w", err)
 	}
-	var a scorekeeper.Amount
-	if err := a.UnmarshalJSON(w.Amount); err != nil {
+	tx.CreatedAt = at.UTC()
+	if err := tx.Amount.UnmarshalJSON(w.Amount); err != nil {
 		return tx, err
 	}
-	if a <= 0 {
-		return tx, fmt.Errorf("amount not positive")
-	}
-	return scorekeeper.Transaction{ID: w.ID, UserID: w.UserID, CreatedAt: at.UTC(), Type: scorekeeper.TxType(w.Type), Amount: a}, nil
+	return tx, tx.Validate()
 }
 
 // postPayout sends a payout request with key (none if empty) and body.

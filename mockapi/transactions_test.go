@@ -239,10 +239,9 @@ func TestTransactions_ResponseShape(t *testing.T) {
 
 	t.Run("ValidItemsPassValidation", func(t *testing.T) {
 		for _, tx := range s.Transactions() {
-			require.Greater(t, tx.Amount, scorekeeper.Amount(0))
+			require.NoError(t, tx.Validate())
 			require.Equal(t, time.UTC, tx.CreatedAt.Location())
 			require.Zero(t, tx.CreatedAt.Nanosecond()%int(time.Millisecond))
-			require.True(t, tx.Type.Valid())
 		}
 		items, _ := MustFetchAll(t, ts.URL, testStart.Add(-3*time.Hour), testStart, 1000)
 		for _, raw := range items {

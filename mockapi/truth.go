@@ -32,16 +32,12 @@ func (s *Server) truth(now time.Time, visibleOnly bool) map[string]scorekeeper.S
 		if e.tx < 0 {
 			return
 		}
-		tx := &s.gen.txs[e.tx]
+		tx := s.gen.txs[e.tx]
 		sum := out[tx.UserID]
 		sum.UserID = tx.UserID
-		switch tx.Type {
-		case scorekeeper.TxEarned:
-			sum.Earned += tx.Amount
-		case scorekeeper.TxSpent:
-			sum.Spent += tx.Amount
-		case scorekeeper.TxPayout:
-			sum.Payout += tx.Amount
+		if err := sum.Add(tx); err != nil {
+			// The generator makes valid transactions of modest amounts.
+			panic("mockapi: truth: " + err.Error())
 		}
 		out[tx.UserID] = sum
 	})

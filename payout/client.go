@@ -19,10 +19,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"scorekeeper"
+	"scorekeeper/internal/httpx"
 )
 
 // Currency is the only currency scorekeeper pays in (1 SCR = 1 EUR).
@@ -31,9 +31,9 @@ const Currency = "EUR"
 // StatusPaid is the provider's status for a completed payout.
 const StatusPaid = "paid"
 
-// MaxTransactionIDLength bounds the id sent as Idempotency-Key; it matches
-// the longest id the upstream client accepts.
-const MaxTransactionIDLength = 128
+// MaxTransactionIDLength bounds the id sent as Idempotency-Key: the
+// longest transaction id there is (scorekeeper.MaxTxIDLength).
+const MaxTransactionIDLength = scorekeeper.MaxTxIDLength
 
 // maxBodyBytes caps how much of a response is read; a real answer is a few
 // hundred bytes.
@@ -55,15 +55,9 @@ type Client struct {
 // A nil httpClient gets a client of its own rather than http.DefaultClient,
 // so nothing else in the process can change its behaviour.
 func New(baseURL string, timeout time.Duration, httpClient *http.Client) (*Client, error) {
-	u, err := url.Parse(baseURL)
+	u, err := httpx.ParseBaseURL(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("payout: invalid base URL %q: %w", baseURL, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("payout: base URL %q must be an absolute http or https URL", baseURL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("payout: base URL %q must not have a query or fragment", baseURL)
+		return nil, fmt.Errorf("payout: %w", err)
 	}
 	if timeout <= 0 {
 		return nil, fmt.Errorf("payout: timeout must be positive, got %s", timeout)

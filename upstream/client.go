@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"scorekeeper/internal/httpx"
 )
 
 // DateLayout is the upstream API's format for startDate and endDate, always
@@ -52,15 +54,9 @@ type Client struct {
 // httpClient gets a client of its own rather than http.DefaultClient, so
 // nothing else in the process can change its behaviour.
 func New(baseURL string, timeout time.Duration, httpClient *http.Client) (*Client, error) {
-	u, err := url.Parse(baseURL)
+	u, err := httpx.ParseBaseURL(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("upstream: invalid base URL %q: %w", baseURL, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("upstream: base URL %q must be an absolute http or https URL", baseURL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("upstream: base URL %q must not have a query or fragment", baseURL)
+		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	if timeout <= 0 {
 		return nil, fmt.Errorf("upstream: timeout must be positive, got %s", timeout)

@@ -329,6 +329,7 @@ func TestFetchPage_MalformedItems(t *testing.T) {
 		{"ErrCreatedAtNotRFC3339", item("bad", "112233", "2023-02-01 00:00:00", "earned", "1"), `createdAt "2023-02-01 00:00:00" is not an RFC 3339 timestamp`, "bad"},
 		{"ErrCreatedAtNoZone", item("bad", "112233", "2023-02-01T00:00:00", "earned", "1"), "is not an RFC 3339 timestamp", "bad"},
 		{"ErrCreatedAtGarbage", item("bad", "112233", "yesterday", "earned", "1"), `createdAt "yesterday" is not an RFC 3339 timestamp`, "bad"},
+		{"ErrCreatedAtZero", item("bad", "112233", "0001-01-01T00:00:00Z", "earned", "1"), "createdAt is the zero time", "bad"},
 		{"ErrCreatedAtNumber", `{"id":"bad","userId":"112233","createdAt":1675209600,"type":"earned","amount":1}`, "createdAt must be a string", "bad"},
 		{"ErrTypeUnknown", item("bad", "112233", "2023-02-01T00:00:00Z", "refund", "1"), `type "refund" is unknown`, "bad"},
 		{"ErrTypeWrongCase", item("bad", "112233", "2023-02-01T00:00:00Z", "Earned", "1"), `type "Earned" is unknown`, "bad"},

@@ -12,10 +12,9 @@ import (
 	"scorekeeper"
 )
 
-// MaxIDLength is the longest transaction id accepted. Upstream ids are UUIDs
-// (36 characters); the bound keeps a runaway id out of the database and out
-// of the payout provider's Idempotency-Key header.
-const MaxIDLength = 128
+// MaxIDLength is the longest transaction id accepted
+// (scorekeeper.MaxTxIDLength).
+const MaxIDLength = scorekeeper.MaxTxIDLength
 
 // Page is one decoded page of the upstream API.
 type Page struct {
@@ -117,6 +116,11 @@ func decodeMeta(raw json.RawMessage) (Meta, error) {
 // decodeItem validates one item. It returns the transaction, or a
 // Quarantined carrying every problem found (not just the first), so an
 // operator sees the whole picture from one reason.
+//
+// Decoding only reads the fields; what a valid transaction is, is
+// Transaction.Problems. A field that could not be read is left zero, which
+// Problems always names, so the decoder's own reason (missing, not a
+// string, not a timestamp…) takes that field's place in the reason.
 func decodeItem(raw json.RawMessage) (scorekeeper.Transaction, *scorekeeper.Quarantined) {
 	quarantine := func(id string, reasons ...string) (scorekeeper.Transaction, *scorekeeper.Quarantined) {
 		return scorekeeper.Transaction{}, &scorekeeper.Quarantined{
@@ -133,88 +137,72 @@ func decodeItem(raw json.RawMessage) (scorekeeper.Transaction, *scorekeeper.Quar
 		return quarantine("", "item is ambiguous: "+err.Error())
 	}
 
-	var (
-		tx      scorekeeper.Transaction
-		reasons []string
-	)
-	id, ok, err := stringField(fields, "id")
-	switch {
-	case err != nil:
-		reasons = append(reasons, err.Error())
-	case !ok:
-		reasons = append(reasons, "id is missing")
-	case id == "":
-		reasons = append(reasons, "id is empty")
-	case len(id) > MaxIDLength:
-		reasons = append(reasons, fmt.Sprintf("id is too long: %d bytes, max %d", len(id), MaxIDLength))
-		// Not a usable id: leave ItemID empty rather than store it.
-		id = ""
-	case !validID(id):
-		reasons = append(reasons, fmt.Sprintf("id %s contains control characters", quote(id)))
-		id = ""
-	default:
-		tx.ID = id
+	tx, unread := readItem(fields)
+	problems := tx.Problems()
+	if len(problems) == 0 {
+		return tx, nil
 	}
-
-	userID, ok, err := stringField(fields, "userId")
-	switch {
-	case err != nil:
-		reasons = append(reasons, err.Error())
-	case !ok:
-		reasons = append(reasons, "userId is missing")
-	case !scorekeeper.ValidUserID(userID):
-		reasons = append(reasons, fmt.Sprintf("userId %s is invalid: want 1-64 characters of [A-Za-z0-9_-]", quote(userID)))
-	default:
-		tx.UserID = userID
+	reasons := make([]string, len(problems))
+	id := tx.ID
+	for i, p := range problems {
+		reasons[i] = p.Message
+		if r, ok := unread[p.Field]; ok {
+			reasons[i] = r
+		}
+		if p.Field == "id" {
+			// Not a usable id: leave ItemID empty rather than store it.
+			id = ""
+		}
 	}
+	return quarantine(id, reasons...)
+}
 
-	createdAt, ok, err := stringField(fields, "createdAt")
-	switch {
-	case err != nil:
-		reasons = append(reasons, err.Error())
-	case !ok:
-		reasons = append(reasons, "createdAt is missing")
-	default:
+// readItem reads an item's fields into a transaction without judging their
+// values. unread holds, by field, why a field could not be read; that field
+// is left zero. It stays nil for a readable item, the common case.
+func readItem(fields map[string]json.RawMessage) (tx scorekeeper.Transaction, unread map[string]string) {
+	fail := func(name, reason string) {
+		if unread == nil {
+			unread = map[string]string{}
+		}
+		unread[name] = reason
+	}
+	str := func(name string, dst *string) {
+		switch s, ok, err := stringField(fields, name); {
+		case err != nil:
+			fail(name, err.Error())
+		case !ok:
+			fail(name, name+" is missing")
+		default:
+			*dst = s
+		}
+	}
+	str("id", &tx.ID)
+	str("userId", &tx.UserID)
+
+	var createdAt string
+	str("createdAt", &createdAt)
+	if _, ok := unread["createdAt"]; !ok {
 		// time.RFC3339 parses an optional fractional second too.
-		t, perr := time.Parse(time.RFC3339, createdAt)
-		if perr != nil {
-			reasons = append(reasons, fmt.Sprintf("createdAt %s is not an RFC 3339 timestamp", quote(createdAt)))
+		if t, err := time.Parse(time.RFC3339, createdAt); err != nil {
+			fail("createdAt", fmt.Sprintf("createdAt %s is not an RFC 3339 timestamp", quote(createdAt)))
 		} else {
 			tx.CreatedAt = t.UTC()
 		}
 	}
 
-	typ, ok, err := stringField(fields, "type")
-	switch {
-	case err != nil:
-		reasons = append(reasons, err.Error())
-	case !ok:
-		reasons = append(reasons, "type is missing")
-	case !scorekeeper.TxType(typ).Valid():
-		reasons = append(reasons, fmt.Sprintf("type %s is unknown: want earned, spent or payout", quote(typ)))
-	default:
-		tx.Type = scorekeeper.TxType(typ)
-	}
+	var typ string
+	str("type", &typ)
+	tx.Type = scorekeeper.TxType(typ)
 
 	if rawAmount, ok := fields["amount"]; !ok || isNull(rawAmount) {
-		reasons = append(reasons, "amount is missing")
-	} else {
+		fail("amount", "amount is missing")
+	} else if err := json.Unmarshal(rawAmount, &tx.Amount); err != nil {
 		// Amount parses the number's text exactly; it never becomes a
 		// float64, so 0.1 is 10 cents and 1.005 is rejected, not rounded.
-		var a scorekeeper.Amount
-		if err := json.Unmarshal(rawAmount, &a); err != nil {
-			reasons = append(reasons, "amount is invalid: "+err.Error())
-		} else if a <= 0 {
-			reasons = append(reasons, fmt.Sprintf("amount %s must be greater than 0", a))
-		} else {
-			tx.Amount = a
-		}
+		fail("amount", "amount is invalid: "+err.Error())
 	}
-
-	if len(reasons) > 0 {
-		return quarantine(id, reasons...)
-	}
-	return tx, nil
+	return tx, unread
 }
 
 // objectFields splits raw, valid JSON known to be an object, into its
@@ -264,17 +252,6 @@ func stringField(fields map[string]json.RawMessage, name string) (s string, ok b
 		return "", false, fmt.Errorf("%s must be a string, got %s", name, truncateUTF8(string(raw), 64))
 	}
 	return s, true, nil
-}
-
-// validID rejects ids that could not travel safely as an HTTP header value
-// (the payout Idempotency-Key) or a log field.
-func validID(id string) bool {
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func isNull(raw json.RawMessage) bool {
