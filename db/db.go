@@ -29,9 +29,6 @@ import (
 	"scorekeeper/db/migrations"
 )
 
-// DefaultURL is the embedded default database: a SQLite file.
-const DefaultURL = "file:data/scorekeeper.db"
-
 // Open connects to the database named by dsn: a postgres:// or
 // postgresql:// URL selects Postgres, a file: URL (or a plain path) SQLite.
 func Open(dsn string) (*bun.DB, error) {

@@ -46,25 +46,6 @@ func UserPayouts(ctx context.Context, db bun.IDB, userID string, status scorekee
 	return out, nil
 }
 
-// UsersWithRequestedPayouts lists users that have payouts still requested,
-// in user order, after the given user: the recovery scan that restarts
-// payout workflows whose start signal was lost.
-func UsersWithRequestedPayouts(ctx context.Context, db bun.IDB, after string, limit int) ([]string, error) {
-	var users []string
-	err := db.NewSelect().
-		Model((*payoutRow)(nil)).
-		ColumnExpr("DISTINCT user_id").
-		Where("status = ?", string(scorekeeper.PayoutRequested)).
-		Where("user_id > ?", after).
-		OrderExpr("user_id").
-		Limit(int64(limit)).
-		Scan(ctx, &users)
-	if err != nil {
-		return nil, fmt.Errorf("list users with requested payouts: %w", err)
-	}
-	return users, nil
-}
-
 // MarkPayoutPaid records the provider's confirmation: the payout becomes
 // paid and its amount moves into the user's paidOut, in one transaction.
 // It is idempotent: marking a paid payout paid again changes nothing. A

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -111,51 +112,6 @@ type PayoutsView struct {
 	Failed int           `json:"failed"`
 }
 
-// payoutRun is the state of one PayoutWorkflow run, read by the query
-// handler.
-type payoutRun struct {
-	userID  string
-	pending []PayoutState
-	recent  []PayoutState
-	paid    int
-	failed  int
-}
-
-func (r *payoutRun) settle(p PayoutState) {
-	r.pending = r.pending[1:]
-	switch p.Status {
-	case scorekeeper.PayoutPaid:
-		r.paid++
-	case scorekeeper.PayoutFailed:
-		r.failed++
-	}
-	r.recent = append(r.recent, p)
-	if n := len(r.recent); n > RecentPayoutsKept {
-		r.recent = append([]PayoutState(nil), r.recent[n-RecentPayoutsKept:]...)
-	}
-}
-
-func (r *payoutRun) view() PayoutsView {
-	return PayoutsView{
-		UserID:  r.userID,
-		Pending: append([]PayoutState{}, r.pending...),
-		Recent:  append([]PayoutState{}, r.recent...),
-		Paid:    r.paid,
-		Failed:  r.failed,
-	}
-}
-
-// next is the input of the run that continues this one: the same settings,
-// with this run's counts and recent payouts.
-func (r *payoutRun) next(in PayoutInput) PayoutInput {
-	in.Recent, in.Paid, in.Failed = r.recent, r.paid, r.failed
-	return in
-}
-
-func (r *payoutRun) result() PayoutResult {
-	return PayoutResult{UserID: r.userID, Paid: r.paid, Failed: r.failed, Recent: append([]PayoutState{}, r.recent...)}
-}
-
 // PayoutWorkflow pays a user's payout requests, one at a time, oldest first,
 // each exactly once. There is one per user (workflow id payout-<userId>,
 // started or woken by signal-with-start of PayoutSignal), so a user's
@@ -177,50 +133,80 @@ func PayoutWorkflow(ctx workflow.Context, in PayoutInput) (PayoutResult, error) 
 	if in.UserID == "" {
 		return PayoutResult{}, temporal.NewNonRetryableApplicationError("payout workflow needs a user id", "InvalidPayoutInput", nil)
 	}
-	batchSize := positiveOr(in.BatchSize, DefaultPayoutBatchSize)
-	maxPerRun := positiveOr(in.MaxPayoutsPerRun, DefaultMaxPayoutsPerRun)
-	idle := in.IdleTimeout
-	if idle <= 0 {
-		idle = DefaultPayoutIdleTimeout
+	r := newPayoutRun(ctx, in)
+	if err := r.setup(); err != nil {
+		return r.result(), err
 	}
-	run := &payoutRun{userID: in.UserID, recent: in.Recent, paid: in.Paid, failed: in.Failed}
-	logger := workflow.GetLogger(ctx)
+	err := r.run()
+	return r.result(), err
+}
 
-	// Set at start by the starter too; upserting makes any run findable by
-	// user however it was started.
-	if err := workflow.UpsertTypedSearchAttributes(ctx, UserIDSearchAttribute.ValueSet(in.UserID)); err != nil {
-		return run.result(), err
-	}
-	if err := workflow.SetQueryHandler(ctx, PayoutQuery, func() (PayoutsView, error) {
-		return run.view(), nil
-	}); err != nil {
-		return run.result(), err
-	}
-	signals := workflow.GetSignalChannel(ctx, PayoutSignal)
+// payoutRun is one run of PayoutWorkflow: its settings, the activity
+// contexts of its steps, and the state the query handler reads.
+type payoutRun struct {
+	ctx    workflow.Context
+	in     PayoutInput
+	logger log.Logger
 
-	// Listing and recording touch only the database. Both are idempotent,
-	// so they retry without limit: a database outage is waited out, never
-	// turned into a skipped or double-recorded payout.
-	dbCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	batchSize, maxPerRun int
+	idle                 time.Duration
+
+	dbCtx, sendCtx workflow.Context
+	signals        workflow.ReceiveChannel
+	// sends counts this run's SendPayout calls, answered or not.
+	sends int
+
+	pending []PayoutState
+	recent  []PayoutState
+	paid    int
+	failed  int
+}
+
+func newPayoutRun(ctx workflow.Context, in PayoutInput) *payoutRun {
+	return &payoutRun{
+		ctx:       ctx,
+		in:        in,
+		logger:    workflow.GetLogger(ctx),
+		batchSize: positiveOr(in.BatchSize, DefaultPayoutBatchSize),
+		maxPerRun: positiveOr(in.MaxPayoutsPerRun, DefaultMaxPayoutsPerRun),
+		idle:      positiveOr(in.IdleTimeout, DefaultPayoutIdleTimeout),
+		dbCtx:     workflow.WithActivityOptions(ctx, payoutDBActivityOptions()),
+		sendCtx:   workflow.WithActivityOptions(ctx, sendPayoutActivityOptions()),
+		recent:    in.Recent,
+		paid:      in.Paid,
+		failed:    in.Failed,
+	}
+}
+
+// payoutDBActivityOptions are those of listing and recording, which touch
+// only the database. Both are idempotent, so they retry without limit: a
+// database outage is waited out, never turned into a skipped or
+// double-recorded payout.
+func payoutDBActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    30 * time.Second,
 		},
-	})
-	// The provider call. Every attempt sends the same Idempotency-Key, so
-	// retrying is always safe, and giving up never is: the only way out
-	// would be to mark the payout failed without a definite answer (a
-	// timeout may hide a payment). Hence transient errors (429, 5xx,
-	// timeouts, transport) retry with capped exponential backoff, 1s to 5m,
-	// with no attempt limit and no ScheduleToClose; a 429's Retry-After
-	// replaces the backoff (NextRetryDelay). A 422 is not an error but a
-	// result, recorded as failed. StartToClose is above the client's own
-	// per-request timeout and only catches a lost worker. The two
-	// operator-needed errors are not retried here but handed to the loop
-	// below, which keeps the payout requested and tries it again slowly.
-	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	}
+}
+
+// sendPayoutActivityOptions are those of the provider call. Every attempt
+// sends the same Idempotency-Key, so retrying is always safe, and giving up
+// never is: the only way out would be to mark the payout failed without a
+// definite answer (a timeout may hide a payment). Hence transient errors
+// (429, 5xx, timeouts, transport) retry with capped exponential backoff, 1s
+// to 5m, with no attempt limit and no ScheduleToClose; a 429's Retry-After
+// replaces the backoff (NextRetryDelay). A 422 is not an error but a
+// result, recorded as failed. StartToClose is above the client's own
+// per-request timeout and only catches a lost worker. The two
+// operator-needed errors are not retried here but handed to
+// pauseForOperator, which keeps the payout requested and tries it again
+// slowly.
+func sendPayoutActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
@@ -232,118 +218,210 @@ func PayoutWorkflow(ctx workflow.Context, in PayoutInput) (PayoutResult, error) 
 				activities.ErrTypePayoutInvalidRequest,
 			},
 		},
-	})
+	}
+}
 
-	sends := 0
+// setup makes the run findable by user, answers PayoutQuery and listens
+// for PayoutSignal.
+func (r *payoutRun) setup() error {
+	// Set at start by the starter too; upserting makes any run findable by
+	// user however it was started.
+	if err := workflow.UpsertTypedSearchAttributes(r.ctx, UserIDSearchAttribute.ValueSet(r.in.UserID)); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(r.ctx, PayoutQuery, func() (PayoutsView, error) {
+		return r.view(), nil
+	}); err != nil {
+		return err
+	}
+	r.signals = workflow.GetSignalChannel(r.ctx, PayoutSignal)
+	return nil
+}
+
+// run pays batch after batch of listed payouts until it goes idle (nil)
+// or continues as new (a continue-as-new error).
+func (r *payoutRun) run() error {
 	for {
 		// Every signal received so far is answered by the listing below,
 		// which reads the store after those payouts were committed.
-		drainSignals(signals)
-		var list activities.ListPayoutsResult
-		err := workflow.ExecuteActivity(dbCtx, a.ListPayouts, activities.ListPayoutsInput{
-			UserID: in.UserID,
-			Limit:  batchSize,
-		}).Get(ctx, &list)
+		drainSignals(r.signals)
+		batch, err := r.listBatch()
 		if err != nil {
-			return run.result(), err
+			return err
 		}
-		if len(list.Payouts) == 0 {
-			if !waitForSignal(ctx, signals, idle) {
-				return run.result(), nil
-			}
-			// Woken: list again, unless history has grown so long that
-			// the next run should (wake-ups alone add events too).
-			if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-				return run.result(), workflow.NewContinueAsNewError(ctx, PayoutWorkflow, run.next(in))
+		if len(batch) > 0 {
+			if err := r.payBatch(batch); err != nil {
+				return err
 			}
 			continue
 		}
-		run.pending = make([]PayoutState, len(list.Payouts))
-		for i, p := range list.Payouts {
-			run.pending[i] = PayoutState{TransactionID: p.TransactionID, Amount: p.Amount, CreatedAt: p.CreatedAt, Status: scorekeeper.PayoutRequested}
+		if !r.waitForWork() {
+			return nil
 		}
-
-		for len(run.pending) > 0 {
-			p := &run.pending[0]
-			var sent activities.SendPayoutResult
-			err := workflow.ExecuteActivity(sendCtx, a.SendPayout, activities.SendPayoutInput{
-				TransactionID: p.TransactionID,
-				UserID:        in.UserID,
-				Amount:        p.Amount,
-			}).Get(ctx, &sent)
-			sends++
-			if err != nil {
-				problem, ok := needsOperator(err)
-				if !ok {
-					return run.result(), err
-				}
-				// Not an answer about the payout, so it stays requested
-				// and the user's later payouts wait behind it (oldest
-				// first). Re-listing after the pause picks up an
-				// operator's fix in the store as well as in the provider.
-				p.LastError = problem
-				logger.Error("payout needs an operator; it stays requested and is retried",
-					"transactionId", p.TransactionID, "retryIn", BlockedPayoutRetryInterval, "error", err)
-				if err := workflow.Sleep(ctx, BlockedPayoutRetryInterval); err != nil {
-					return run.result(), err
-				}
-				run.pending = nil
-			} else {
-				var rec activities.RecordPayoutResultResult
-				err = workflow.ExecuteActivity(dbCtx, a.RecordPayoutResult, activities.RecordPayoutResultInput{
-					TransactionID: p.TransactionID,
-					Status:        sent.Status,
-					ProviderID:    sent.ProviderID,
-					Reason:        sent.Reason,
-				}).Get(ctx, &rec)
-				if err != nil {
-					return run.result(), err
-				}
-				done := *p
-				done.Status, done.ProviderID, done.Reason = rec.Status, rec.ProviderID, rec.Reason
-				done.LastError = ""
-				done.SettledAt = workflow.Now(ctx)
-				if rec.Conflict {
-					done.LastError = "provider answered " + string(sent.Status) + " but the store already held " + string(rec.Status)
-					logger.Error("payout outcome contradicts the store; left as stored for an operator",
-						"transactionId", p.TransactionID, "answer", sent.Status, "stored", rec.Status)
-				}
-				run.settle(done)
-			}
-
-			// Continue as new only between payouts, never with one half
-			// done; the next run lists what is still requested.
-			if sends >= maxPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-				// The new run lists the store first, so pending signals
-				// carry nothing it needs; draining them just keeps the SDK
-				// from reporting them as lost.
-				drainSignals(signals)
-				return run.result(), workflow.NewContinueAsNewError(ctx, PayoutWorkflow, run.next(in))
-			}
+		// Woken: list again, unless history has grown so long that the
+		// next run should (wake-ups alone add events too).
+		if workflow.GetInfo(r.ctx).GetContinueAsNewSuggested() {
+			return r.continueAsNew()
 		}
 	}
 }
 
-// waitForSignal waits for PayoutSignal up to idle and reports whether one
-// came. It drains the channel after the timer fires: a signal delivered in
-// the same workflow task as the timer would otherwise be lost when the
-// workflow completes. (One arriving while the completion is being recorded
-// makes Temporal reject it and rerun the task, which then sees it here.)
-func waitForSignal(ctx workflow.Context, signals workflow.ReceiveChannel, idle time.Duration) bool {
-	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+// listBatch reads the user's oldest requested payouts from the store.
+func (r *payoutRun) listBatch() ([]activities.RequestedPayout, error) {
+	var list activities.ListPayoutsResult
+	err := workflow.ExecuteActivity(r.dbCtx, a.ListPayouts, activities.ListPayoutsInput{
+		UserID: r.in.UserID,
+		Limit:  r.batchSize,
+	}).Get(r.ctx, &list)
+	return list.Payouts, err
+}
+
+// payBatch pays a listed batch in order. It stops early when a payout
+// needs an operator (the next listing brings it back) and when the run
+// should continue as new.
+func (r *payoutRun) payBatch(batch []activities.RequestedPayout) error {
+	r.pending = make([]PayoutState, len(batch))
+	for i, p := range batch {
+		r.pending[i] = PayoutState{TransactionID: p.TransactionID, Amount: p.Amount, CreatedAt: p.CreatedAt, Status: scorekeeper.PayoutRequested}
+	}
+	for len(r.pending) > 0 {
+		if err := r.pay(&r.pending[0]); err != nil {
+			return err
+		}
+		// Continue as new only between payouts, never with one half
+		// done; the next run lists what is still requested.
+		if r.sends >= r.maxPerRun || workflow.GetInfo(r.ctx).GetContinueAsNewSuggested() {
+			return r.continueAsNew()
+		}
+	}
+	return nil
+}
+
+// pay settles one payout: it sends it, then records the provider's answer,
+// or pauses for an operator when the provider or the client refused it as
+// sent.
+func (r *payoutRun) pay(p *PayoutState) error {
+	var sent activities.SendPayoutResult
+	err := workflow.ExecuteActivity(r.sendCtx, a.SendPayout, activities.SendPayoutInput{
+		TransactionID: p.TransactionID,
+		UserID:        r.in.UserID,
+		Amount:        p.Amount,
+	}).Get(r.ctx, &sent)
+	r.sends++
+	if err == nil {
+		return r.record(*p, sent)
+	}
+	problem, ok := needsOperator(err)
+	if !ok {
+		return err
+	}
+	return r.pauseForOperator(p, problem, err)
+}
+
+// pauseForOperator keeps a refused payout requested and waits
+// BlockedPayoutRetryInterval before the next listing sends it again. The
+// refusal is not an answer about the payout, so the user's later payouts
+// wait behind it (oldest first). Re-listing after the pause picks up an
+// operator's fix in the store as well as in the provider.
+func (r *payoutRun) pauseForOperator(p *PayoutState, problem string, err error) error {
+	p.LastError = problem
+	r.logger.Error("payout needs an operator; it stays requested and is retried",
+		"transactionId", p.TransactionID, "retryIn", BlockedPayoutRetryInterval, "error", err)
+	if err := workflow.Sleep(r.ctx, BlockedPayoutRetryInterval); err != nil {
+		return err
+	}
+	r.pending = nil
+	return nil
+}
+
+// record stores the provider's answer about p and settles p as stored. A
+// store that already held the other outcome wins; the contradiction is
+// kept on the payout for an operator.
+func (r *payoutRun) record(p PayoutState, sent activities.SendPayoutResult) error {
+	var rec activities.RecordPayoutResultResult
+	err := workflow.ExecuteActivity(r.dbCtx, a.RecordPayoutResult, activities.RecordPayoutResultInput{
+		TransactionID: p.TransactionID,
+		Status:        sent.Status,
+		ProviderID:    sent.ProviderID,
+		Reason:        sent.Reason,
+	}).Get(r.ctx, &rec)
+	if err != nil {
+		return err
+	}
+	p.Status, p.ProviderID, p.Reason = rec.Status, rec.ProviderID, rec.Reason
+	p.LastError = ""
+	p.SettledAt = workflow.Now(r.ctx)
+	if rec.Conflict {
+		p.LastError = "provider answered " + string(sent.Status) + " but the store already held " + string(rec.Status)
+		r.logger.Error("payout outcome contradicts the store; left as stored for an operator",
+			"transactionId", p.TransactionID, "answer", sent.Status, "stored", rec.Status)
+	}
+	r.settle(p)
+	return nil
+}
+
+// waitForWork waits for PayoutSignal up to the idle timeout and reports
+// whether one came. It drains the channel after the timer fires: a signal
+// delivered in the same workflow task as the timer would otherwise be lost
+// when the workflow completes. (One arriving while the completion is being
+// recorded makes Temporal reject it and rerun the task, which then sees it
+// here.)
+func (r *payoutRun) waitForWork() bool {
+	timerCtx, cancelTimer := workflow.WithCancel(r.ctx)
 	defer cancelTimer()
 	got := false
-	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(signals, func(c workflow.ReceiveChannel, _ bool) {
-		c.Receive(ctx, nil)
+	sel := workflow.NewSelector(r.ctx)
+	sel.AddReceive(r.signals, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(r.ctx, nil)
 		got = true
 	})
-	sel.AddFuture(workflow.NewTimer(timerCtx, idle), func(workflow.Future) {})
-	sel.Select(ctx)
-	if drainSignals(signals) > 0 {
+	sel.AddFuture(workflow.NewTimer(timerCtx, r.idle), func(workflow.Future) {})
+	sel.Select(r.ctx)
+	if drainSignals(r.signals) > 0 {
 		got = true
 	}
 	return got
+}
+
+// continueAsNew ends the run for a fresh one with the same settings and
+// this run's counts and recent payouts. The new run lists the store first,
+// so pending signals carry nothing it needs; draining them just keeps the
+// SDK from reporting them as lost.
+func (r *payoutRun) continueAsNew() error {
+	drainSignals(r.signals)
+	next := r.in
+	next.Recent, next.Paid, next.Failed = r.recent, r.paid, r.failed
+	return workflow.NewContinueAsNewError(r.ctx, PayoutWorkflow, next)
+}
+
+// settle moves the first pending payout, now p, to the recent ones and
+// counts its outcome.
+func (r *payoutRun) settle(p PayoutState) {
+	r.pending = r.pending[1:]
+	switch p.Status {
+	case scorekeeper.PayoutPaid:
+		r.paid++
+	case scorekeeper.PayoutFailed:
+		r.failed++
+	}
+	r.recent = append(r.recent, p)
+	if n := len(r.recent); n > RecentPayoutsKept {
+		r.recent = append([]PayoutState(nil), r.recent[n-RecentPayoutsKept:]...)
+	}
+}
+
+func (r *payoutRun) view() PayoutsView {
+	return PayoutsView{
+		UserID:  r.in.UserID,
+		Pending: append([]PayoutState{}, r.pending...),
+		Recent:  append([]PayoutState{}, r.recent...),
+		Paid:    r.paid,
+		Failed:  r.failed,
+	}
+}
+
+func (r *payoutRun) result() PayoutResult {
+	return PayoutResult{UserID: r.in.UserID, Paid: r.paid, Failed: r.failed, Recent: append([]PayoutState{}, r.recent...)}
 }
 
 // drainSignals consumes every signal already received and returns how many.
@@ -370,7 +448,8 @@ func needsOperator(err error) (string, bool) {
 	return "", false
 }
 
-func positiveOr(v, def int) int {
+// positiveOr is v when it is set (positive), def otherwise.
+func positiveOr[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}

@@ -63,24 +63,36 @@ func newSyncRun(ctx workflow.Context, in SyncInput) *syncRun {
 		// A manual sync wants the data through the moment it started.
 		s.in.Want = workflow.Now(ctx)
 	}
-	// Planning, applying and the lease touch only the database (a page is
-	// at most a thousand rows): a short timeout so a killed worker's
-	// attempt is retried soon, and retries without limit because a
-	// database outage is waited out, never turned into lost progress.
-	s.dbCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	s.dbCtx = workflow.WithActivityOptions(ctx, syncDBActivityOptions())
+	s.fetchCtx = workflow.WithActivityOptions(ctx, fetchPageActivityOptions())
+	s.waitCtx = workflow.WithActivityOptions(ctx, awaitSyncActivityOptions())
+	return s
+}
+
+// syncDBActivityOptions are those of planning, applying and the lease,
+// which touch only the database (a page is at most a thousand rows): a
+// short timeout so a killed worker's attempt is retried soon, and retries
+// without limit because a database outage is waited out, never turned into
+// lost progress.
+func syncDBActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    30 * time.Second,
 		},
-	})
-	// Fetching may wait for a budget slot (up to the budget window) and
-	// then for upstream; the heartbeat notices a dead worker early. 429s
-	// come back with NextRetryDelay = Retry-After; other failures back off
-	// up to a minute. ScheduleToClose bounds a run against an upstream
-	// that stays down: the next run picks up where it stopped.
-	s.fetchCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	}
+}
+
+// fetchPageActivityOptions are FetchPage's. Fetching may wait for a budget
+// slot (up to the budget window) and then for upstream; the heartbeat
+// notices a dead worker early. 429s come back with NextRetryDelay =
+// Retry-After; other failures back off up to a minute. ScheduleToClose
+// bounds a run against an upstream that stays down: the next run picks up
+// where it stopped.
+func fetchPageActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		HeartbeatTimeout:       30 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Minute,
@@ -90,17 +102,20 @@ func newSyncRun(ctx workflow.Context, in SyncInput) *syncRun {
 			MaximumInterval:        time.Minute,
 			NonRetryableErrorTypes: []string{activities.ErrTypeUpstreamRejected},
 		},
-	})
-	// Waiting on another fetcher polls the database and heartbeats.
-	s.waitCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	}
+}
+
+// awaitSyncActivityOptions are AwaitSync's: waiting on another fetcher
+// polls the database and heartbeats.
+func awaitSyncActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: 3 * time.Minute,
 		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second,
 			MaximumInterval: 10 * time.Second,
 		},
-	})
-	return s
+	}
 }
 
 // run alternates between fetching (while this run holds the lease) and
