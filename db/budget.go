@@ -44,6 +44,13 @@ type Budget struct {
 	Margin time.Duration
 }
 
+// NewBudget is the budget of n requests per per under name, with the
+// margin MarginFor gives per: the one way callers build a budget, so every
+// process sharing name counts its window the same.
+func NewBudget(name string, n int, per time.Duration) Budget {
+	return Budget{Name: name, N: n, Per: per, Margin: MarginFor(per)}
+}
+
 // MarginFor is the budget margin for a period: half a percent, from 50 ms
 // to 300 ms (300 ms at 1m). Settled stamps make the budget exact against
 // upstream's window up to upstream's own bookkeeping, so the margin can be

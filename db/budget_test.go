@@ -99,6 +99,23 @@ func TestBudget(t *testing.T) {
 	})
 }
 
+// Ensure NewBudget sets the margin MarginFor gives the period: the shared
+// budget of every process is built the same way.
+func TestNewBudget(t *testing.T) {
+	for _, tt := range []struct {
+		per, margin time.Duration
+	}{
+		{time.Second, 50 * time.Millisecond},
+		{30 * time.Second, 150 * time.Millisecond},
+		{time.Minute, 300 * time.Millisecond},
+		{time.Hour, 300 * time.Millisecond},
+	} {
+		b := db.NewBudget("upstream", 5, tt.per)
+		require.Equal(t, db.Budget{Name: "upstream", N: 5, Per: tt.per, Margin: tt.margin}, b, "per %s", tt.per)
+		require.Equal(t, tt.per+tt.margin, b.Window())
+	}
+}
+
 // Ensure concurrent acquirers across connections never exceed the budget in
 // any window of settled stamps, on the database's clock.
 func TestBudget_Concurrent(t *testing.T) {

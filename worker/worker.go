@@ -23,6 +23,16 @@ import (
 // from delaying payouts).
 func PayoutTaskQueue(taskQueue string) string { return taskQueue + "-payouts" }
 
+// The run timeouts of SyncWorkflow and ReconcileWorkflow, whether a
+// schedule or the REST API starts them.
+const (
+	// A sync that cannot finish in a day is stuck; the next run resumes
+	// from the stored cursor.
+	syncRunTimeout = 24 * time.Hour
+	// A reconciliation run still going after six hours is stuck.
+	reconcileRunTimeout = 6 * time.Hour
+)
+
 // Start starts the workers of both task queues with every workflow and
 // activity registered; stop stops them.
 func Start(c client.Client, taskQueue string, acts *activities.Activities) (stop func(), err error) {
@@ -61,13 +71,11 @@ func Start(c client.Client, taskQueue string, acts *activities.Activities) (stop
 func EnsureSchedule(ctx context.Context, c client.Client, taskQueue string, interval time.Duration) error {
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
 	action := &client.ScheduleWorkflowAction{
-		ID:        workflows.ScheduleID,
-		Workflow:  workflows.SyncWorkflow,
-		Args:      []any{workflows.SyncInput{Interval: interval, Follow: true}},
-		TaskQueue: taskQueue,
-		// A sync that cannot finish in a day is stuck; the next run resumes
-		// from the stored cursor.
-		WorkflowRunTimeout: 24 * time.Hour,
+		ID:                 workflows.ScheduleID,
+		Workflow:           workflows.SyncWorkflow,
+		Args:               []any{workflows.SyncInput{Interval: interval, Follow: true}},
+		TaskQueue:          taskQueue,
+		WorkflowRunTimeout: syncRunTimeout,
 	}
 	// Buffer one: never two scheduled syncs at once, and a tick that
 	// comes while a run follows the feed starts the next run the moment
@@ -102,7 +110,7 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue str
 		Workflow:           workflows.ReconcileWorkflow,
 		Args:               []any{workflows.ReconcileInput{}},
 		TaskQueue:          taskQueue,
-		WorkflowRunTimeout: 6 * time.Hour,
+		WorkflowRunTimeout: reconcileRunTimeout,
 	}
 	return ensureSchedule(ctx, c, workflows.ReconcileScheduleID, spec, action, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		"recomputes every summary from its transactions and reports drift", false)

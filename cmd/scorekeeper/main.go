@@ -7,7 +7,8 @@
 //	scorekeeper dev      all of the above in one process
 //	scorekeeper migrate  apply database migrations
 //
-// Configuration comes from the environment (design §7).
+// Configuration comes from the environment (design §7). This package only
+// reads it and dispatches; package app runs the commands.
 package main
 
 import (
@@ -19,10 +20,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
+	"scorekeeper/app"
 	"scorekeeper/config"
-	"scorekeeper/internal/logbuf"
 )
 
 const usage = `usage: scorekeeper <command>
@@ -55,87 +55,47 @@ var errUsage = errors.New("unknown or missing command")
 // run dispatches one subcommand; everything it starts stops when ctx ends.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	if len(args) != 1 {
-		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stderr, usage)
-			return nil
-		}
 		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return nil
 	}
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return err
 	}
-	log, closeLog := newLogger(cfg, stderr)
+	log, closeLog := app.NewLogger(cfg, stderr)
 	// Every subcommand returns through here, so buffered log lines are
 	// written out on every way out of run, errors included.
 	defer closeLog()
 	slog.SetDefault(log)
 	switch args[0] {
 	case "migrate":
-		return runMigrate(ctx, cfg, log)
+		return app.Migrate(ctx, cfg, log)
 	case "mockapi":
-		return runMockAPI(ctx, cfg, getenv, log)
+		return app.RunMockAPI(ctx, cfg, getenv, log)
 	case "web":
-		return runWeb(ctx, cfg, log)
+		return runApp(ctx, cfg, log, (*app.App).RunWeb)
 	case "worker":
-		return runWorker(ctx, cfg, log)
+		// Before connecting, so a missing variable is the error reported.
+		if err := cfg.RequireUpstream(); err != nil {
+			return err
+		}
+		return runApp(ctx, cfg, log, (*app.App).RunWorker)
 	case "dev":
-		return runDev(ctx, cfg, getenv, log)
-	case "-h", "--help", "help":
-		fmt.Fprint(stderr, usage)
-		return nil
+		return runApp(ctx, cfg, log, func(a *app.App, ctx context.Context) error { return a.RunDev(ctx, getenv) })
 	}
 	return fmt.Errorf("%w: %q", errUsage, args[0])
 }
 
-// newLogger returns the process's logger, writing to w through a
-// logbuf.Writer, and the function that flushes and closes it (run defers
-// it). Records below warn (the info access lines) are buffered and
-// written in batches, and dropped, counted, only when w cannot keep up;
-// warnings and errors (5xx access lines among them) are never dropped and
-// are on w when their log call returns. Dropped lines are reported every
-// dropReportEvery while they occur, and at close.
-func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, func()) {
-	buf := logbuf.New(w, logbuf.Options{})
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	handler := func(out io.Writer) slog.Handler {
-		if cfg.LogFormat == "json" {
-			return slog.NewJSONHandler(out, opts)
-		}
-		return slog.NewTextHandler(out, opts)
+// runApp opens the App, runs one command on it until ctx ends, and closes
+// it.
+func runApp(ctx context.Context, cfg config.Config, log *slog.Logger, command func(*app.App, context.Context) error) error {
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
-	log := slog.New(logbuf.Split(slog.LevelWarn, handler(buf.Lossy()), handler(buf)))
-
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	var reported uint64
-	report := func() {
-		if n := buf.Dropped(); n > reported {
-			log.Warn("log lines dropped: the log output could not keep up", "dropped", n-reported, "dropped_total", n)
-			reported = n
-		}
-	}
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(dropReportEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				report()
-			}
-		}
-	}()
-	return log, func() {
-		close(stop)
-		<-stopped
-		report()
-		if err := buf.Close(); err != nil {
-			fmt.Fprintln(w, "scorekeeper: write logs:", err)
-		}
-	}
+	defer a.Close()
+	return command(a, ctx)
 }
-
-// dropReportEvery is how often dropped log lines are reported.
-const dropReportEvery = 10 * time.Second

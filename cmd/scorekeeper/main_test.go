@@ -2,65 +2,45 @@ package main
 
 import (
 	"bytes"
-	"log/slog"
-	"strings"
-	"sync"
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"scorekeeper/config"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// Ensure the process's logger buffers info lines, writes a warning (and
-// everything before it) by the time the call returns, keeps the order,
-// and writes everything out when closed.
-func TestNewLogger(t *testing.T) {
-	for _, format := range []string{"text", "json"} {
-		t.Run(format, func(t *testing.T) {
-			cfg := config.Defaults()
-			cfg.LogFormat = format
-			var out lockedBuffer
-			log, closeLog := newLogger(cfg, &out)
-			log = log.With("component", "web")
-			log.Info("http request", "status", 200)
-			log.Warn("http request", "status", 503)
-			got := out.String()
-			require.Contains(t, got, "503", "a warning is out when the call returns")
-			require.Less(t, strings.Index(got, "200"), strings.Index(got, "503"), "in order")
-			require.Equal(t, 2, strings.Count(got, "component"))
-
-			log.Info("buffered")
-			closeLog()
-			require.Contains(t, out.String(), "buffered", "closing flushes")
-			require.NotContains(t, out.String(), "dropped", "nothing was dropped")
-		})
+// Ensure help prints the usage whatever the environment, and a missing or
+// unknown command is errUsage (exit 2 with the usage).
+func TestRun_Dispatch(t *testing.T) {
+	ctx := context.Background()
+	badEnv := func(k string) string {
+		if k == "UPSTREAM_RATE" {
+			return "nonsense"
+		}
+		return ""
+	}
+	for _, arg := range []string{"help", "-h", "--help"} {
+		var out bytes.Buffer
+		require.NoError(t, run(ctx, []string{arg}, badEnv, &out), arg)
+		require.Equal(t, usage, out.String(), arg)
 	}
 
-	t.Run("LevelOff", func(t *testing.T) {
-		cfg := config.Defaults()
-		cfg.LogLevel = slog.LevelWarn
-		var out lockedBuffer
-		log, closeLog := newLogger(cfg, &out)
-		log.Info("http request", "status", 200)
-		closeLog()
-		require.Empty(t, out.String())
-	})
+	for _, args := range [][]string{nil, {"web", "worker"}, {"serve"}} {
+		var out bytes.Buffer
+		err := run(ctx, args, func(string) string { return "" }, &out)
+		require.ErrorIs(t, err, errUsage, "%q", args)
+	}
+
+	var out bytes.Buffer
+	err := run(ctx, []string{"web"}, badEnv, &out)
+	require.ErrorContains(t, err, "UPSTREAM_RATE", "a bad variable is named before anything is opened")
+}
+
+// Ensure the worker refuses to start without its upstreams before it
+// connects to anything.
+func TestRun_WorkerRequiresUpstream(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"worker"}, func(k string) string { return env[k] }, &out)
+	require.ErrorContains(t, err, "UPSTREAM_URL is required by the worker")
+	require.ErrorContains(t, err, "PAYOUT_URL is required by the worker")
 }

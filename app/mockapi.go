@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -10,25 +10,20 @@ import (
 	"time"
 
 	"scorekeeper/config"
-	"scorekeeper/mockapi"
 )
 
-func runMockAPI(ctx context.Context, cfg config.Config, getenv func(string) string, log *slog.Logger) error {
-	mcfg, err := mockapi.ConfigFromEnv(getenv)
+// RunMockAPI serves the mock transaction API and payout provider on
+// MOCKAPI_ADDR until ctx ends: the mockapi command, which needs neither
+// database nor Temporal.
+func RunMockAPI(ctx context.Context, cfg config.Config, getenv func(string) string, log *slog.Logger) error {
+	mock, ln, err := listenMock(cfg, getenv)
 	if err != nil {
 		return err
 	}
-	srv, err := mockapi.New(mcfg)
-	if err != nil {
-		return fmt.Errorf("mock: %w", err)
-	}
-	ln, err := net.Listen("tcp", cfg.MockAPIAddr)
-	if err != nil {
-		return fmt.Errorf("MOCKAPI_ADDR: %w", err)
-	}
+	mcfg := mock.Config()
 	log.Info("mock upstream and payout provider listening", "addr", ln.Addr().String(),
 		"users", mcfg.Users, "transactions", mcfg.Transactions, "rate", fmt.Sprintf("%d/%s", mcfg.RateLimit, mcfg.RateWindow))
-	return serveHTTP(ctx, ln, srv)
+	return serveHTTP(ctx, ln, mock)
 }
 
 // serveHTTP serves h on ln until ctx ends, then drains in-flight requests.

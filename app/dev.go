@@ -1,10 +1,9 @@
-package main
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 
@@ -12,9 +11,11 @@ import (
 	"scorekeeper/mockapi"
 )
 
-// runDev runs the mock (where UPSTREAM_URL or PAYOUT_URL is unset), the
-// worker and the REST API in one process.
-func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, log *slog.Logger) error {
+// RunDev runs the mock (where UPSTREAM_URL or PAYOUT_URL is unset), the
+// worker and the REST API in one process until ctx ends or one of them
+// fails. getenv supplies the mock's configuration and tells whether
+// API_RATE_LIMIT was set.
+func (a *App) RunDev(ctx context.Context, getenv func(string) string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -30,22 +31,15 @@ func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, 
 		}()
 	}
 
+	cfg := a.cfg
 	// A developer's own requests are not throttled unless asked for.
 	if getenv("API_RATE_LIMIT") == "" {
 		cfg.APIRateLimit = config.Rate{}
 	}
 	if cfg.UpstreamURL == "" || cfg.PayoutURL == "" {
-		mcfg, err := mockapi.ConfigFromEnv(getenv)
+		mock, ln, err := listenMock(cfg, getenv)
 		if err != nil {
 			return err
-		}
-		mock, err := mockapi.New(mcfg)
-		if err != nil {
-			return fmt.Errorf("mock: %w", err)
-		}
-		ln, err := net.Listen("tcp", cfg.MockAPIAddr)
-		if err != nil {
-			return fmt.Errorf("MOCKAPI_ADDR: %w", err)
 		}
 		url := "http://" + loopbackAddr(ln.Addr())
 		if cfg.UpstreamURL == "" {
@@ -54,20 +48,14 @@ func runDev(ctx context.Context, cfg config.Config, getenv func(string) string, 
 		if cfg.PayoutURL == "" {
 			cfg.PayoutURL = url
 		}
-		log.Info("mock upstream and payout provider listening", "url", url)
+		a.log.Info("mock upstream and payout provider listening", "url", url)
 		spawn("mockapi", func() error { return serveHTTP(ctx, ln, mock) })
 	}
 
-	deps, err := connect(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer deps.close()
-
 	// One process, one registry: the API's /metrics carries the in-process
 	// worker's Temporal SDK series too.
-	spawn("worker", func() error { return serveWorker(ctx, cfg, deps.db, deps.temporal, log) })
-	spawn("web", func() error { return serveWeb(ctx, cfg, deps, log) })
+	spawn("worker", func() error { return a.serveWorker(ctx, cfg) })
+	spawn("web", func() error { return a.serveWeb(ctx, cfg) })
 	wg.Wait()
 	close(errc)
 	return <-errc
@@ -79,4 +67,22 @@ func loopbackAddr(a net.Addr) string {
 		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
 	}
 	return a.String()
+}
+
+// listenMock builds the mock from the MOCK_* variables and listens on
+// MOCKAPI_ADDR.
+func listenMock(cfg config.Config, getenv func(string) string) (*mockapi.Server, net.Listener, error) {
+	mcfg, err := mockapi.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	mock, err := mockapi.New(mcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mock: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.MockAPIAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MOCKAPI_ADDR: %w", err)
+	}
+	return mock, ln, nil
 }

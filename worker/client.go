@@ -1,0 +1,278 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/uptrace/bun"
+
+	"scorekeeper"
+	"scorekeeper/activities"
+	"scorekeeper/db"
+	"scorekeeper/metrics"
+	"scorekeeper/syncplan"
+	"scorekeeper/web"
+	"scorekeeper/workflows"
+)
+
+// Client is the REST API's side of the workflows: the web layer's Syncer
+// and Reconciler. It starts SyncWorkflow and ReconcileWorkflow on the task
+// queue the worker serves, with the run options the worker's schedules
+// use, and reads sync status from Temporal and the database.
+type Client struct {
+	Temporal  client.Client
+	DB        *bun.DB
+	Namespace string
+	TaskQueue string
+	// SyncInterval is the schedule's interval, which a manual sync's
+	// windows use too.
+	SyncInterval time.Duration
+	// Budget is the upstream request budget the status reports on.
+	Budget db.Budget
+}
+
+var (
+	_ web.Syncer     = (*Client)(nil)
+	_ web.Reconciler = (*Client)(nil)
+)
+
+// StartSync asks for data through now: it signals the manual sync, starting
+// it if none runs (signal-with-start on one fixed workflow id), so a burst
+// of requests is one sync. That sync fetches if no other does, or asks the
+// fetcher for the data and waits for it: one fetcher, whatever starts
+// syncs. "Now" is the database's clock, which the sync's windows use.
+func (c *Client) StartSync(ctx context.Context) (web.SyncRun, error) {
+	now, err := db.Now(ctx, c.DB)
+	if err != nil {
+		now = time.Now().UTC()
+	}
+	run, err := c.Temporal.SignalWithStartWorkflow(ctx, workflows.ManualSyncWorkflowID, workflows.SyncSignal,
+		workflows.SyncRequest{Through: now}, manualSyncOptions(c.TaskQueue),
+		workflows.SyncWorkflow, workflows.SyncInput{Interval: c.SyncInterval, Want: now})
+	return started(run, err, "start sync")
+}
+
+// WaitSync waits for the run (following continue-as-new) and returns its
+// totals.
+func (c *Client) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
+	res, err := result[workflows.SyncResult](ctx, c.Temporal, run, "sync failed")
+	if err != nil {
+		return web.SyncStats{}, err
+	}
+	return toSyncStats(res), nil
+}
+
+// StartReconcile starts a reconciliation, or joins the one running: one
+// workflow id for reports and another for repairs, so a repair is never
+// answered by a report already running.
+func (c *Client) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, error) {
+	run, err := c.Temporal.ExecuteWorkflow(ctx, reconcileOptions(c.TaskQueue, repair),
+		workflows.ReconcileWorkflow, workflows.ReconcileInput{Repair: repair})
+	return started(run, err, "start reconcile")
+}
+
+// WaitReconcile waits for the run (following continue-as-new) and returns
+// its report.
+func (c *Client) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
+	res, err := result[workflows.ReconcileResult](ctx, c.Temporal, run, "reconcile failed")
+	if err != nil {
+		return web.ReconcileReport{}, err
+	}
+	out := web.ReconcileReport{UsersChecked: res.UsersChecked, Repaired: res.Repaired}
+	for _, d := range res.Drifted {
+		out.Drifted = append(out.Drifted, web.Drift{UserID: d.UserID, Field: d.Field, Stored: d.Stored, Recomputed: d.Recomputed})
+	}
+	return out, nil
+}
+
+// manualSyncOptions start the manual sync: one fixed id, so concurrent
+// requests join one run, and a new run once the last one closed.
+func manualSyncOptions(taskQueue string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                    workflows.ManualSyncWorkflowID,
+		TaskQueue:             taskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowRunTimeout:    syncRunTimeout,
+	}
+}
+
+// reconcileOptions start a reconciliation, or join the one of the same
+// kind that runs.
+func reconcileOptions(taskQueue string, repair bool) client.StartWorkflowOptions {
+	id := workflows.ReconcileWorkflowID
+	if repair {
+		id += "-repair"
+	}
+	return client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowRunTimeout:       reconcileRunTimeout,
+	}
+}
+
+// started turns the answer to a start into the web layer's run handle.
+func started(run client.WorkflowRun, err error, what string) (web.SyncRun, error) {
+	if err != nil {
+		return web.SyncRun{}, temporalError(what, err)
+	}
+	return web.SyncRun{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// result waits for run, following continue-as-new, and returns its result.
+// When ctx ends first it returns ctx's error, so the caller can tell its
+// own deadline from a failed run.
+func result[T any](ctx context.Context, c client.Client, run web.SyncRun, what string) (T, error) {
+	var res T
+	if err := c.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &res); err != nil {
+		var zero T
+		if ctx.Err() != nil {
+			return zero, ctx.Err()
+		}
+		return zero, temporalError(what, err)
+	}
+	return res, nil
+}
+
+func toSyncStats(r workflows.SyncResult) web.SyncStats {
+	return web.SyncStats{
+		Fetched:       r.Fetched,
+		Inserted:      r.Inserted,
+		Duplicates:    r.Duplicates,
+		Quarantined:   r.Quarantined,
+		Pages:         r.Pages,
+		SyncedThrough: r.SyncedThrough,
+	}
+}
+
+// Status reads the watermark, late coverage, budget and quarantine from the
+// database, and the most recent SyncWorkflow run from Temporal's
+// visibility store.
+func (c *Client) Status(ctx context.Context) (web.SyncStatus, error) {
+	var out web.SyncStatus
+	now := time.Now().UTC()
+	st, err := db.GetSyncState(ctx, c.DB, db.TransactionsStream)
+	switch {
+	case err == nil:
+		out.SyncedThrough = st.SyncedThrough
+		out.LagSeconds = max(0, now.Sub(st.SyncedThrough).Seconds())
+		if through, ok := syncplan.LateCoverage(st.Cursor); ok {
+			out.LateCoveredThrough = &through
+		}
+	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
+		return out, err
+	}
+	if dbNow, err := db.Now(ctx, c.DB); err == nil {
+		now = dbNow
+	}
+	if out.LateCoveredThrough != nil {
+		out.LateLagSeconds = max(0, now.Sub(*out.LateCoveredThrough).Seconds())
+	}
+	b := c.Budget
+	if out.BudgetUsed, err = b.Used(ctx, c.DB, now); err != nil {
+		return out, err
+	}
+	out.BudgetLimit, out.BudgetWindow = b.N, b.Per.String()
+	spent, err := b.Spent(ctx, c.DB, now.Add(-time.Hour))
+	if err != nil {
+		return out, err
+	}
+	out.BudgetSpent = web.BudgetSpent{Fresh: spent["fresh"], Rescan: spent["rescan"], Probe: spent["probe"]}
+	counters, err := db.Counters(ctx, c.DB)
+	if err != nil {
+		return out, err
+	}
+	out.PagesFetchedTwice = int(counters[db.CounterPagesFetchedTwice][""])
+	if lease, ok, err := db.GetLease(ctx, c.DB, activities.FetcherLease); err != nil {
+		return out, err
+	} else if ok {
+		out.Fetcher = lease.Holder
+	}
+	if out.Quarantined, err = db.QuarantineCount(ctx, c.DB); err != nil {
+		return out, err
+	}
+	if out.PayoutsOverdue, err = db.OverduePayouts(ctx, c.DB, now.Add(-metrics.OverdueAfter)); err != nil {
+		return out, err
+	}
+	out.LastRun, err = c.lastRun(ctx)
+	if err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func (c *Client) lastRun(ctx context.Context) (*web.SyncRunInfo, error) {
+	resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: c.Namespace,
+		PageSize:  1,
+		Query:     "WorkflowType = 'SyncWorkflow'", // newest first by default
+	})
+	if err != nil {
+		return nil, temporalError("list sync runs", err)
+	}
+	if len(resp.Executions) == 0 {
+		return nil, nil
+	}
+	e := resp.Executions[0]
+	info := &web.SyncRunInfo{
+		WorkflowID: e.GetExecution().GetWorkflowId(),
+		RunID:      e.GetExecution().GetRunId(),
+		Status:     statusName(e.GetStatus()),
+		StartedAt:  e.GetStartTime().AsTime(),
+	}
+	if e.GetCloseTime() != nil && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t := e.GetCloseTime().AsTime()
+		info.ClosedAt = &t
+	}
+	if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		// The stats are a courtesy: a slow history read leaves them out
+		// rather than holding up the status.
+		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if res, err := result[workflows.SyncResult](gctx, c.Temporal, web.SyncRun{WorkflowID: info.WorkflowID, RunID: info.RunID}, "sync result"); err == nil {
+			st := toSyncStats(res)
+			info.Stats = &st
+		}
+	}
+	return info, nil
+}
+
+// statusName is how the API spells a run's status.
+func statusName(s enumspb.WorkflowExecutionStatus) string {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return "running"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return "completed"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		return "failed"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return "canceled"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return "terminated"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return "continued_as_new"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "timed_out"
+	}
+	return "unknown"
+}
+
+// temporalError turns Temporal client failures into domain errors: an
+// unreachable server is 503, the rest internal.
+func temporalError(what string, err error) error {
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	if errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded) {
+		return scorekeeper.Errorf(scorekeeper.EUnavailable, "the workflow service is unavailable; try again shortly")
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
