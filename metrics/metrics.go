@@ -21,6 +21,7 @@ import (
 	"scorekeeper"
 	"scorekeeper/db"
 	"scorekeeper/syncplan"
+	"scorekeeper/web"
 )
 
 // OverdueAfter is how long a payout may stay requested before it counts as
@@ -83,28 +84,12 @@ func (m *Metrics) Middleware() fiber.Handler {
 				status = fe.Code
 			}
 		}
-		method := methodLabel(c.Method())
+		// A constant, never c.Method() itself: see web.MethodName.
+		method := web.MethodName(c.Method())
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		return err
 	}
-}
-
-// methodLabel maps a request method onto a fixed set of label values.
-// c.Method() points into a buffer fasthttp reuses for the next request on
-// the connection: kept as a label, a GET was later read as "DEL". The
-// constants here are never overwritten, and a made-up method cannot mint
-// series.
-func methodLabel(m string) string {
-	for _, known := range []string{
-		fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
-		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace,
-	} {
-		if m == known {
-			return known
-		}
-	}
-	return "other"
 }
 
 var (

@@ -23,9 +23,9 @@ import (
 
 // BenchmarkSummaryRoute is the CPU one GET /api/users/{id}/summary costs
 // the web process when its cache answers, through the whole stack as
-// cmd/scorekeeper wires it (request id, access log, metrics, error
+// app wires it (request id, access log, metrics, error
 // rendering), without the network: with access logs on (through a
-// logbuf.Writer, as cmd/scorekeeper does, to a pipe drained by another
+// logbuf.Writer, as app.NewLogger does, to a pipe drained by another
 // goroutine, as stderr is by a supervisor) and off, and Fiber's constant
 // handler for scale. `go test -run '^$' -bench SummaryRoute -cpuprofile cpu.out ./web/`
 // shows where it goes.

@@ -15,26 +15,6 @@ import (
 	"scorekeeper/db"
 )
 
-// reader is what the read routes need from the store.
-type reader interface {
-	AsOf(ctx context.Context) (*time.Time, error)
-	Summary(ctx context.Context, userID string) (scorekeeper.Summary, error)
-	PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error)
-}
-
-// dbReader reads the database on every call.
-type dbReader struct{ db *bun.DB }
-
-func (r dbReader) AsOf(ctx context.Context) (*time.Time, error) { return dataAsOf(ctx, r.db) }
-
-func (r dbReader) Summary(ctx context.Context, userID string) (scorekeeper.Summary, error) {
-	return db.GetSummary(ctx, r.db, userID)
-}
-
-func (r dbReader) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error) {
-	return db.ListPayoutTotals(ctx, r.db, f)
-}
-
 // Cache keeps summaries and payout listings in memory so most reads do not
 // touch the database. Correct with any number of web processes: each
 // process follows the store's change feed (db.ReadChanges) every

@@ -65,7 +65,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			if status == fiber.StatusInternalServerError {
 				level = slog.LevelError
 			}
-			attrs := []any{"err", err, "status", status, "method", methodName(c.Method()), "path", strings.Clone(c.Path()), "request_id", requestIDOf(c)}
+			attrs := []any{"err", err, "status", status, "method", MethodName(c.Method()), "path", strings.Clone(c.Path()), "request_id", requestIDOf(c)}
 			var p *panicError
 			if errors.As(err, &p) {
 				attrs = append(attrs, "stack", string(p.stack))

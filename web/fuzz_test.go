@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,8 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"scorekeeper"
-	"scorekeeper/db"
-	"scorekeeper/db/dbtest"
 	"scorekeeper/web"
 )
 
@@ -41,16 +38,16 @@ var driverMarkers = []string{
 	"no such column", "database is closed", "sql:", "constraint failed", "panic", "goroutine", ".go:",
 }
 
-// MustNewFuzzApp returns the app over a SQLite database holding the seed
-// data (MustSeed) and a sync state, built once per fuzz target so that
-// every iteration costs one request and no setup.
+// MustNewFuzzApp returns the app over a fakeStore holding the seed data
+// and a sync state, built once per fuzz target so that every iteration
+// costs one request and no setup. What is fuzzed is the HTTP edge (raw
+// paths and queries, their unescaping and validation): the store only
+// ever sees what validation let through.
 func MustNewFuzzApp(tb testing.TB) *fiber.App {
 	tb.Helper()
-	d := dbtest.NewSQLite(tb)
-	MustSeed(tb, d)
-	_, err := db.EnsureSyncState(context.Background(), d, db.TransactionsStream, t0.Add(time.Hour), t0)
-	require.NoError(tb, err)
-	app, _, _ := MustNewApp(tb, web.Config{DB: d})
+	store := newFakeStore().seed()
+	store.setAsOf(t0.Add(time.Hour))
+	app, _, _ := MustNewApp(tb, web.Config{Store: store})
 	return app
 }
 

@@ -22,7 +22,6 @@ import (
 
 	"scorekeeper"
 	"scorekeeper/db"
-	"scorekeeper/db/dbtest"
 	"scorekeeper/web"
 )
 
@@ -42,9 +41,10 @@ func tx(id, user string, typ scorekeeper.TxType, amount string) scorekeeper.Tran
 	}
 }
 
-// MustSeed stores the design's example: user 445566 earned 50 + 1.2,
-// spent 12 and was paid out 20 (51.2 − 12 − 20 = 19.2), and user 112233
-// requested a payout of 30 that is not paid yet.
+// MustSeed stores the design's example in a database, as fakeStore.seed
+// does in the fake: user 445566 earned 50 + 1.2, spent 12 and was paid out
+// 20 (51.2 − 12 − 20 = 19.2), and user 112233 requested a payout of 30
+// that is not paid yet.
 func MustSeed(tb testing.TB, d *bun.DB) {
 	tb.Helper()
 	ctx := context.Background()
@@ -151,18 +151,20 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// MustNewApp returns web.New(cfg) with a fresh Postgres database when
-// cfg.DB is nil, and a logger writing JSON into the returned buffer.
-func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *bun.DB, *logBuffer) {
+// MustNewApp returns web.New(cfg) and a logger writing JSON into the
+// returned buffer. A cfg without DB or Store gets an empty fakeStore, and
+// the store is returned when it is a fakeStore (nil otherwise).
+func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *fakeStore, *logBuffer) {
 	tb.Helper()
-	if cfg.DB == nil {
-		cfg.DB = dbtest.NewPostgres(tb)
+	if cfg.DB == nil && cfg.Store == nil {
+		cfg.Store = newFakeStore()
 	}
+	store, _ := cfg.Store.(*fakeStore)
 	logs := &logBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return web.New(cfg), cfg.DB, logs
+	return web.New(cfg), store, logs
 }
 
 // do sends one request through app.Test and returns the response with

@@ -58,7 +58,7 @@ func requestIDOf(c *fiber.Ctx) string {
 }
 
 // accessLog writes one structured line per request: info, or warn for a
-// 5xx (which the process's logger never drops, see cmd/scorekeeper). It
+// 5xx (which the process's logger never drops, see app.NewLogger). It
 // renders an error that reaches it with the app's error handler (as Fiber
 // would, after it) so the logged status is the one the client got. With
 // the level off (LOG_LEVEL=warn) a 2xx-4xx request costs no more than
@@ -84,12 +84,12 @@ func accessLog(log *slog.Logger, handleError fiber.ErrorHandler) fiber.Handler {
 		// The record goes to the handler directly, as slog documents for
 		// wrappers: Logger.LogAttrs would also walk the stack for a source
 		// location (pc), which the line does not print.
-		// Method and path are copied because Fiber reuses their buffers
-		// once the request ends, and a log handler may keep the values
-		// longer.
+		// Method and path must not point into Fiber's buffers, which it
+		// reuses once the request ends, since a log handler may keep the
+		// values longer: the method is a constant, the path a copy.
 		r := slog.NewRecord(time.Now(), level, "http request", 0)
 		r.AddAttrs(
-			slog.String("method", methodName(c.Method())),
+			slog.String("method", MethodName(c.Method())),
 			slog.String("path", strings.Clone(c.Path())),
 			slog.Int("status", status),
 			slog.Duration("duration", r.Time.Sub(start)),
@@ -102,9 +102,16 @@ func accessLog(log *slog.Logger, handleError fiber.ErrorHandler) fiber.Handler {
 	}
 }
 
-// methodName returns m as a string that does not point into Fiber's
-// request buffers: a constant for the usual methods, a copy otherwise.
-func methodName(m string) string {
+// MethodName maps a request method onto a fixed set of strings: the
+// constant of each method Fiber serves, and "other" for anything else.
+// c.Method() points into a buffer fasthttp reuses for the next request on
+// the connection, so a value kept past the request (a log attribute a
+// handler may hold on to, a metric label) must not be it: kept as a
+// label, a GET was once read back as "DEL". The constants are never
+// overwritten, and a made-up method cannot mint label values. (Fiber
+// answers methods outside its nine with 400 before any middleware runs,
+// so "other" is a safeguard, not an expected value.)
+func MethodName(m string) string {
 	switch m {
 	case fiber.MethodGet:
 		return fiber.MethodGet
@@ -120,8 +127,12 @@ func methodName(m string) string {
 		return fiber.MethodDelete
 	case fiber.MethodOptions:
 		return fiber.MethodOptions
+	case fiber.MethodConnect:
+		return fiber.MethodConnect
+	case fiber.MethodTrace:
+		return fiber.MethodTrace
 	}
-	return strings.Clone(m)
+	return "other"
 }
 
 // renderErrors turns an error from the rest of the chain into its

@@ -75,7 +75,7 @@ func TestOpenAPI_Valid(t *testing.T) {
 	t.Run("OKServedAsIs", func(t *testing.T) {
 		file, err := os.ReadFile("openapi.json")
 		require.NoError(t, err)
-		app, _, _ := MustNewApp(t, web.Config{DB: dbtest.NewSQLite(t)})
+		app, _, _ := MustNewApp(t, web.Config{})
 		resp, body := do(t, app, http.MethodGet, "/api/openapi.json")
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		// Compared by digest: a diff of the whole document helps nobody.
@@ -293,22 +293,21 @@ func syncStatusFixture() web.SyncStatus {
 // conform too. The handlers are the reference: a failure here means the
 // document or a handler is wrong.
 func TestOpenAPI_Contract(t *testing.T) {
-	ctx := context.Background()
 	k := newContract(t)
 	discard := slog.New(slog.DiscardHandler)
 
-	// ok is the fully wired app: seeded Postgres, synced data (so
-	// X-Data-As-Of is sent), a syncer, an admin token, metrics and a
-	// passing readiness check.
-	d := dbtest.NewPostgres(t)
-	MustSeed(t, d)
-	_, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, t0.Add(time.Hour), t0)
-	require.NoError(t, err)
+	// ok is the fully wired app: the seed data, synced (so X-Data-As-Of is
+	// sent), a syncer, an admin token, metrics and a passing readiness
+	// check. The routes read a fakeStore; metrics and the readiness check
+	// read a database of their own, SQLite (no server needed).
+	store := newFakeStore().seed()
+	store.setAsOf(t0.Add(time.Hour))
+	d := dbtest.NewSQLite(t)
 	syncer := newFakeSyncer()
 	syncer.status = syncStatusFixture()
 	syncer.report = web.ReconcileReport{UsersChecked: 3, Repaired: 1, Drifted: []web.Drift{{UserID: "445566", Field: "earned", Stored: 5130, Recomputed: 5120}}}
 	ok, _, _ := MustNewApp(t, web.Config{
-		DB:         d,
+		Store:      store,
 		Syncer:     syncer,
 		Reconciler: syncer,
 		AdminToken: adminToken,
@@ -318,36 +317,36 @@ func TestOpenAPI_Contract(t *testing.T) {
 
 	// bare runs without Temporal or metrics, and its readiness check fails.
 	bare, _, _ := MustNewApp(t, web.Config{
-		DB: d,
+		Store: store,
 		Ready: []web.ReadyCheck{
 			web.DatabaseCheck(d),
 			{Name: "temporal", Check: func(context.Context) error { return errors.New("connection refused") }},
 		},
 	})
 
-	// down's database server is not there: 503.
-	down, _, _ := MustNewApp(t, web.Config{DB: mustOpenDownDB(t), Syncer: newFakeSyncer()})
+	// down's database is not there: 503.
+	downStore := newFakeStore()
+	downStore.fail(errUnreachable)
+	down, _, _ := MustNewApp(t, web.Config{Store: downStore, Syncer: newFakeSyncer()})
 
-	// broken's database handle is closed and its syncer fails with plain
-	// errors: both are bugs, not outages, so 500.
-	closed := dbtest.NewSQLite(t)
-	require.NoError(t, closed.Close())
+	// broken's store and syncer fail with plain errors: both are bugs,
+	// not outages, so 500.
+	brokenStore := newFakeStore()
+	brokenStore.fail(errBroken)
 	failing := newFakeSyncer()
 	failing.startErr = errors.New("temporal: unexpected reply")
 	failing.statusErr = errors.New("temporal: unexpected reply")
-	broken, _, _ := MustNewApp(t, web.Config{DB: closed, Syncer: failing, Reconciler: failing, AdminToken: adminToken})
+	broken, _, _ := MustNewApp(t, web.Config{Store: brokenStore, Syncer: failing, Reconciler: failing, AdminToken: adminToken})
 
 	// unsynced has data but no sync progress yet: no X-Data-As-Of.
-	early := dbtest.NewSQLite(t)
-	MustSeed(t, early)
-	unsynced, _, _ := MustNewApp(t, web.Config{DB: early})
+	unsynced, _, _ := MustNewApp(t, web.Config{Store: newFakeStore().seed()})
 
 	// limited allows each client one read a minute.
-	limited, _, _ := MustNewApp(t, web.Config{DB: d, RateLimit: web.RateLimit{N: 1, Per: time.Minute}})
+	limited, _, _ := MustNewApp(t, web.Config{Store: store, RateLimit: web.RateLimit{N: 1, Per: time.Minute}})
 	// limitedSync allows each client two syncs a minute, one of them
 	// waited for, and one status.
 	limitedSync, _, _ := MustNewApp(t, web.Config{
-		DB:                  d,
+		Store:               store,
 		Syncer:              syncer,
 		SyncRateLimit:       web.RateLimit{N: 2, Per: time.Minute},
 		SyncWaitRateLimit:   web.RateLimit{N: 1, Per: time.Minute},
@@ -451,7 +450,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 		// 431 for an oversized request line: both can answer any path, and
 		// the document's description names payload_too_large. So only the
 		// body is checked, against the Error schema.
-		listening, _, _ := MustNewApp(t, web.Config{DB: d, Syncer: syncer, AdminToken: adminToken})
+		listening, _, _ := MustNewApp(t, web.Config{Store: store, Syncer: syncer, AdminToken: adminToken})
 		resp, body = postOversized(t, mustListen(t, listening), "/api/sync", auth...)
 		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 		var e any
@@ -497,15 +496,15 @@ func TestOpenAPI_Contract(t *testing.T) {
 		}
 		get(ok, http.StatusOK)
 		// Before the first run: nulls where the schema allows them, and
-		// syncedThrough filled from the database.
+		// syncedThrough filled from the store.
 		empty := newFakeSyncer()
-		fresh, _, _ := MustNewApp(t, web.Config{DB: d, Syncer: empty, Now: func() time.Time { return t0.Add(2 * time.Hour) }})
+		fresh, _, _ := MustNewApp(t, web.Config{Store: store, Syncer: empty, Now: func() time.Time { return t0.Add(2 * time.Hour) }})
 		require.JSONEq(t, `{"lastRun":null,"syncedThrough":"2023-02-01T01:00:00Z","lagSeconds":3600,"budgetUsed":0,"budgetLimit":0,"budgetWindow":"","quarantined":0,"lateCoveredThrough":null,"payoutsOverdue":0,"lateLagSeconds":0,"budgetSpentLastHour":{"fresh":0,"rescan":0,"probe":0},"pagesFetchedTwice":0,"fetcher":null}`, get(fresh, http.StatusOK))
 		// A running sync: no closedAt, no stats yet.
 		empty.status = web.SyncStatus{LastRun: &web.SyncRunInfo{WorkflowID: "w", RunID: "r", Status: "running", StartedAt: t0}}
 		get(fresh, http.StatusOK)
 		// Nothing synced at all: syncedThrough is null too.
-		nothing, _, _ := MustNewApp(t, web.Config{DB: dbtest.NewSQLite(t), Syncer: newFakeSyncer()})
+		nothing, _, _ := MustNewApp(t, web.Config{Syncer: newFakeSyncer()})
 		require.Contains(t, get(nothing, http.StatusOK), `"syncedThrough":null`)
 
 		k.check(t, exchange{app: ok, method: http.MethodPost, target: "/api/sync/status", opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
@@ -519,11 +518,10 @@ func TestOpenAPI_Contract(t *testing.T) {
 
 	t.Run("listQuarantine", func(t *testing.T) {
 		ran = append(ran, "listQuarantine")
-		_, err := db.ApplyBatch(ctx, d, db.Batch{Quarantined: []scorekeeper.Quarantined{
-			{ItemID: "q1", Raw: `{"id":"q1","amount":-1}`, Reason: "amount must be positive"},
-			{Raw: `{"amount":1}`, Reason: "missing id"},
-		}}, t0)
-		require.NoError(t, err)
+		store.quarantine(t0,
+			scorekeeper.Quarantined{ItemID: "q1", Raw: `{"id":"q1","amount":-1}`, Reason: "amount must be positive"},
+			scorekeeper.Quarantined{Raw: `{"amount":1}`, Reason: "missing id"},
+		)
 		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
 			t.Helper()
 			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
@@ -536,7 +534,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 		require.NotEmpty(t, next, "a full page links onwards")
 		_, body = get(ok, next, http.StatusOK, reqValid, auth...)
 		require.NotEqual(t, "[]", body)
-		nothing, _, _ := MustNewApp(t, web.Config{DB: dbtest.NewSQLite(t)})
+		nothing, _, _ := MustNewApp(t, web.Config{})
 		_, body = get(nothing, "/api/quarantine?limit=10000", http.StatusOK, reqValid)
 		require.Equal(t, "[]", body)
 

@@ -51,7 +51,8 @@ func TestPayouts_PagingAtScale(t *testing.T) {
 		t.Skip("seeds 25,000 users")
 	}
 	ctx := context.Background()
-	app, d, _ := MustNewApp(t, web.Config{})
+	d := dbtest.NewPostgres(t)
+	app, _, _ := MustNewApp(t, web.Config{DB: d})
 
 	// Users are stored in shuffled order. Every fifth user has a second
 	// payout, and every hundredth of those second payouts failed (so the
@@ -240,7 +241,8 @@ func (l *changingListing) pick(users []string) string {
 func TestPayouts_PagingWhileDataChanges(t *testing.T) {
 	for _, sort := range []string{"userId", "-payoutAmount"} {
 		t.Run(sort, func(t *testing.T) {
-			app, d, _ := MustNewApp(t, web.Config{})
+			d := dbtest.NewPostgres(t)
+			app, _, _ := MustNewApp(t, web.Config{DB: d})
 			l := &changingListing{t: t, d: d, rng: rand.New(rand.NewPCG(7, uint64(len(sort)))),
 				requested: map[string]map[string]scorekeeper.Amount{}, changed: map[string]bool{}}
 			var seeded []string
@@ -340,14 +342,10 @@ func TestPayouts_PagingWhileDataChanges(t *testing.T) {
 // absolute on it when it is, and never carry a host or scheme the client
 // sent (Host, X-Forwarded-Host, X-Forwarded-Proto), on both listings.
 func TestLinks_NotFromClientHeaders(t *testing.T) {
-	d := dbtest.NewPostgres(t)
-	MustSeed(t, d)
-	_, err := db.ApplyBatch(context.Background(), d, db.Batch{Quarantined: []scorekeeper.Quarantined{
-		{Raw: "x1", Reason: "r"}, {Raw: "x2", Reason: "r"},
-	}}, t0)
-	require.NoError(t, err)
-	relative, _, _ := MustNewApp(t, web.Config{DB: d})
-	absolute, _, _ := MustNewApp(t, web.Config{DB: d, PublicBaseURL: "https://api.example.com/"})
+	store := newFakeStore().seed()
+	store.quarantine(t0, scorekeeper.Quarantined{Raw: "x1", Reason: "r"}, scorekeeper.Quarantined{Raw: "x2", Reason: "r"})
+	relative, _, _ := MustNewApp(t, web.Config{Store: store})
+	absolute, _, _ := MustNewApp(t, web.Config{Store: store, PublicBaseURL: "https://api.example.com/"})
 
 	for _, path := range []string{"/api/payouts", "/api/quarantine"} {
 		for name, c := range map[string]struct {

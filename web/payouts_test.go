@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"scorekeeper"
-	"scorekeeper/db"
 	"scorekeeper/web"
 )
 
@@ -26,9 +24,8 @@ type payoutRow struct {
 }
 
 func TestPayouts(t *testing.T) {
-	ctx := context.Background()
-	app, d, _ := MustNewApp(t, web.Config{})
-	MustSeed(t, d)
+	app, store, _ := MustNewApp(t, web.Config{})
+	store.seed()
 
 	t.Run("OK", func(t *testing.T) {
 		resp, body := do(t, app, http.MethodGet, "/api/payouts")
@@ -111,9 +108,7 @@ func TestPayouts(t *testing.T) {
 	})
 
 	t.Run("DataAsOf", func(t *testing.T) {
-		through := time.Date(2023, 3, 16, 12, 0, 0, 0, time.UTC)
-		_, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, through, time.Now())
-		require.NoError(t, err)
+		store.setAsOf(time.Date(2023, 3, 16, 12, 0, 0, 0, time.UTC))
 		resp, _ := do(t, app, http.MethodGet, "/api/payouts")
 		require.Equal(t, "2023-03-16T12:00:00Z", resp.Header.Get(web.HeaderDataAsOf))
 	})
@@ -219,10 +214,11 @@ func nextLink(tb testing.TB, resp *http.Response) string {
 }
 
 // Ensure following Link headers visits every user exactly once, in order,
-// with the right sums, under both sort orders.
+// with the right sums, under both sort orders: the cursors the handler
+// makes lead the store on from each page's last row, through long runs of
+// equal amounts. (TestPayouts_PagingAtScale walks the SQL.)
 func TestPayouts_Paging(t *testing.T) {
-	ctx := context.Background()
-	app, d, _ := MustNewApp(t, web.Config{})
+	app, store, _ := MustNewApp(t, web.Config{})
 
 	const users = 2500
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -242,8 +238,7 @@ func TestPayouts_Paging(t *testing.T) {
 	}
 	// Users with only earnings are not in the listing.
 	txs = append(txs, tx("e1", "earner", scorekeeper.TxEarned, "5"))
-	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0)
-	require.NoError(t, err)
+	store.apply(txs...)
 	var wantSum scorekeeper.Amount
 	for _, a := range want {
 		wantSum += a

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
 
 	"scorekeeper/db"
 )
@@ -78,10 +77,10 @@ func parseQuarantineFilter(c *fiber.Ctx) (db.QuarantineFilter, map[string]string
 }
 
 // listQuarantine serves GET /api/quarantine: the malformed upstream items
-// kept for inspection, newest first. It reads the database directly: an
-// operator looking into bad data wants it as stored now, and the route is
-// admin-only, so it needs no cache. base is as for listPayouts.
-func listQuarantine(d *bun.DB, base string) fiber.Handler {
+// kept for inspection, newest first. It reads the store, never the Cache:
+// an operator looking into bad data wants it as stored now, and the route
+// is admin-only, so it needs no cache. base is as for listPayouts.
+func listQuarantine(s Store, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		f, q, err := parseQuarantineFilter(c)
 		if err != nil {
@@ -89,7 +88,7 @@ func listQuarantine(d *bun.DB, base string) fiber.Handler {
 		}
 		ctx, cancel := queryContext(c)
 		defer cancel()
-		items, total, err := db.ListQuarantinePage(ctx, d, f)
+		items, total, err := s.QuarantinePage(ctx, f)
 		if err != nil {
 			return storeError(ctx, err)
 		}

@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
 // HeaderDataAsOf names the instant through which upstream data is synced.
@@ -26,20 +24,6 @@ const HeaderDataAsOf = "X-Data-As-Of"
 
 // HeaderTotalCount is the number of rows a listing has across all pages.
 const HeaderTotalCount = "X-Total-Count"
-
-// dataAsOf returns the instant through which the transaction feed is
-// synced, or nil while no sync has recorded any progress. It is read
-// before the data it labels, so the data is at least that fresh.
-func dataAsOf(ctx context.Context, d bun.IDB) (*time.Time, error) {
-	st, err := db.GetSyncState(ctx, d, db.TransactionsStream)
-	if scorekeeper.ErrorCode(err) == scorekeeper.ENotFound {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	t := st.SyncedThrough.UTC()
-	return &t, nil
-}
 
 // sendCachable writes v as a 200 JSON response that clients may keep and
 // revalidate: an ETag derived from the body, Cache-Control: no-cache (use

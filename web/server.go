@@ -3,9 +3,10 @@
 // upstream), starts on-demand syncs through a Syncer, and serves its own
 // OpenAPI document and docs page.
 //
-// The package speaks HTTP only at its edge: handlers call the store (db/)
-// and the Syncer, which return domain errors (*scorekeeper.Error), and one
-// error handler turns their codes into statuses and JSON bodies.
+// The package speaks HTTP only at its edge: handlers call the Store (the
+// database through db/, by default) and the Syncer, which return domain
+// errors (*scorekeeper.Error), and one error handler turns their codes
+// into statuses and JSON bodies.
 package web
 
 import (
@@ -46,7 +47,7 @@ const (
 	DefaultMaxSyncWaits = 64
 )
 
-// Per-client limits of the sync routes that cmd/scorekeeper sets (the
+// Per-client limits of the sync routes that app sets (the
 // zero Config leaves them off, like RateLimit). They are far below
 // API_RATE_LIMIT's because each request costs far more than a read: a
 // start is a database read and a Temporal signal recorded in the sync's
@@ -67,11 +68,14 @@ var (
 	DefaultSyncStatusRateLimit = RateLimit{N: 60, Per: time.Minute}
 )
 
-// Config holds the dependencies of the REST API. DB is required; the rest
-// is optional.
+// Config holds the dependencies of the REST API. DB or Store is required;
+// the rest is optional.
 type Config struct {
-	// DB is the store every query is answered from.
+	// DB is the database every query is answered from when Store is nil.
 	DB *bun.DB
+	// Store, when set, answers every query instead of DB (tests give an
+	// in-memory one).
+	Store Store
 	// Syncer starts and reports syncs. When nil, the sync routes answer
 	// 503 unavailable (a web process running without Temporal).
 	Syncer Syncer
@@ -99,7 +103,8 @@ type Config struct {
 	// Metrics, when set, is mounted at GET /metrics (Prometheus text).
 	Metrics fiber.Handler
 	// Cache, when set, serves summaries and listings from memory (see
-	// Cache); the caller runs it. Nil reads the database every time.
+	// Cache), reading the database it was made with; the caller runs it.
+	// Nil reads the Store every time.
 	Cache *Cache
 	// RateLimit is the per-client (per IP) request limit on the public
 	// read routes, per process; zero N turns it off.
@@ -141,11 +146,14 @@ func DatabaseCheck(d *bun.DB) ReadyCheck {
 
 // New returns the REST API as a Fiber app with every route registered. The
 // caller listens (app.Listen or app.Listener) and stops it with
-// app.ShutdownWithContext, which lets in-flight requests finish. A nil
-// cfg.DB is a wiring mistake and panics.
+// app.ShutdownWithContext, which lets in-flight requests finish. A config
+// with neither DB nor Store is a wiring mistake and panics.
 func New(cfg Config) *fiber.App {
-	if cfg.DB == nil {
-		panic("web.New: Config.DB is nil")
+	if cfg.Store == nil {
+		if cfg.DB == nil {
+			panic("web.New: Config.DB and Config.Store are both nil")
+		}
+		cfg.Store = dbStore{cfg.DB}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -190,7 +198,7 @@ func New(cfg Config) *fiber.App {
 
 	app.Get("/healthz", healthz)
 	app.Get("/readyz", readyz(cfg.Ready, log))
-	var read reader = dbReader{cfg.DB}
+	var read reader = cfg.Store
 	// catchUp brings this process's reads up to date with the store after
 	// a sync or repair it waited for, so the client's next read sees the
 	// data it just waited for (read-your-writes).
@@ -210,9 +218,9 @@ func New(cfg Config) *fiber.App {
 		"too many waiting syncs: at most %d POST /api/sync?wait=true per %s per client; poll GET /api/sync/status instead")
 	app.Post("/api/sync", rateLimit(cfg.SyncRateLimit), waitLimit, admin,
 		startSync(cfg.Syncer, cfg.SyncWaitTimeout, waits, catchUp))
-	app.Get("/api/quarantine", admin, listQuarantine(cfg.DB, cfg.PublicBaseURL))
+	app.Get("/api/quarantine", admin, listQuarantine(cfg.Store, cfg.PublicBaseURL))
 	app.Post("/api/reconcile", admin, startReconcile(cfg.Reconciler, cfg.SyncWaitTimeout, catchUp))
-	app.Get("/api/sync/status", rateLimit(cfg.SyncStatusRateLimit), syncStatus(cfg.Syncer, cfg.DB, cfg.Now))
+	app.Get("/api/sync/status", rateLimit(cfg.SyncStatusRateLimit), syncStatus(cfg.Syncer, cfg.Store, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)
 	app.Get("/docs", docsPage)
 	if cfg.Metrics != nil {

@@ -18,6 +18,7 @@ import (
 
 	"scorekeeper"
 	"scorekeeper/db"
+	"scorekeeper/db/dbtest"
 	"scorekeeper/web"
 )
 
@@ -218,7 +219,9 @@ func TestServer_MiddlewareAndMetrics(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	app, d, _ := MustNewApp(t, web.Config{})
+	app, _, _ := MustNewApp(t, web.Config{})
+	// DatabaseCheck needs a database that answers; SQLite is one.
+	d := dbtest.NewSQLite(t)
 
 	t.Run("OKHealthz", func(t *testing.T) {
 		resp, body := do(t, app, http.MethodGet, "/healthz")
@@ -233,7 +236,7 @@ func TestHealth(t *testing.T) {
 	})
 
 	t.Run("OKReadyz", func(t *testing.T) {
-		app, _, _ := MustNewApp(t, web.Config{DB: d, Ready: []web.ReadyCheck{
+		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{
 			web.DatabaseCheck(d),
 			{Name: "temporal", Check: func(context.Context) error { return nil }},
 		}})
@@ -243,7 +246,7 @@ func TestHealth(t *testing.T) {
 	})
 
 	t.Run("ErrReadyzCheckFails", func(t *testing.T) {
-		app, _, _ := MustNewApp(t, web.Config{DB: d, Ready: []web.ReadyCheck{
+		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{
 			web.DatabaseCheck(d),
 			{Name: "temporal", Check: func(context.Context) error {
 				return errors.New("dial tcp 10.1.2.3:7233: connect: connection refused")
@@ -256,7 +259,7 @@ func TestHealth(t *testing.T) {
 	})
 
 	t.Run("ErrReadyzCheckHangs", func(t *testing.T) {
-		app, _, checkLogs := MustNewApp(t, web.Config{DB: d, Ready: []web.ReadyCheck{
+		app, _, checkLogs := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{
 			{Name: "temporal", Check: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
 		}})
 		start := time.Now()
@@ -267,7 +270,7 @@ func TestHealth(t *testing.T) {
 	})
 
 	t.Run("ErrReadyzDatabaseDown", func(t *testing.T) {
-		app, _, _ := MustNewApp(t, web.Config{DB: d, Ready: []web.ReadyCheck{web.DatabaseCheck(mustOpenDownDB(t))}})
+		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{web.DatabaseCheck(mustOpenDownDB(t))}})
 		resp, body := do(t, app, http.MethodGet, "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
 		require.Equal(t, `{"status":"unavailable","checks":[{"name":"database","status":"unreachable"}]}`, body)

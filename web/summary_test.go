@@ -23,22 +23,42 @@ func summaryURL(userID string) string {
 	return "/api/users/" + url.PathEscape(userID) + "/summary"
 }
 
-// Ensure the design's seed example comes back byte for byte on both
-// databases.
-func TestSummary_Seed(t *testing.T) {
+// Ensure the route reads the store as documented on both databases: the
+// design's seed example byte for byte, user ids compared case-sensitively,
+// an unknown user 404, and X-Data-As-Of from the sync state once there is
+// one.
+func TestSummary_Store(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		ctx := context.Background()
 		MustSeed(t, d)
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{
+			tx("c1", "Abc", scorekeeper.TxEarned, "1"),
+		}}, t0)
+		require.NoError(t, err)
 		app, _, _ := MustNewApp(t, web.Config{DB: d})
 		resp, body := do(t, app, http.MethodGet, "/api/users/445566/summary")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.Equal(t, seedSummary, body)
+		_, ok := resp.Header[web.HeaderDataAsOf]
+		require.False(t, ok, "no sync state yet: X-Data-As-Of is omitted")
+
+		resp, body = do(t, app, http.MethodGet, "/api/users/Abc/summary")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		resp, body = do(t, app, http.MethodGet, "/api/users/abc/summary")
+		requireError(t, resp, body, http.StatusNotFound, "not_found")
+
+		through := time.Date(2023, 3, 16, 12, 34, 56, 789_000_000, time.UTC)
+		_, err = db.EnsureSyncState(ctx, d, db.TransactionsStream, through, time.Now())
+		require.NoError(t, err)
+		resp, body = do(t, app, http.MethodGet, "/api/users/445566/summary")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		require.Equal(t, "2023-03-16T12:34:56Z", resp.Header.Get(web.HeaderDataAsOf))
 	})
 }
 
 func TestSummary(t *testing.T) {
-	ctx := context.Background()
-	app, d, _ := MustNewApp(t, web.Config{})
-	MustSeed(t, d)
+	app, store, _ := MustNewApp(t, web.Config{})
+	store.seed()
 
 	t.Run("OK", func(t *testing.T) {
 		resp, body := do(t, app, http.MethodGet, "/api/users/445566/summary")
@@ -85,8 +105,7 @@ func TestSummary(t *testing.T) {
 
 	t.Run("DataAsOf", func(t *testing.T) {
 		through := time.Date(2023, 3, 16, 12, 34, 56, 789_000_000, time.FixedZone("CET", 3600))
-		_, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, through, time.Now())
-		require.NoError(t, err)
+		store.setAsOf(through)
 		resp, body := do(t, app, http.MethodGet, "/api/users/445566/summary")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		// UTC, whole seconds, rounded down.
@@ -96,10 +115,7 @@ func TestSummary(t *testing.T) {
 	t.Run("ETagChangesWithData", func(t *testing.T) {
 		resp, _ := do(t, app, http.MethodGet, "/api/users/445566/summary")
 		before := resp.Header.Get("ETag")
-		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{
-			tx("a9", "445566", scorekeeper.TxEarned, "0.05"),
-		}}, t0)
-		require.NoError(t, err)
+		store.apply(tx("a9", "445566", scorekeeper.TxEarned, "0.05"))
 		resp, body := do(t, app, http.MethodGet, "/api/users/445566/summary", "If-None-Match", before)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Equal(t, `{"userId":"445566","balance":19.25,"earned":51.25,"spent":12,"payout":20,"paidOut":20}`, body)
@@ -121,6 +137,7 @@ func TestSummary(t *testing.T) {
 	})
 
 	t.Run("ErrUserIDMalformed", func(t *testing.T) {
+		reads := store.readCount()
 		for _, id := range []string{"abc.def", "a b", "a/b", "é", "a\x00b", "445566\n", "a+b", "%"} {
 			resp, body := do(t, app, http.MethodGet, summaryURL(id))
 			requireError(t, resp, body, http.StatusBadRequest, "invalid")
@@ -135,9 +152,11 @@ func TestSummary(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		requireError(t, resp, string(b), http.StatusBadRequest, "invalid")
+		require.Equal(t, reads, store.readCount(), "rejected before the store is asked")
 	})
 
 	t.Run("ErrUserIDSQL", func(t *testing.T) {
+		reads := store.readCount()
 		for _, id := range []string{"1' OR '1'='1", "445566'--", "1; DROP TABLE user_summaries", `" OR ""="`} {
 			resp, body := do(t, app, http.MethodGet, summaryURL(id))
 			requireError(t, resp, body, http.StatusBadRequest, "invalid")
@@ -145,9 +164,7 @@ func TestSummary(t *testing.T) {
 		// Fully percent-encoded, as a browser would send it.
 		resp, body := do(t, app, http.MethodGet, "/api/users/1%27%20OR%20%271%27%3D%271/summary")
 		requireError(t, resp, body, http.StatusBadRequest, "invalid")
-		// And the store is intact.
-		resp, body = do(t, app, http.MethodGet, "/api/users/112233/summary")
-		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		require.Equal(t, reads, store.readCount(), "rejected before the store is asked")
 	})
 
 	t.Run("OKPercentEncodedValidID", func(t *testing.T) {
@@ -163,10 +180,7 @@ func TestSummary(t *testing.T) {
 	})
 
 	t.Run("ErrUserIDIsCaseSensitive", func(t *testing.T) {
-		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{
-			tx("c1", "Abc", scorekeeper.TxEarned, "1"),
-		}}, t0)
-		require.NoError(t, err)
+		store.apply(tx("c1", "Abc", scorekeeper.TxEarned, "1"))
 		resp, _ := do(t, app, http.MethodGet, "/api/users/Abc/summary")
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		resp, body := do(t, app, http.MethodGet, "/api/users/abc/summary")

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
 )
@@ -70,8 +69,8 @@ type SyncRunInfo struct {
 // SyncStatus is the answer of GET /api/sync/status.
 //
 // When SyncedThrough is zero, the web layer fills it (and LagSeconds, from
-// Config.Now) from the database's sync state, the same source as the
-// X-Data-As-Of header; an adapter that knows better sets both itself.
+// Config.Now) from the store's watermark (Store.AsOf), the same source as
+// the X-Data-As-Of header; an adapter that knows better sets both itself.
 type SyncStatus struct {
 	// LastRun is the most recent sync run; nil before the first.
 	LastRun *SyncRunInfo
@@ -337,7 +336,7 @@ func readYourWrites(ctx context.Context, catchUp func(context.Context) error) {
 }
 
 // syncStatus serves GET /api/sync/status.
-func syncStatus(s Syncer, d *bun.DB, now func() time.Time) fiber.Handler {
+func syncStatus(s Syncer, store Store, now func() time.Time) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if _, err := queryParams(c); err != nil {
 			return err
@@ -355,7 +354,7 @@ func syncStatus(s Syncer, d *bun.DB, now func() time.Time) fiber.Handler {
 			return storeError(ctx, err)
 		}
 		if st.SyncedThrough.IsZero() {
-			asOf, err := dataAsOf(ctx, d)
+			asOf, err := store.AsOf(ctx)
 			if err != nil {
 				return storeError(ctx, err)
 			}

@@ -184,13 +184,12 @@ func TestSync_AdminToken(t *testing.T) {
 }
 
 func TestSyncStatus(t *testing.T) {
-	ctx := context.Background()
 	started := time.Date(2023, 3, 16, 12, 34, 0, 0, time.UTC)
 	closed := started.Add(5 * time.Second)
 	late := started.Add(-2 * time.Minute)
 	s := newFakeSyncer()
 	now := started.Add(90 * time.Second)
-	app, d, _ := MustNewApp(t, web.Config{Syncer: s, Now: func() time.Time { return now }})
+	app, store, _ := MustNewApp(t, web.Config{Syncer: s, Now: func() time.Time { return now }})
 
 	t.Run("OK", func(t *testing.T) {
 		stats := s.stats
@@ -230,10 +229,9 @@ func TestSyncStatus(t *testing.T) {
 			"pagesFetchedTwice": 0, "fetcher": null}`, body)
 	})
 
-	t.Run("OKSyncedThroughFromDatabase", func(t *testing.T) {
+	t.Run("OKSyncedThroughFromStore", func(t *testing.T) {
 		s.status = web.SyncStatus{BudgetLimit: 5, BudgetWindow: "1m"}
-		_, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, started, started)
-		require.NoError(t, err)
+		store.setAsOf(started)
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.Contains(t, body, `"syncedThrough":"2023-03-16T12:34:00Z","lagSeconds":90,`)
@@ -244,6 +242,16 @@ func TestSyncStatus(t *testing.T) {
 		defer func() { s.statusErr = nil }()
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		requireError(t, resp, body, http.StatusServiceUnavailable, "unavailable")
+	})
+
+	t.Run("ErrStoreUnavailable", func(t *testing.T) {
+		// The syncer leaves syncedThrough to the store, which is down.
+		s.status = web.SyncStatus{}
+		store.fail(errUnreachable)
+		defer store.fail(nil)
+		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
+		msg := requireError(t, resp, body, http.StatusServiceUnavailable, "unavailable")
+		require.Equal(t, "the database is unreachable", msg)
 	})
 
 	t.Run("ErrInternal", func(t *testing.T) {

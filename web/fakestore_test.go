@@ -1,0 +1,233 @@
+package web_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"scorekeeper"
+	"scorekeeper/db"
+	"scorekeeper/web"
+)
+
+// fakeStore is a web.Store in memory, for tests of HTTP behaviour. Its
+// listings follow the documented contract of db.ListPayoutTotals and
+// db.ListQuarantinePage (filters, order, keyset cursors, totals); whether
+// the SQL keeps that contract is for the tests that run on a database.
+type fakeStore struct {
+	mu        sync.Mutex
+	asOf      *time.Time
+	summaries map[string]scorekeeper.Summary
+	// quarantined is kept in listing order: newest first, then by key.
+	quarantined []db.QuarantineItem
+	// err, when set, is what every read returns.
+	err error
+	// reads counts the calls of the Store's methods.
+	reads int
+}
+
+var _ web.Store = (*fakeStore)(nil)
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{summaries: map[string]scorekeeper.Summary{}}
+}
+
+// seed stores the design's example, as MustSeed does in a database: user
+// 445566 earned 50 + 1.2, spent 12 and was paid out 20 (51.2 − 12 − 20 =
+// 19.2), and user 112233 requested a payout of 30 that is not paid yet.
+func (s *fakeStore) seed() *fakeStore {
+	s.apply(
+		tx("a1", "445566", scorekeeper.TxEarned, "50"),
+		tx("a2", "445566", scorekeeper.TxEarned, "1.2"),
+		tx("a3", "445566", scorekeeper.TxSpent, "12"),
+		tx("a4", "445566", scorekeeper.TxPayout, "20"),
+		tx("b1", "112233", scorekeeper.TxPayout, "30"),
+	)
+	s.pay("445566", scorekeeper.MustParseAmount("20"))
+	return s
+}
+
+// apply adds transactions to their users' summaries, as db.ApplyBatch
+// does for new ids (the fake does not track ids: give each once).
+func (s *fakeStore) apply(txs ...scorekeeper.Transaction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range txs {
+		sum := s.summaries[t.UserID]
+		sum.UserID = t.UserID
+		if err := sum.Add(t); err != nil {
+			panic(err) // a test gave the fake a transaction the store refuses
+		}
+		s.summaries[t.UserID] = sum
+	}
+}
+
+// pay confirms amount of user's requested payouts as paid.
+func (s *fakeStore) pay(user string, amount scorekeeper.Amount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sum := s.summaries[user]
+	sum.PaidOut += amount
+	s.summaries[user] = sum
+}
+
+// setAsOf records sync progress through t (nil: none yet).
+func (s *fakeStore) setAsOf(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asOf = &t
+}
+
+// quarantine stores items as received at at (kept, as the database keeps
+// it, in UTC to the microsecond), skipping raw texts already stored.
+func (s *fakeStore) quarantine(at time.Time, items ...scorekeeper.Quarantined) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at = at.UTC().Truncate(time.Microsecond)
+	for _, q := range items {
+		sum := sha256.Sum256([]byte(q.Raw))
+		key := hex.EncodeToString(sum[:])
+		if slices.ContainsFunc(s.quarantined, func(it db.QuarantineItem) bool { return it.Key == key }) {
+			continue
+		}
+		s.quarantined = append(s.quarantined, db.QuarantineItem{Quarantined: q, ReceivedAt: at, Key: key})
+	}
+	slices.SortFunc(s.quarantined, compareQuarantine)
+}
+
+// readCount returns how many reads the store has answered.
+func (s *fakeStore) readCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// fail makes every read return err (nil: succeed again).
+func (s *fakeStore) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+}
+
+// errUnreachable is a store failure as the driver reports a database that
+// is not there.
+var errUnreachable = &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 9, 8, 7), Port: 5432}, Err: syscall.ECONNREFUSED}
+
+// errBroken is a store failure that is a bug, not an outage.
+var errBroken = errors.New("sql: database is closed")
+
+func (s *fakeStore) AsOf(ctx context.Context) (*time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.asOf == nil {
+		return nil, nil
+	}
+	t := *s.asOf
+	return &t, nil
+}
+
+func (s *fakeStore) Summary(ctx context.Context, userID string) (scorekeeper.Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.err != nil {
+		return scorekeeper.Summary{}, s.err
+	}
+	sum, ok := s.summaries[userID]
+	if !ok {
+		return scorekeeper.Summary{}, scorekeeper.Errorf(scorekeeper.ENotFound, "user %s not found", userID)
+	}
+	return sum, nil
+}
+
+// payoutAmount is the sum a listing of status shows for sum.
+func payoutAmount(status string, sum scorekeeper.Summary) (scorekeeper.Amount, bool) {
+	switch status {
+	case "", "requested":
+		return sum.Payout, true
+	case "pending":
+		return sum.Payout - sum.PaidOut, true
+	case "paid":
+		return sum.PaidOut, true
+	case "failed":
+		return sum.FailedPayout, true
+	}
+	return 0, false
+}
+
+func (s *fakeStore) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.err != nil {
+		return nil, 0, s.err
+	}
+	if f.Limit <= 0 {
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	}
+	var cmpRows func(a, b db.PayoutTotal) int
+	switch f.Sort {
+	case "", "userId":
+		cmpRows = func(a, b db.PayoutTotal) int { return cmp.Compare(a.UserID, b.UserID) }
+	case "-payoutAmount":
+		cmpRows = func(a, b db.PayoutTotal) int {
+			return cmp.Or(cmp.Compare(b.Amount, a.Amount), cmp.Compare(a.UserID, b.UserID))
+		}
+	default:
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "unknown sort %q", f.Sort)
+	}
+	var rows []db.PayoutTotal
+	for _, sum := range s.summaries {
+		a, ok := payoutAmount(f.Status, sum)
+		if !ok {
+			return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "unknown payout status %q", f.Status)
+		}
+		if a > 0 {
+			rows = append(rows, db.PayoutTotal{UserID: sum.UserID, Amount: a})
+		}
+	}
+	slices.SortFunc(rows, cmpRows)
+	total := len(rows)
+	if f.After.UserID != "" {
+		after := db.PayoutTotal{UserID: f.After.UserID, Amount: f.After.Amount}
+		rows = slices.DeleteFunc(rows, func(r db.PayoutTotal) bool { return cmpRows(r, after) <= 0 })
+	}
+	return rows[:min(f.Limit, len(rows))], total, nil
+}
+
+func compareQuarantine(a, b db.QuarantineItem) int {
+	return cmp.Or(b.ReceivedAt.Compare(a.ReceivedAt), cmp.Compare(a.Key, b.Key))
+}
+
+func (s *fakeStore) QuarantinePage(ctx context.Context, f db.QuarantineFilter) ([]db.QuarantineItem, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.err != nil {
+		return nil, 0, s.err
+	}
+	if f.Limit <= 0 {
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	}
+	page := s.quarantined
+	if f.After.Key != "" {
+		after := db.QuarantineItem{ReceivedAt: f.After.ReceivedAt, Key: f.After.Key}
+		i := slices.IndexFunc(page, func(it db.QuarantineItem) bool { return compareQuarantine(it, after) > 0 })
+		if i < 0 {
+			i = len(page)
+		}
+		page = page[i:]
+	}
+	return slices.Clone(page[:min(f.Limit, len(page))]), len(s.quarantined), nil
+}
