@@ -64,7 +64,7 @@ func newSyncRun(ctx workflow.Context, in SyncInput) *syncRun {
 		s.in.Want = workflow.Now(ctx)
 	}
 	s.dbCtx = workflow.WithActivityOptions(ctx, syncDBActivityOptions())
-	s.fetchCtx = workflow.WithActivityOptions(ctx, fetchPageActivityOptions())
+	s.fetchCtx = workflow.WithActivityOptions(ctx, fetchPageActivityOptions(s.interval()))
 	s.waitCtx = workflow.WithActivityOptions(ctx, awaitSyncActivityOptions())
 	return s
 }
@@ -88,10 +88,15 @@ func syncDBActivityOptions() workflow.ActivityOptions {
 // fetchPageActivityOptions are FetchPage's. Fetching may wait for a budget
 // slot (up to the budget window) and then for upstream; the heartbeat
 // notices a dead worker early. 429s come back with NextRetryDelay =
-// Retry-After; other failures back off up to a minute. ScheduleToClose
-// bounds a run against an upstream that stays down: the next run picks up
-// where it stopped.
-func fetchPageActivityOptions() workflow.ActivityOptions {
+// Retry-After; other failures back off up to half a sync interval (at
+// least a second, at most a minute). The cap is what keeps data fresh
+// after a storm: Temporal's backoff counts every attempt, 429s included,
+// so after a dozen 429s the next 5xx would otherwise wait the full
+// minute, and the freshness promise is two intervals. Retrying sooner
+// costs nothing upstream does not allow: every attempt takes a budget
+// slot first. ScheduleToClose bounds a run against an upstream that stays
+// down: the next run picks up where it stopped.
+func fetchPageActivityOptions(interval time.Duration) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		HeartbeatTimeout:       30 * time.Second,
@@ -99,7 +104,7 @@ func fetchPageActivityOptions() workflow.ActivityOptions {
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
+			MaximumInterval:        min(time.Minute, max(time.Second, interval/2)),
 			NonRetryableErrorTypes: []string{activities.ErrTypeUpstreamRejected},
 		},
 	}
