@@ -204,3 +204,22 @@ var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_-], the
 // only user ids the REST API accepts.
 func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+
+// SyncStats is what a sync did: SyncWorkflow's result, what
+// POST /api/sync?wait=true answers beside the workflow and run ids, and
+// the last run's stats in GET /api/sync/status. One type, so the six
+// counts are named and documented once.
+type SyncStats struct {
+	// Fetched counts valid items received from upstream (duplicates included).
+	Fetched int `json:"fetched"`
+	// Inserted counts transactions stored for the first time.
+	Inserted int `json:"inserted"`
+	// Duplicates counts items already stored (or repeated on a page).
+	Duplicates int `json:"duplicates"`
+	// Quarantined counts malformed items seen for the first time.
+	Quarantined int `json:"quarantined"`
+	// Pages counts upstream pages fetched.
+	Pages int `json:"pages"`
+	// SyncedThrough is the instant through which upstream data is stored.
+	SyncedThrough time.Time `json:"syncedThrough"`
+}

@@ -35,20 +35,7 @@ type SyncRun struct {
 }
 
 // SyncStats is what a finished sync did: SyncResult of SyncWorkflow.
-type SyncStats struct {
-	// Fetched counts upstream items received.
-	Fetched int
-	// Inserted counts new transactions stored.
-	Inserted int
-	// Duplicates counts items skipped because their id was stored.
-	Duplicates int
-	// Quarantined counts malformed items kept by this run.
-	Quarantined int
-	// Pages counts upstream pages fetched.
-	Pages int
-	// SyncedThrough is the instant through which data is stored after it.
-	SyncedThrough time.Time
-}
+type SyncStats = scorekeeper.SyncStats
 
 // SyncRunInfo describes the most recent sync run.
 type SyncRunInfo struct {
@@ -118,35 +105,21 @@ type syncRunResponse struct {
 	RunID      string `json:"runId"`
 }
 
-// syncResultResponse is the 200 body of POST /api/sync?wait=true.
+// syncResultResponse is the 200 body of POST /api/sync?wait=true: the
+// run's ids and its stats, flattened into one object.
 type syncResultResponse struct {
-	WorkflowID    string    `json:"workflowId"`
-	RunID         string    `json:"runId"`
-	Fetched       int       `json:"fetched"`
-	Inserted      int       `json:"inserted"`
-	Duplicates    int       `json:"duplicates"`
-	Quarantined   int       `json:"quarantined"`
-	Pages         int       `json:"pages"`
-	SyncedThrough time.Time `json:"syncedThrough"`
-}
-
-// syncStatsResponse is a finished run's result inside the status.
-type syncStatsResponse struct {
-	Fetched       int       `json:"fetched"`
-	Inserted      int       `json:"inserted"`
-	Duplicates    int       `json:"duplicates"`
-	Quarantined   int       `json:"quarantined"`
-	Pages         int       `json:"pages"`
-	SyncedThrough time.Time `json:"syncedThrough"`
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	SyncStats
 }
 
 type syncRunInfoResponse struct {
-	WorkflowID string             `json:"workflowId"`
-	RunID      string             `json:"runId"`
-	Status     string             `json:"status"`
-	StartedAt  time.Time          `json:"startedAt"`
-	ClosedAt   *time.Time         `json:"closedAt"`
-	Stats      *syncStatsResponse `json:"stats"`
+	WorkflowID string     `json:"workflowId"`
+	RunID      string     `json:"runId"`
+	Status     string     `json:"status"`
+	StartedAt  time.Time  `json:"startedAt"`
+	ClosedAt   *time.Time `json:"closedAt"`
+	Stats      *SyncStats `json:"stats"`
 }
 
 // syncStatusResponse is the body of GET /api/sync/status. Absent values
@@ -168,16 +141,8 @@ type syncStatusResponse struct {
 }
 
 func toSyncResultResponse(r SyncRun, s SyncStats) syncResultResponse {
-	return syncResultResponse{
-		WorkflowID:    r.WorkflowID,
-		RunID:         r.RunID,
-		Fetched:       s.Fetched,
-		Inserted:      s.Inserted,
-		Duplicates:    s.Duplicates,
-		Quarantined:   s.Quarantined,
-		Pages:         s.Pages,
-		SyncedThrough: s.SyncedThrough.UTC(),
-	}
+	s.SyncedThrough = s.SyncedThrough.UTC()
+	return syncResultResponse{WorkflowID: r.WorkflowID, RunID: r.RunID, SyncStats: s}
 }
 
 func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
@@ -207,14 +172,9 @@ func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
 			ClosedAt:   utcPtr(r.ClosedAt),
 		}
 		if st := r.Stats; st != nil {
-			out.LastRun.Stats = &syncStatsResponse{
-				Fetched:       st.Fetched,
-				Inserted:      st.Inserted,
-				Duplicates:    st.Duplicates,
-				Quarantined:   st.Quarantined,
-				Pages:         st.Pages,
-				SyncedThrough: st.SyncedThrough.UTC(),
-			}
+			stats := *st
+			stats.SyncedThrough = stats.SyncedThrough.UTC()
+			out.LastRun.Stats = &stats
 		}
 	}
 	return out

@@ -62,11 +62,7 @@ func (c *Client) StartSync(ctx context.Context) (web.SyncRun, error) {
 // WaitSync waits for the run (following continue-as-new) and returns its
 // totals.
 func (c *Client) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
-	res, err := result[workflows.SyncResult](ctx, c.Temporal, run, "sync failed")
-	if err != nil {
-		return web.SyncStats{}, err
-	}
-	return toSyncStats(res), nil
+	return result[workflows.SyncResult](ctx, c.Temporal, run, "sync failed")
 }
 
 // StartReconcile starts a reconciliation, or joins the one running: one
@@ -140,17 +136,6 @@ func result[T any](ctx context.Context, c client.Client, run web.SyncRun, what s
 		return zero, temporalError(what, err)
 	}
 	return res, nil
-}
-
-func toSyncStats(r workflows.SyncResult) web.SyncStats {
-	return web.SyncStats{
-		Fetched:       r.Fetched,
-		Inserted:      r.Inserted,
-		Duplicates:    r.Duplicates,
-		Quarantined:   r.Quarantined,
-		Pages:         r.Pages,
-		SyncedThrough: r.SyncedThrough,
-	}
 }
 
 // Status reads the watermark, late coverage, budget and quarantine from the
@@ -238,8 +223,7 @@ func (c *Client) lastRun(ctx context.Context) (*web.SyncRunInfo, error) {
 		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if res, err := result[workflows.SyncResult](gctx, c.Temporal, web.SyncRun{WorkflowID: info.WorkflowID, RunID: info.RunID}, "sync result"); err == nil {
-			st := toSyncStats(res)
-			info.Stats = &st
+			info.Stats = &res
 		}
 	}
 	return info, nil

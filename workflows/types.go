@@ -6,6 +6,8 @@ package workflows
 
 import (
 	"time"
+
+	"scorekeeper"
 )
 
 // Workflow and schedule ids are business keys, so starting the same thing
@@ -66,17 +68,4 @@ const DefaultMaxPagesPerRun = 40
 
 // SyncResult is what one sync did: exactly what POST /api/sync?wait=true
 // returns beside the workflow and run ids.
-type SyncResult struct {
-	// Fetched counts valid items received from upstream (duplicates included).
-	Fetched int `json:"fetched"`
-	// Inserted counts transactions stored for the first time.
-	Inserted int `json:"inserted"`
-	// Duplicates counts items already stored (or repeated on a page).
-	Duplicates int `json:"duplicates"`
-	// Quarantined counts malformed items seen for the first time.
-	Quarantined int `json:"quarantined"`
-	// Pages counts upstream pages fetched.
-	Pages int `json:"pages"`
-	// SyncedThrough is the instant through which upstream data is stored.
-	SyncedThrough time.Time `json:"syncedThrough"`
-}
+type SyncResult = scorekeeper.SyncStats
