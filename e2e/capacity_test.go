@@ -86,16 +86,8 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 	if sc.lateCheck != "" {
 		w.env["SYNC_LATE_CHECK"] = sc.lateCheck
 	}
-	addr := freeAddrTB(tb)
-	webEnv := map[string]string{"HTTP_ADDR": addr, "ADMIN_TOKEN": "s3cret"}
-	for k, v := range w.env {
-		if _, set := webEnv[k]; !set {
-			webEnv[k] = v
-		}
-	}
 	startProc(tb, "worker", "worker", w.env)
-	startProc(tb, "web", "web", webEnv)
-	waitHTTP(tb, "http://"+addr+"/readyz")
+	base := w.startWeb(tb)
 
 	ctx := context.Background()
 	var out outcome
@@ -115,7 +107,7 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 		return int(n)
 	}
 	manual := func() {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/sync", nil)
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/sync", nil)
 		req.Header.Set("Authorization", "Bearer s3cret")
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(tb, err)
@@ -168,6 +160,7 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 	})
 	out.catchUp = time.Since(end)
 	w.requireExact(tb, time.Minute)
+	w.requireServedExact(tb, base, time.Minute)
 	out.twice = w.mock.PagesAnsweredTwice()
 	return out
 }

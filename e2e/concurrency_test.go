@@ -28,42 +28,34 @@ func freeAddrTB(t testing.TB) string {
 // together stay exact and within the upstream budget.
 func TestSync_TwoWorkersAndManualSyncs(t *testing.T) {
 	w := newWorld(t, 2000, 20000)
-	addr := freeAddr(t)
-	webEnv := map[string]string{"HTTP_ADDR": addr, "ADMIN_TOKEN": "s3cret"}
-	for k, v := range w.env {
-		if _, set := webEnv[k]; !set {
-			webEnv[k] = v
-		}
-	}
-	startProc(t, "web", "web", webEnv)
+	base := w.startWeb(t)
 	startProc(t, "worker-a", "worker", w.env)
 	startProc(t, "worker-b", "worker", w.env)
-	base := "http://" + addr
-	eventually(t, 30*time.Second, "the REST API to be ready", func() (bool, string) {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
 
-	post := func(query, token string) (*http.Response, map[string]any) {
+	// post is called from the burst's goroutines too, so it reports
+	// failures as errors: require may only stop the test's own goroutine.
+	post := func(query, token string) (int, map[string]any, error) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/api/sync"+query, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
+		if err != nil {
+			return 0, nil, err
+		}
 		defer resp.Body.Close()
 		var body map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-		return resp, body
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return resp.StatusCode, nil, fmt.Errorf("POST /api/sync%s: %s: %w", query, resp.Status, err)
+		}
+		return resp.StatusCode, body, nil
 	}
-	resp, _ := post("", "")
-	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	resp, _ = post("", "wrong")
-	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	code, _, err := post("", "")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, _, err = post("", "wrong")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusForbidden, code)
 
 	// Bursts while the scheduled backfill runs.
 	for burst := range 3 {
@@ -73,9 +65,9 @@ func TestSync_TwoWorkersAndManualSyncs(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp, body := post("", "s3cret")
-				if resp.StatusCode != http.StatusAccepted {
-					t.Errorf("burst %d: status %d: %v", burst, resp.StatusCode, body)
+				code, body, err := post("", "s3cret")
+				if err != nil || code != http.StatusAccepted {
+					t.Errorf("burst %d: status %d: %v (%v)", burst, code, body, err)
 					return
 				}
 				ids <- fmt.Sprint(body["workflowId"])
@@ -90,12 +82,14 @@ func TestSync_TwoWorkersAndManualSyncs(t *testing.T) {
 	}
 
 	w.requireExact(t, 5*time.Minute)
+	w.requireServedExact(t, base, time.Minute)
 
 	// The first wait may join a manual sync still running from the
 	// bursts; once it returns, a new one finds everything stored.
 	for i := range 2 {
-		resp, body := post("?wait=true", "s3cret")
-		require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)
+		code, body, err := post("?wait=true", "s3cret")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, "%v", body)
 		for _, k := range []string{"workflowId", "runId", "fetched", "inserted", "duplicates", "quarantined", "pages", "syncedThrough"} {
 			require.Contains(t, body, k)
 		}

@@ -87,12 +87,23 @@ func startTemporal(tb testing.TB) (*testsuite.DevServer, client.Client) {
 	return srv, srv.Client()
 }
 
-// proc is a scorekeeper subprocess whose output is kept for failure logs.
+// proc is a scorekeeper subprocess whose output is kept for failure logs:
+// in memory, or in a file (see startProcToFile).
 type proc struct {
 	name string
 	cmd  *exec.Cmd
 	out  *syncBuffer
+	file string
 	done chan struct{}
+}
+
+// output is what the process wrote so far.
+func (p *proc) output() string {
+	if p.file != "" {
+		b, _ := os.ReadFile(p.file)
+		return string(b)
+	}
+	return p.out.String()
 }
 
 type syncBuffer struct {
@@ -116,19 +127,39 @@ func (s *syncBuffer) String() string {
 // environment, and stops it when the test ends.
 func startProc(tb testing.TB, name, command string, env map[string]string) *proc {
 	tb.Helper()
+	return startProcOut(tb, name, command, env, "")
+}
+
+// startProcToFile is startProc with the process's output written to a file
+// in the test's temporary directory rather than kept in memory: under load
+// a process that logs a line per request would otherwise spend the test
+// process's CPU (the load generator's) on keeping its lines.
+func startProcToFile(tb testing.TB, name, command string, env map[string]string) *proc {
+	tb.Helper()
+	return startProcOut(tb, name, command, env, filepath.Join(tb.TempDir(), name+".log"))
+}
+
+func startProcOut(tb testing.TB, name, command string, env map[string]string, file string) *proc {
+	tb.Helper()
 	cmd := exec.Command(binary, command)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, file: file, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if file != "" {
+		f, err := os.Create(file)
+		require.NoError(tb, err)
+		defer f.Close() // the child has its own descriptor
+		cmd.Stdout, cmd.Stderr = f, f
+	}
 	require.NoError(tb, cmd.Start())
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	tb.Cleanup(func() {
 		p.stop()
 		if tb.Failed() {
-			tb.Logf("--- %s output (last 4000 bytes):\n%s", name, tail(p.out.String(), 4000))
+			tb.Logf("--- %s output (last 4000 bytes):\n%s", name, tail(p.output(), 4000))
 		}
 	})
 	return p

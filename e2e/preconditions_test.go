@@ -39,6 +39,6 @@ func TestWorker_RefusesNamespaceWithoutUserID(t *testing.T) {
 		t.Fatal("the worker kept running on a namespace without UserId")
 	}
 	require.NotZero(t, p.cmd.ProcessState.ExitCode())
-	out := p.out.String()
+	out := p.output()
 	require.True(t, strings.Contains(out, "UserId") && strings.Contains(out, "search-attribute create"), "the error names what is missing and how to add it:\n%s", out)
 }
