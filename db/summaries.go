@@ -32,24 +32,6 @@ func QuarantineCount(ctx context.Context, db bun.IDB) (int, error) {
 	return int(n), nil
 }
 
-// ListQuarantine returns up to limit quarantined items, newest first.
-func ListQuarantine(ctx context.Context, db bun.IDB, limit int) ([]scorekeeper.Quarantined, error) {
-	var rows []quarantineRow
-	err := db.NewSelect().
-		Model(&rows).
-		Order("first_seen_at DESC", "raw_hash").
-		Limit(int64(limit)).
-		Scan(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list quarantine: %w", err)
-	}
-	out := make([]scorekeeper.Quarantined, len(rows))
-	for i, r := range rows {
-		out[i] = scorekeeper.Quarantined{ItemID: r.ItemID, Raw: r.Raw, Reason: r.Reason}
-	}
-	return out, nil
-}
-
 // SummariesAfter lists up to limit summaries of users after the given user
 // id, in id order: a full scan in pages, for warming read caches.
 func SummariesAfter(ctx context.Context, db bun.IDB, after string, limit int) ([]scorekeeper.Summary, error) {
