@@ -160,7 +160,7 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 	})
 	out.catchUp = time.Since(end)
 	w.requireExact(tb, time.Minute)
-	w.requireServedExact(tb, base, time.Minute)
+	w.requireServedExact(tb, base, 3*time.Minute)
 	out.twice = w.mock.PagesAnsweredTwice()
 	return out
 }

@@ -63,7 +63,7 @@ func TestPayouts_EndToEnd(t *testing.T) {
 	startProc(t, "worker", "worker", w.env)
 	base := w.startWeb(t)
 	w.requirePayoutsExact(t, 5*time.Minute)
-	w.requireServedExact(t, base, time.Minute)
+	w.requireServedExact(t, base, 2*time.Minute)
 
 	c := w.temporalClient(t)
 	user := ""

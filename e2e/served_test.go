@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -39,16 +40,21 @@ type servedSummary struct {
 	PaidOut scorekeeper.Amount `json:"paidOut"`
 }
 
-// requireServedExact waits until the web process at base serves, for every
-// user upstream knows, the summary the ground truth says: earned and spent
-// as upstream holds them, payout as requested less what the provider
-// rejected (a rejected user's payouts all fail), paidOut as the provider's
-// own ledger records, and balance their difference. Call it once the store
-// is exact (requireExact), so what is left is the web tier's to catch up.
+// requireServedExact waits until no payout is pending and the web process
+// at base serves, for every user upstream knows, the summary the ground
+// truth says: earned and spent as upstream holds them, payout as requested
+// less what the provider rejected (a rejected user's payouts all fail),
+// paidOut as the provider's own ledger records, and balance their
+// difference. Call it once the store is exact (requireExact), so what is
+// left is payouts finishing and the web tier catching up.
 func (w *world) requireServedExact(t testing.TB, base string, timeout time.Duration) {
 	t.Helper()
+	ctx := context.Background()
 	client := &http.Client{Timeout: 10 * time.Second}
 	eventually(t, timeout, "the web process to serve every summary as the ground truth", func() (bool, string) {
+		if off := w.payoutsPending(ctx); off != "" {
+			return false, off
+		}
 		paid := w.mock.Paid()
 		for u, want := range w.mock.Truth() {
 			got, err := getSummary(client, base, u)

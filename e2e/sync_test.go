@@ -128,7 +128,7 @@ func TestSync_EndToEnd(t *testing.T) {
 	startProc(t, "worker", "worker", w.env)
 	base := w.startWeb(t)
 	w.requireExact(t, 4*time.Minute)
-	w.requireServedExact(t, base, 2*time.Minute)
+	w.requireServedExact(t, base, 4*time.Minute)
 }
 
 // Ensure the sync stays exact when the worker is SIGKILLed at random
