@@ -174,8 +174,13 @@ func TestSync_NearCapacity(t *testing.T) {
 	t.Logf("ingested %.1f%% of capacity, lag max %.2f p99 %.2f scaled min, late lag max %.2f, catch-up %.2f scaled min, %d manual syncs",
 		100*out.ingested, scaled(out.maxLag), scaled(out.p99Lag), scaled(out.maxLateLag), scaled(out.catchUp), out.manual)
 	require.Zero(t, out.twice, "pages fetched twice")
+	// Keeping up with the feed is the lag bound: a sync that fell behind
+	// the 90% feed would fall further behind every interval. The share of
+	// capacity ingested over a 40 s window is logged, not asserted: with
+	// the lag moving within its bound it differs from the feed's 90% by
+	// up to lag/window (±12% here), and throughput is a performance goal,
+	// measured by BenchmarkSync_Capacity (make bench).
 	require.Less(t, out.maxLag, 2*time.Minute/scale, "X-Data-As-Of more than 2 scaled minutes behind")
-	require.GreaterOrEqual(t, out.ingested, 0.85, "the feed's 90%% was not kept up with")
 }
 
 // Ensure late coverage keeps within SYNC_OVERLAP + 2 intervals at 40% of
