@@ -2,6 +2,7 @@ package syncplan
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -33,11 +34,16 @@ func TestSim_Capacity(t *testing.T) {
 		ordered bool
 		share   float64
 		maxLag  time.Duration // after warm-up; 0: only that it stays bounded
+		manual  time.Duration // a manual sync this often (0: none)
 	}{
-		{"Ordered90", true, 0.90, 2 * time.Minute},
-		{"Unordered90", false, 0.90, 2 * time.Minute},
-		{"Ordered98", true, 0.98, 0},
-		{"Unordered95", false, 0.95, 0},
+		{"Ordered90", true, 0.90, 2 * time.Minute, 0},
+		{"Unordered90", false, 0.90, 2 * time.Minute, 0},
+		{"Ordered98", true, 0.98, 0, 0},
+		{"Unordered95", false, 0.95, 0, 0},
+		{"Ordered90Manual", true, 0.90, 2 * time.Minute, 3 * time.Minute},
+		{"Unordered90Manual", false, 0.90, 2 * time.Minute, 3 * time.Minute},
+		{"Ordered98Manual", true, 0.98, 0, 3 * time.Minute},
+		{"Unordered95Manual", false, 0.95, 0, 3 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := prodConfig()
@@ -46,11 +52,12 @@ func TestSim_Capacity(t *testing.T) {
 			end := start.Add(40 * time.Minute)
 			items := simFeed(rng, cfg.Start, end, capacity(cfg)*tc.share, 0, 0)
 			m := newSim(t, cfg, items, tc.ordered, start)
+			m.manualEvery, m.nextManual = tc.manual, start.Add(5*time.Minute)
 			m.run(start.Add(5 * time.Minute)) // warm up
 			m.maxLag = 0
 			m.run(end)
 			lagEnd := m.now.Sub(m.through)
-			t.Logf("max lag %s, lag at end %s, requests %v, twice %d", m.maxLag, lagEnd, m.requests, m.twice)
+			t.Logf("max lag %s, lag at end %s, requests %v, twice %d, manual syncs served in %v", m.maxLag, lagEnd, m.requests, m.twice, m.served)
 			if m.twice != 0 {
 				t.Errorf("%d pages fetched twice", m.twice)
 			}
@@ -60,9 +67,20 @@ func TestSim_Capacity(t *testing.T) {
 			if lagEnd > 3*time.Minute {
 				t.Errorf("lag at end %s: not keeping up", lagEnd)
 			}
+			m.manualEvery = 0 // the stream and manual syncs stop
 			m.run(end.Add(5 * time.Minute))
 			if n := m.missing(); n != 0 {
 				t.Errorf("%d items never stored", n)
+			}
+			// A manual sync is served by the next pages the budget allows:
+			// near capacity the budget may be spent for the window ahead.
+			if tc.manual > 0 {
+				if !m.want.IsZero() || len(m.served) != int((end.Sub(start.Add(5*time.Minute))-1)/tc.manual)+1 {
+					t.Errorf("manual syncs served %d, one open since %s", len(m.served), m.wantAt)
+				}
+				if worst := slices.Max(m.served); worst > 2*cfg.BudgetWindow+cfg.Interval {
+					t.Errorf("a manual sync waited %s for its data", worst)
+				}
 			}
 		})
 	}

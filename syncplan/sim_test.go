@@ -35,7 +35,14 @@ type sim struct {
 	through time.Time
 	st      State
 	want    time.Time
-	grants  []time.Time
+	// manualEvery, when set, makes a manual sync want data through now
+	// every manualEvery from nextManual on; wantAt is when the open want
+	// was made and served how long each took to be covered.
+	manualEvery time.Duration
+	nextManual  time.Time
+	wantAt      time.Time
+	served      []time.Duration
+	grants      []time.Time
 	stored  map[int]bool
 	checked int       // items[:checked] are behind the watermark, checked
 	pending []simItem // late items behind the watermark, not stored yet
@@ -114,6 +121,12 @@ func (m *sim) inWindow(t time.Time) []time.Time {
 // step plans and performs one request (or waits); it reports false once
 // the planner waits past until.
 func (m *sim) step(until time.Time) bool {
+	if m.manualEvery > 0 && !m.now.Before(m.nextManual) {
+		if m.want.IsZero() {
+			m.want, m.wantAt = m.now, m.now
+		}
+		m.nextManual = m.nextManual.Add(m.manualEvery)
+	}
 	in := Input{Now: m.now, Through: m.through, State: m.st, Want: m.want, Grants: m.inWindow(m.now)}
 	req := Next(m.cfg, in)
 	if req.Kind == Wait {
@@ -121,6 +134,9 @@ func (m *sim) step(until time.Time) bool {
 			m.t.Fatalf("at %s: wait %s", m.now, req.Wait)
 		}
 		m.now = m.now.Add(req.Wait)
+		if m.manualEvery > 0 && m.now.After(m.nextManual) {
+			m.now = m.nextManual // the sync signal wakes the planner
+		}
 		m.sample()
 		return m.now.Before(until)
 	}
@@ -165,6 +181,10 @@ func (m *sim) step(until time.Time) bool {
 	m.st = roundTrip(m.t, m.st)
 	m.check()
 	m.now = m.now.Add(m.latency)
+	if !m.want.IsZero() && !m.through.Before(m.want) {
+		m.served = append(m.served, m.now.Sub(m.wantAt))
+		m.want = time.Time{}
+	}
 	m.sample()
 	return m.now.Before(until)
 }
