@@ -166,15 +166,24 @@ func payoutAmount(status string, sum scorekeeper.Summary) (scorekeeper.Amount, b
 	return 0, false
 }
 
+// listingRead counts a listing's read (the caller holds s.mu) and returns
+// the injected error, or the store's error for a limit it refuses.
+func (s *fakeStore) listingRead(limit int) error {
+	s.reads++
+	if s.err != nil {
+		return s.err
+	}
+	if limit <= 0 {
+		return scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	}
+	return nil
+}
+
 func (s *fakeStore) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reads++
-	if s.err != nil {
-		return nil, 0, s.err
-	}
-	if f.Limit <= 0 {
-		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	if err := s.listingRead(f.Limit); err != nil {
+		return nil, 0, err
 	}
 	var cmpRows func(a, b db.PayoutTotal) int
 	switch f.Sort {
@@ -213,12 +222,8 @@ func compareQuarantine(a, b db.QuarantineItem) int {
 func (s *fakeStore) QuarantinePage(ctx context.Context, f db.QuarantineFilter) ([]db.QuarantineItem, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reads++
-	if s.err != nil {
-		return nil, 0, s.err
-	}
-	if f.Limit <= 0 {
-		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	if err := s.listingRead(f.Limit); err != nil {
+		return nil, 0, err
 	}
 	page := s.quarantined
 	if f.After.Key != "" {
