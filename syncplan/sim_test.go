@@ -43,9 +43,9 @@ type sim struct {
 	wantAt      time.Time
 	served      []time.Duration
 	grants      []time.Time
-	stored  map[int]bool
-	checked int       // items[:checked] are behind the watermark, checked
-	pending []simItem // late items behind the watermark, not stored yet
+	stored      map[int]bool
+	checked     int       // items[:checked] are behind the watermark, checked
+	pending     []simItem // late items behind the watermark, not stored yet
 
 	requests map[Kind]int
 	seen     map[string]int // identical fresh requests answered
