@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
@@ -135,6 +137,27 @@ func TestServer_RequestID(t *testing.T) {
 		id1, id2 := resp1.Header.Get(web.HeaderRequestID), resp2.Header.Get(web.HeaderRequestID)
 		require.NotEmpty(t, id1)
 		require.NotEqual(t, id1, id2)
+	})
+
+	// A made-up id is a random UUID, not a counter: the distance between
+	// two of a client's ids must not tell how many requests came between.
+	t.Run("OKGeneratedRandom", func(t *testing.T) {
+		var prevBE, prevLE uint64
+		distance := func(a, b uint64) uint64 { return max(a, b) - min(a, b) }
+		for i := range 50 {
+			resp, _ := do(t, app, http.MethodGet, "/healthz")
+			id, err := uuid.Parse(resp.Header.Get(web.HeaderRequestID))
+			require.NoError(t, err)
+			require.Equal(t, uuid.Version(4), id.Version())
+			require.Equal(t, uuid.RFC4122, id.Variant())
+			// Read both ways: a counter may sit in either byte order.
+			be, le := binary.BigEndian.Uint64(id[:8]), binary.LittleEndian.Uint64(id[:8])
+			if i > 0 {
+				require.Greater(t, distance(be, prevBE), uint64(1)<<32, "ids %s and the one before", id)
+				require.Greater(t, distance(le, prevLE), uint64(1)<<32, "ids %s and the one before", id)
+			}
+			prevBE, prevLE = be, le
+		}
 	})
 
 	t.Run("OKCallersKept", func(t *testing.T) {
