@@ -42,6 +42,7 @@ test: temporal
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzSummaryPath$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzPayoutsQuery$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidUserID$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x .
 
 ## chaos: the end-to-end fault suite in full, printing its table of
 ## violations (make test runs the short form)
