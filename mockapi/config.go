@@ -20,6 +20,11 @@ const MaxUsers = 1_000_000
 // limit is capped to it, as upstream does.
 const MaxPageSize = 1000
 
+// MaxBigItemBytes is the largest Config.BigItemBytes: a guard against
+// exhausting memory by mistake, well above the 32 MiB body cap of
+// scorekeeper's upstream client.
+const MaxBigItemBytes = 256 << 20
+
 // MaxLiveBacklog bounds the live items New would have to generate at once
 // for a Start far in the past: a guard against exhausting memory by
 // mistake (e.g. a fixed MOCK_START with the real clock).
@@ -33,12 +38,16 @@ const DefaultPageSize = 10
 // Config describes the data the mock generates and how it misbehaves. The
 // zero value is not useful: start from DefaultConfig or ConfigFromEnv.
 //
-// Every fraction (the *Rate fields except LiveRate and RateLimit) is a
-// probability in [0, 1]. Which items are late, malformed, duplicated or
-// rejected is decided by hashing the item (or user) with Seed, so the same
-// Config always yields the same data; request-level faults (FailRate,
-// SlowRate, PayoutFailRate, PayoutLatency) draw from a generator seeded with
-// Seed, so they repeat for the same sequence of requests.
+// Every fraction (the *Rate fields except LiveRate and RateLimit, and
+// PageDuplicates) is a probability in [0, 1]. Which items are late,
+// malformed, duplicated or rejected is decided by hashing the item (or user)
+// with Seed, so the same Config always yields the same data; request-level
+// faults (FailRate, SlowRate, PayoutFailRate, PayoutLatency) draw from a
+// generator seeded with Seed, so they repeat for the same sequence of
+// requests. DropRate, ShuffleTies and PageDuplicates draw from a second
+// generator seeded with Seed, advanced once per GET /transactions request
+// the rate limit admits, so they too repeat for the same sequence of
+// requests, and turning one on changes none of the other draws.
 type Config struct {
 	// Seed makes every generated value reproducible. MOCK_SEED.
 	Seed int64
@@ -89,6 +98,62 @@ type Config struct {
 	// order) instead of a seeded non-chronological order. MOCK_ORDERED
 	// (true or false).
 	Ordered bool
+	// ShuffleTies (only with Ordered) lists the items of equal createdAt in
+	// a fresh random order on every request, as `ORDER BY created_at
+	// OFFSET n` does in a SQL database: no order among ties, and none kept
+	// between requests. So when a page boundary falls among items of equal
+	// createdAt, an item of that instant may be on neither page or on both.
+	// Only the order changes: each page still has its position range of
+	// the listing, and meta is unchanged. MOCK_SHUFFLE_TIES (true or false).
+	ShuffleTies bool
+	// WholeSeconds makes every createdAt a whole second, as an upstream
+	// storing second-precision timestamps serves it: each generated instant
+	// is truncated to the second, so many items share a createdAt. The
+	// truncated instant is the one served, the one startDate/endDate select
+	// by, and the one in the ground truth (Transactions, Malformed, Truth);
+	// Start is truncated to the second too. The rendering keeps its form,
+	// with zero milliseconds ("2023-03-16T12:00:05.000Z"). The items are
+	// otherwise the same as with millisecond timestamps.
+	// MOCK_TIMESTAMPS=s (ms, the default, is false).
+	WholeSeconds bool
+	// PageCap is the most items the server puts on a page, whatever limit
+	// was asked (0: no cap beyond MaxPageSize). The page size in effect,
+	// min(limit, PageCap), is what meta.itemsPerPage says and what
+	// meta.totalPages and the page's position range are computed with.
+	// MOCK_PAGE_CAP (1..MaxPageSize).
+	PageCap int
+	// PageDuplicates is the fraction of served pages that carry one of
+	// their items a second time, right after the original or at the page's
+	// end. The copy takes a position on the page: on a full page the
+	// page's last item of the listing is left out (that request serves it
+	// on neither this page nor the next), on a shorter (last) page the copy
+	// is one more entry. meta.totalItems and meta.totalPages are the
+	// listing's, not counting the copy (totalItems counts the window's
+	// entries, distinct items plus DuplicateRate copies); meta.itemCount
+	// counts the entries on the page, copy included. A page with no item,
+	// or a full page of one item, carries no copy. MOCK_PAGE_DUPLICATES.
+	PageDuplicates float64
+	// BigItemBytes, when positive, adds one malformed item of about that
+	// many bytes (MalformedBig: a valid shape with an unknown type and a
+	// huge extra string field) to the history, at a seeded instant within
+	// it, whatever MalformedRate is. It is listed like any other item
+	// (counted in meta.totalItems, subject to LateRate and DuplicateRate)
+	// and is part of the ground truth of malformed items (Malformed,
+	// MalformedCount). MOCK_BIG_ITEM_BYTES (0..MaxBigItemBytes).
+	BigItemBytes int
+	// ClockSkew is how far the mock's clock for data runs behind the real
+	// clock (Now): an item becomes visible ClockSkew after its createdAt
+	// (plus LateDelay if late), live data is generated ClockSkew later, a
+	// zero Start is the skewed Now, and the ground truth (Truth,
+	// Transactions, Malformed, counts) is taken at the skewed clock. The
+	// rate limit and its request times keep the real clock.
+	// MOCK_CLOCK_SKEW.
+	ClockSkew time.Duration
+	// DropRate is the fraction of accepted GET /transactions requests that
+	// are counted by the rate limit and then get no answer at all: the
+	// connection is closed before a byte of response is written (see
+	// Server.DroppedRequests). MOCK_DROP_RATE.
+	DropRate float64
 	// MalformedRate is the fraction of generated valid items that are
 	// accompanied by one malformed item (so malformed items come in addition
 	// to Transactions and LiveRate). MOCK_MALFORMED_RATE.
@@ -120,8 +185,9 @@ type Config struct {
 	// POST /payouts. MOCK_PAYOUT_LATENCY.
 	PayoutLatency time.Duration
 	// Start anchors the data: historical items end at Start, live items
-	// begin there. The zero value means Now() at New. It is truncated to the
-	// millisecond, the precision of createdAt. MOCK_START (RFC 3339).
+	// begin there. The zero value means Now() (less ClockSkew) at New. It
+	// is truncated to the millisecond, the precision of createdAt (to the
+	// second with WholeSeconds). MOCK_START (RFC 3339).
 	Start time.Time
 	// Now is the clock used for visibility, the rate limit and live data;
 	// nil means time.Now. Tests inject a fake clock here.
@@ -182,13 +248,24 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get("MOCK_LATE_DELAY", func(v string) error { return parseDuration(v, &cfg.LateDelay) })
 	get("MOCK_LIVE_FOR", func(v string) error { return parseDuration(v, &cfg.LiveFor) })
 	get("MOCK_PAYOUT_SHARE", func(v string) error { return parseFraction(v, &cfg.PayoutShare) })
-	get("MOCK_ORDERED", func(v string) (err error) {
-		cfg.Ordered, err = strconv.ParseBool(v)
-		if err != nil {
-			err = errors.New("want true or false")
+	get("MOCK_ORDERED", func(v string) error { return parseBool(v, &cfg.Ordered) })
+	get("MOCK_SHUFFLE_TIES", func(v string) error { return parseBool(v, &cfg.ShuffleTies) })
+	get("MOCK_TIMESTAMPS", func(v string) error {
+		switch v {
+		case "ms":
+			cfg.WholeSeconds = false
+		case "s":
+			cfg.WholeSeconds = true
+		default:
+			return errors.New("want ms or s")
 		}
-		return err
+		return nil
 	})
+	get("MOCK_PAGE_CAP", func(v string) error { return parseIntRange(v, 1, MaxPageSize, &cfg.PageCap) })
+	get("MOCK_PAGE_DUPLICATES", func(v string) error { return parseFraction(v, &cfg.PageDuplicates) })
+	get("MOCK_BIG_ITEM_BYTES", func(v string) error { return parseIntRange(v, 0, MaxBigItemBytes, &cfg.BigItemBytes) })
+	get("MOCK_CLOCK_SKEW", func(v string) error { return parseDuration(v, &cfg.ClockSkew) })
+	get("MOCK_DROP_RATE", func(v string) error { return parseFraction(v, &cfg.DropRate) })
 	get("MOCK_MALFORMED_RATE", func(v string) error { return parseFraction(v, &cfg.MalformedRate) })
 	get("MOCK_MALFORMED_KINDS", func(v string) error {
 		kinds, err := ParseMalformedKinds(v)
@@ -248,6 +325,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("MOCK_SLOW_DELAY: %s is negative", c.SlowDelay)
 	case c.PayoutLatency < 0:
 		return fmt.Errorf("MOCK_PAYOUT_LATENCY: %s is negative", c.PayoutLatency)
+	case c.ShuffleTies && !c.Ordered:
+		return errors.New("MOCK_SHUFFLE_TIES: needs MOCK_ORDERED=true (the unordered listing has no ties to shuffle)")
+	case c.PageCap < 0 || c.PageCap > MaxPageSize:
+		return fmt.Errorf("MOCK_PAGE_CAP: %d is not in 1..%d (or 0, no cap)", c.PageCap, MaxPageSize)
+	case c.BigItemBytes < 0 || c.BigItemBytes > MaxBigItemBytes:
+		return fmt.Errorf("MOCK_BIG_ITEM_BYTES: %d is not in 0..%d", c.BigItemBytes, MaxBigItemBytes)
+	case c.ClockSkew < 0:
+		return fmt.Errorf("MOCK_CLOCK_SKEW: %s is negative", c.ClockSkew)
 	}
 	for _, f := range []struct {
 		name string
@@ -261,6 +346,8 @@ func (c Config) Validate() error {
 		{"MOCK_PAYOUT_FAIL_RATE", c.PayoutFailRate},
 		{"MOCK_PAYOUT_REJECT_RATE", c.PayoutRejectRate},
 		{"MOCK_PAYOUT_SHARE", c.PayoutShare},
+		{"MOCK_PAGE_DUPLICATES", c.PageDuplicates},
+		{"MOCK_DROP_RATE", c.DropRate},
 	} {
 		if !(f.v >= 0 && f.v <= 1) { // also catches NaN
 			return fmt.Errorf("%s: %v is not a fraction in [0, 1]", f.name, f.v)
@@ -294,6 +381,15 @@ func parseFraction(v string, dst *float64) error {
 		return errors.New("want a fraction in [0, 1], such as 0.05")
 	}
 	*dst = f
+	return nil
+}
+
+func parseBool(v string, dst *bool) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*dst = b
 	return nil
 }
 

@@ -42,6 +42,14 @@ func TestConfigFromEnv(t *testing.T) {
 			"MOCK_PAYOUT_REJECT_RATE":  "0.05",
 			"MOCK_PAYOUT_LATENCY":      "200ms",
 			"MOCK_START":               "2023-03-16T12:00:00Z",
+			"MOCK_ORDERED":             "true",
+			"MOCK_SHUFFLE_TIES":        "true",
+			"MOCK_TIMESTAMPS":          "s",
+			"MOCK_PAGE_CAP":            "100",
+			"MOCK_PAGE_DUPLICATES":     "0.25",
+			"MOCK_BIG_ITEM_BYTES":      "1048576",
+			"MOCK_CLOCK_SKEW":          "3s",
+			"MOCK_DROP_RATE":           "0.1",
 		}))
 		require.NoError(t, err)
 		require.Equal(t, Config{
@@ -51,7 +59,15 @@ func TestConfigFromEnv(t *testing.T) {
 			FailRate: 0.05, SlowRate: 0.1, SlowDelay: 15 * time.Second, PayoutFailRate: 0.2,
 			PayoutRejectUsers: []string{"123456", "654321"}, PayoutRejectRate: 0.05,
 			PayoutLatency: 200 * time.Millisecond, Start: testStart,
+			Ordered: true, ShuffleTies: true, WholeSeconds: true, PageCap: 100, PageDuplicates: 0.25,
+			BigItemBytes: 1 << 20, ClockSkew: 3 * time.Second, DropRate: 0.1,
 		}, cfg)
+	})
+
+	t.Run("TimestampsMs", func(t *testing.T) {
+		cfg, err := ConfigFromEnv(envOf(map[string]string{"MOCK_TIMESTAMPS": "ms"}))
+		require.NoError(t, err)
+		require.False(t, cfg.WholeSeconds)
 	})
 
 	for name, v := range map[string]string{
@@ -74,12 +90,29 @@ func TestConfigFromEnv(t *testing.T) {
 		"MOCK_PAYOUT_REJECT_RATE":  "x",
 		"MOCK_PAYOUT_LATENCY":      "fast",
 		"MOCK_START":               "2023-03-16",
+		"MOCK_TIMESTAMPS":          "us",
+		"MOCK_SHUFFLE_TIES":        "sometimes",
+		"MOCK_PAGE_CAP":            "0",
+		"MOCK_PAGE_DUPLICATES":     "1.01",
+		"MOCK_BIG_ITEM_BYTES":      "-1",
+		"MOCK_CLOCK_SKEW":          "-2s",
+		"MOCK_DROP_RATE":           "some",
 	} {
 		t.Run("Err"+name, func(t *testing.T) {
 			_, err := ConfigFromEnv(envOf(map[string]string{name: v}))
 			require.ErrorContains(t, err, name)
 		})
 	}
+
+	t.Run("ErrPageCapTooLarge", func(t *testing.T) {
+		_, err := ConfigFromEnv(envOf(map[string]string{"MOCK_PAGE_CAP": "1001"}))
+		require.ErrorContains(t, err, "MOCK_PAGE_CAP")
+	})
+
+	t.Run("ErrShuffleTiesUnordered", func(t *testing.T) {
+		_, err := ConfigFromEnv(envOf(map[string]string{"MOCK_SHUFFLE_TIES": "true"}))
+		require.ErrorContains(t, err, "MOCK_SHUFFLE_TIES")
+	})
 
 	t.Run("ErrNamesEveryBadVariable", func(t *testing.T) {
 		_, err := ConfigFromEnv(envOf(map[string]string{"MOCK_USERS": "x", "MOCK_RATE": "y"}))
@@ -120,6 +153,12 @@ func TestNew_Validate(t *testing.T) {
 		"ErrRate":         func(c *Config) { c.FailRate = 2 },
 		"ErrKind":         func(c *Config) { c.MalformedKinds = []MalformedKind{"odd"} },
 		"ErrRejectUserID": func(c *Config) { c.PayoutRejectUsers = []string{""} },
+		"ErrShuffleTies":  func(c *Config) { c.ShuffleTies = true },
+		"ErrPageCap":      func(c *Config) { c.PageCap = MaxPageSize + 1 },
+		"ErrPageDups":     func(c *Config) { c.PageDuplicates = -0.5 },
+		"ErrBigItem":      func(c *Config) { c.BigItemBytes = MaxBigItemBytes + 1 },
+		"ErrClockSkew":    func(c *Config) { c.ClockSkew = -time.Second },
+		"ErrDropRate":     func(c *Config) { c.DropRate = 1.5 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -28,8 +28,14 @@ const (
 	MalformedBadCreatedAt     MalformedKind = "bad_created_at"     // createdAt is not ISO 8601, e.g. "16/03/2023 12:33:11"
 )
 
-// AllMalformedKinds lists every MalformedKind; it is what an empty
-// Config.MalformedKinds means.
+// MalformedBig is the one oversized item Config.BigItemBytes adds: a valid
+// shape (id, userId, createdAt, amount) with an unknown type and a huge
+// extra string field "note". It is not among AllMalformedKinds: it is never
+// drawn at random and MOCK_MALFORMED_KINDS cannot name it.
+const MalformedBig MalformedKind = "big_item"
+
+// AllMalformedKinds lists every MalformedKind drawn at random; it is what an
+// empty Config.MalformedKinds means.
 var AllMalformedKinds = []MalformedKind{
 	MalformedUnknownType, MalformedZeroAmount, MalformedNegativeAmount,
 	MalformedTooManyDecimals, MalformedAmountString, MalformedMissingID,
@@ -96,6 +102,8 @@ const (
 	streamFaults
 	streamReject
 	streamPayoutID
+	streamBigItem
+	streamPages
 )
 
 // mix is splitmix64's finaliser: a cheap, well-distributed 64-bit hash.
@@ -397,17 +405,70 @@ func malformedJSON(r *prng, kind MalformedKind, id, user string, at int64, typ, 
 }
 
 // generateHistory creates the Transactions items spread over
-// [Start-History, Start], sorted by createdAt.
+// [Start-History, Start], and the big item if configured, sorted by
+// createdAt.
 func (g *generator) generateHistory(startMs int64) {
 	span := g.cfg.History.Milliseconds()
 	from := startMs - span
-	created := func(r *prng) int64 { return from + r.intn(span+1) }
+	created := g.precision(func(r *prng) int64 { return from + r.intn(span+1) })
 	g.grow(g.cfg.Transactions)
 	for i := 0; i < g.cfg.Transactions; i++ {
 		r := prng{hashOf(g.cfg.Seed, streamHistory, uint64(i))}
 		g.slot(&r, created)
 	}
+	if g.cfg.BigItemBytes > 0 {
+		// Its own stream, so adding it changes none of the other items.
+		r := prng{hashOf(g.cfg.Seed, streamBigItem)}
+		g.bigItem(&r, created(&r))
+	}
 	sortEntries(g.entries)
+}
+
+// precision applies Config.WholeSeconds to a createdAt generator. It only
+// transforms the drawn instant, so the same items are generated either way.
+func (g *generator) precision(created func(*prng) int64) func(*prng) int64 {
+	if !g.cfg.WholeSeconds {
+		return created
+	}
+	return func(r *prng) int64 { return floorSecond(created(r)) }
+}
+
+// floorSecond truncates Unix milliseconds to the second, towards the past
+// also before 1970.
+func floorSecond(ms int64) int64 {
+	return ms - ((ms%1000)+1000)%1000
+}
+
+// bigItem adds the MalformedBig item of about Config.BigItemBytes bytes: the
+// note field pads the item to exactly that size when it is larger than the
+// item without padding.
+func (g *generator) bigItem(r *prng, at int64) {
+	id := uuid(r)
+	user := g.pickUser(r)
+	typ := unknownTypes[r.intn(int64(len(unknownTypes)))]
+	amount := pickAmount(r, scorekeeper.TxEarned).String()
+	b := make([]byte, 0, g.cfg.BigItemBytes+256)
+	b = append(b, `{"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","userId":"`...)
+	b = append(b, user...)
+	b = append(b, `","createdAt":"`...)
+	b = time.UnixMilli(at).UTC().AppendFormat(b, isoMillis)
+	b = append(b, `","type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","note":"`...)
+	tail := `","amount":` + amount + `}`
+	const text = "lorem ipsum dolor sit amet, consectetur adipiscing elit; "
+	for pad := g.cfg.BigItemBytes - len(b) - len(tail); pad > 0; {
+		n := min(pad, len(text))
+		b = append(b, text[:n]...)
+		pad -= n
+	}
+	b = append(b, tail...)
+	raw := string(b) // one copy, shared by seenRaw and the ground truth
+	g.seenRaw[raw] = struct{}{}
+	g.malformed = append(g.malformed, MalformedItem{Kind: MalformedBig, Raw: raw, CreatedAt: time.UnixMilli(at).UTC()})
+	g.emit(r, at, b, -1, int32(len(g.malformed)-1))
 }
 
 // generateLiveMinute appends the LiveRate items of minute k after Start
@@ -415,7 +476,9 @@ func (g *generator) generateHistory(startMs int64) {
 // its own seed, whenever the clock first reaches it.
 func (g *generator) generateLiveMinute(startMs, k int64) {
 	base := startMs + k*time.Minute.Milliseconds()
-	created := func(r *prng) int64 { return base + r.intn(time.Minute.Milliseconds()) }
+	// With WholeSeconds, Start and so base are whole seconds: truncation
+	// keeps every item in its minute, and the entries sorted.
+	created := g.precision(func(r *prng) int64 { return base + r.intn(time.Minute.Milliseconds()) })
 	first := len(g.entries)
 	g.grow(g.cfg.LiveRate)
 	for j := 0; j < g.cfg.LiveRate; j++ {

@@ -6,10 +6,13 @@
 // sliding-window rate limit answering 429 with Retry-After, pages in no
 // chronological order, items served twice, items that appear minutes after
 // their createdAt, malformed items, 5xx and slow answers, and faults on
-// demand; the payout provider enforces idempotency keys, rejects closed
-// accounts and fails transiently. Because all data is generated from a seed,
-// the mock also knows the ground truth (Truth, Paid …) that tests compare
-// scorekeeper's results against.
+// demand; configured so, also whole-second timestamps whose ties come in a
+// fresh order on every request, pages shorter than asked, an item twice on
+// one page, an oversized item, a clock behind ours, and requests counted
+// and then dropped unanswered. The payout provider enforces idempotency
+// keys, rejects closed accounts and fails transiently. Because all data is
+// generated from a seed, the mock also knows the ground truth (Truth, Paid
+// …) that tests compare scorekeeper's results against.
 //
 // It is used by `scorekeeper mockapi`, by `scorekeeper dev`, and by tests and
 // benchmarks as an httptest server; a fake clock (Config.Now) lets tests
@@ -62,6 +65,10 @@ type Server struct {
 	faultMu sync.Mutex
 	faults  []Fault
 	rng     prng
+	// pageRng draws one seed per admitted GET /transactions request, for
+	// DropRate, ShuffleTies and PageDuplicates. It is apart from rng so
+	// that these change none of the other faults' draws.
+	pageRng prng
 
 	payouts payoutLedger
 
@@ -72,6 +79,7 @@ type Server struct {
 
 	stats struct {
 		txReceived, txAccepted, txRateLimited, txFailed, txBadRequest, txSlow, txOK        atomic.Int64
+		txDropped, txPageDuplicates                                                        atomic.Int64
 		poReceived, poPaid, poReplayed, poRejected, poConflicts, poTransient, poBadRequest atomic.Int64
 	}
 }
@@ -84,15 +92,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.PayoutRejectUsers = append([]string(nil), cfg.PayoutRejectUsers...)
-	s := &Server{cfg: cfg, rng: prng{hashOf(cfg.Seed, streamFaults)}}
+	s := &Server{cfg: cfg, rng: prng{hashOf(cfg.Seed, streamFaults)}, pageRng: prng{hashOf(cfg.Seed, streamPages)}}
 	start := cfg.Start
 	if start.IsZero() {
-		start = s.now()
+		start = s.dataNow()
 	}
-	s.start = start.UTC().Truncate(time.Millisecond)
+	precision := time.Millisecond
+	if cfg.WholeSeconds {
+		precision = time.Second
+	}
+	s.start = start.UTC().Truncate(precision)
 	s.startMs = s.start.UnixMilli()
 	s.cfg.Start = s.start
-	if minutes := liveMinutesThrough(s.startMs, s.now().UnixMilli()) + 1; int64(cfg.LiveRate)*minutes > MaxLiveBacklog {
+	if minutes := liveMinutesThrough(s.startMs, s.dataNow().UnixMilli()) + 1; int64(cfg.LiveRate)*minutes > MaxLiveBacklog {
 		return nil, fmt.Errorf("MOCK_START: %s is %d minutes ago; at MOCK_LIVE_RATE=%d that is more than %d live items to generate",
 			s.start.Format(time.RFC3339), minutes, cfg.LiveRate, MaxLiveBacklog)
 	}
@@ -153,6 +165,12 @@ func (s *Server) now() time.Time {
 		return s.cfg.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// dataNow is the clock that decides what exists and is visible: now less
+// Config.ClockSkew. Only the rate limit (and the payout ledger) keep now.
+func (s *Server) dataNow() time.Time {
+	return s.now().Add(-s.cfg.ClockSkew)
 }
 
 // sleep waits d or until ctx ends, reporting whether the full wait elapsed.
@@ -329,7 +347,10 @@ func (s *Server) handleInjectFault(w http.ResponseWriter, r *http.Request) {
 // Stats is what GET /_mock/stats reports.
 type Stats struct {
 	Start time.Time `json:"start"` // the data's anchor
-	Now   time.Time `json:"now"`   // the mock's clock
+	Now   time.Time `json:"now"`   // the mock's clock (the rate limit's)
+	// DataNow is the clock that decides what is visible: Now less
+	// ClockSkew. The Data counts are taken at it.
+	DataNow time.Time `json:"dataNow"`
 	// RateLimit is the budget, "N/duration", or "off".
 	RateLimit    string           `json:"rateLimit"`
 	Transactions TransactionStats `json:"transactions"`
@@ -351,6 +372,13 @@ type TransactionStats struct {
 	Failed      int64 `json:"failed"`
 	BadRequests int64 `json:"badRequests"`
 	OK          int64 `json:"ok"`
+	// Dropped counts admitted requests whose connection was closed without
+	// an answer (DropRate); they are in none of the counts above but
+	// Received and Accepted.
+	Dropped int64 `json:"dropped"`
+	// PageDuplicates counts the pages served (in OK) that carried one of
+	// their items twice (PageDuplicates).
+	PageDuplicates int64 `json:"pageDuplicates"`
 	// Slow counts requests delayed by SlowRate.
 	Slow int64 `json:"slow"`
 	// InWindow is how many accepted requests fall in the current window.
@@ -387,14 +415,16 @@ type DataStats struct {
 // Stats returns the counters GET /_mock/stats serves.
 func (s *Server) Stats() Stats {
 	now := s.now()
-	st := Stats{Start: s.start, Now: now, RateLimit: "off", Faults: len(s.PendingFaults())}
+	dataNow := now.Add(-s.cfg.ClockSkew)
+	st := Stats{Start: s.start, Now: now, DataNow: dataNow, RateLimit: "off", Faults: len(s.PendingFaults())}
 	if s.cfg.RateLimit > 0 {
 		st.RateLimit = strconv.Itoa(s.cfg.RateLimit) + "/" + s.cfg.RateWindow.String()
 	}
 	c := &s.stats
 	st.Transactions = TransactionStats{
 		Received: c.txReceived.Load(), Accepted: c.txAccepted.Load(), RateLimited: c.txRateLimited.Load(),
-		Failed: c.txFailed.Load(), BadRequests: c.txBadRequest.Load(), OK: c.txOK.Load(), Slow: c.txSlow.Load(),
+		Failed: c.txFailed.Load(), BadRequests: c.txBadRequest.Load(), OK: c.txOK.Load(),
+		Dropped: c.txDropped.Load(), PageDuplicates: c.txPageDuplicates.Load(), Slow: c.txSlow.Load(),
 		InWindow: s.limiter.inWindow(now),
 	}
 	st.Payouts = PayoutStats{
@@ -406,7 +436,7 @@ func (s *Server) Stats() Stats {
 		st.Payouts.PaidTotal += a
 		st.Payouts.PaidUsers++
 	}
-	v, m, va, ma := s.counts(now)
+	v, m, va, ma := s.counts(dataNow)
 	st.Data = DataStats{Users: len(s.gen.users), Valid: v, Malformed: m, ValidAll: va, MalformedAll: ma}
 	return st
 }

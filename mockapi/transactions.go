@@ -30,6 +30,12 @@ const DateLayout = "2006-01-02 15:04:05"
 // (until new items become visible, which reshuffles positions as it would
 // upstream); with Config.Ordered, by createdAt (ties in a seeded order), as
 // upstreams commonly list them.
+//
+// The Config can make it harsher still: ties in a fresh order on every
+// request (ShuffleTies), whole-second createdAt (WholeSeconds), pages
+// smaller than asked (PageCap), an item twice on one page (PageDuplicates),
+// an upstream clock behind ours (ClockSkew: "now" above is the data clock),
+// and an admitted request closed unanswered (DropRate).
 func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	s.stats.txReceived.Add(1)
 	ok, retry := s.limiter.allow(s.now())
@@ -43,11 +49,22 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.txAccepted.Add(1)
 
-	fault, faulty := s.takeFault(FaultTransactions)
 	var slow, fail bool
-	// Both draws happen for every admitted request, so the sequence of
+	var pr prng // this request's draws for DropRate, ShuffleTies, PageDuplicates
+	// Every draw happens for every admitted request, so the sequence of
 	// faults does not depend on which ones fired before.
-	s.draw(func(g *prng) { slow, fail = g.chance(s.cfg.SlowRate), g.chance(s.cfg.FailRate) })
+	s.draw(func(g *prng) {
+		slow, fail = g.chance(s.cfg.SlowRate), g.chance(s.cfg.FailRate)
+		pr = prng{s.pageRng.next()}
+	})
+	if pr.chance(s.cfg.DropRate) {
+		// Before any injected fault is used: a dropped request consumes
+		// budget but nothing else.
+		s.stats.txDropped.Add(1)
+		dropConnection(w)
+		return
+	}
+	fault, faulty := s.takeFault(FaultTransactions)
 	var delay time.Duration
 	if faulty {
 		delay += fault.Delay
@@ -79,7 +96,7 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	body := s.page(q, s.now().UnixMilli())
+	body, duplicated := s.page(q, s.dataNow().UnixMilli(), &pr)
 	if faulty && fault.Truncate {
 		s.stats.txFailed.Add(1)
 		w.Header().Set("Content-Type", "application/json")
@@ -92,6 +109,9 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // drops the connection mid-body
 	}
 	s.stats.txOK.Add(1)
+	if duplicated {
+		s.stats.txPageDuplicates.Add(1)
+	}
 	s.answeredMu.Lock()
 	if s.answered == nil {
 		s.answered = map[listQuery]int{}
@@ -99,6 +119,18 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	s.answered[q]++
 	s.answeredMu.Unlock()
 	writeRaw(w, http.StatusOK, body)
+}
+
+// dropConnection closes the client's connection without writing a byte, as
+// a server that crashes (or a proxy that gives up) after counting the
+// request does. Without a hijackable connection (HTTP/2), aborting the
+// handler resets the stream instead.
+func dropConnection(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
 }
 
 type listQuery struct {
@@ -149,20 +181,36 @@ func positiveParam(raw, name string, def int) (int, error) {
 }
 
 // page renders one page of the listing as the exact upstream JSON. Items
-// are the stored raw bytes, so amounts never pass through float64.
-func (s *Server) page(q listQuery, nowMs int64) []byte {
+// are the stored raw bytes, so amounts never pass through float64. r is the
+// request's generator for ShuffleTies and PageDuplicates; duplicated
+// reports whether the page carries a copy.
+func (s *Server) page(q listQuery, nowMs int64, r *prng) (body []byte, duplicated bool) {
 	s.ensureLive(nowMs)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	es := s.gen.entries
 	idx := s.listing(es, q.startMs, q.endMs, nowMs)
 
+	perPage := q.limit
+	if s.cfg.PageCap > 0 {
+		perPage = min(perPage, s.cfg.PageCap)
+	}
 	total := len(idx)
-	totalPages := (total + q.limit - 1) / q.limit
+	totalPages := (total + perPage - 1) / perPage
+	// items may be part of idx, which the cache shares: never modify it in
+	// place.
 	var items []int32
-	if q.page <= totalPages { // also keeps (page-1)*limit from overflowing
-		from := (q.page - 1) * q.limit
-		items = idx[from:min(from+q.limit, total)]
+	if q.page <= totalPages { // also keeps (page-1)*perPage from overflowing
+		from := (q.page - 1) * perPage
+		to := min(from+perPage, total)
+		if s.cfg.Ordered && s.cfg.ShuffleTies {
+			items = shuffleTies(es, idx, from, to, r)
+		} else {
+			items = idx[from:to]
+		}
+	}
+	if r.chance(s.cfg.PageDuplicates) {
+		items, duplicated = duplicateOnPage(items, perPage, r)
 	}
 	size := 128
 	for _, i := range items {
@@ -181,12 +229,64 @@ func (s *Server) page(q listQuery, nowMs int64) []byte {
 	b = append(b, `,"itemCount":`...)
 	b = strconv.AppendInt(b, int64(len(items)), 10)
 	b = append(b, `,"itemsPerPage":`...)
-	b = strconv.AppendInt(b, int64(q.limit), 10)
+	b = strconv.AppendInt(b, int64(perPage), 10)
 	b = append(b, `,"totalPages":`...)
 	b = strconv.AppendInt(b, int64(totalPages), 10)
 	b = append(b, `,"currentPage":`...)
 	b = strconv.AppendInt(b, int64(q.page), 10)
-	return append(b, "}}"...)
+	return append(b, "}}"...), duplicated
+}
+
+// shuffleTies returns the listing positions [from, to) of idx (sorted by
+// createdAt) after shuffling, with r, every run of equal createdAt that
+// reaches into them, as a SQL database may order ties differently on every
+// query. Only those runs are copied and shuffled, so a page costs its size
+// plus the runs at its edges, not the window's size.
+func shuffleTies(es []entry, idx []int32, from, to int, r *prng) []int32 {
+	lo, hi := from, to
+	for lo > 0 && es[idx[lo-1]].created == es[idx[from]].created {
+		lo--
+	}
+	for hi < len(idx) && es[idx[hi]].created == es[idx[to-1]].created {
+		hi++
+	}
+	seg := slices.Clone(idx[lo:hi])
+	for a := 0; a < len(seg); {
+		b := a + 1
+		for b < len(seg) && es[seg[b]].created == es[seg[a]].created {
+			b++
+		}
+		for i := b - 1; i > a; i-- { // Fisher–Yates over seg[a:b]
+			j := a + int(r.intn(int64(i-a+1)))
+			seg[i], seg[j] = seg[j], seg[i]
+		}
+		a = b
+	}
+	return seg[from-lo : to-lo]
+}
+
+// duplicateOnPage returns a copy of items with one of them served twice,
+// right after itself or at the page's end (Config.PageDuplicates). The copy
+// takes a position: a full page (perPage items) loses its last item to it,
+// a shorter page grows by one. ok is false, and items returned as they are,
+// when no item can be copied (an empty page, or a full page of one).
+func duplicateOnPage(items []int32, perPage int, r *prng) (out []int32, ok bool) {
+	keep := len(items)
+	if keep >= perPage {
+		keep--
+	}
+	if keep < 1 {
+		return items, false
+	}
+	out = make([]int32, keep, keep+1)
+	copy(out, items[:keep])
+	i := int(r.intn(int64(keep)))
+	if r.intn(2) == 0 {
+		out = slices.Insert(out, i+1, out[i])
+	} else {
+		out = append(out, out[i])
+	}
+	return out, true
 }
 
 // cachedListing remembers the ordered listing of one window for one set of
@@ -377,6 +477,19 @@ func (s *Server) PagesAnsweredTwice() int {
 		n += k - 1
 	}
 	return n
+}
+
+// DroppedRequests counts the GET /transactions requests the rate limit
+// admitted (they consumed budget) and that were then closed without an
+// answer (Config.DropRate).
+func (s *Server) DroppedRequests() int {
+	return int(s.stats.txDropped.Load())
+}
+
+// PagesWithDuplicate counts the pages served with one of their items twice
+// (Config.PageDuplicates).
+func (s *Server) PagesWithDuplicate() int {
+	return int(s.stats.txPageDuplicates.Load())
 }
 
 // RequestTimes returns the times of every GET /transactions request

@@ -15,15 +15,18 @@ import (
 // and for late items createdAt + LateDelay <= now). Duplicates count once;
 // malformed items never count. PaidOut and FailedPayout are left zero: they
 // depend on the payout provider, whose ledger is Paid and Rejected.
+//
+// Here and in the other ground-truth methods, now is the mock's data clock:
+// the real clock less Config.ClockSkew, as GET /transactions sees it.
 func (s *Server) Truth() map[string]scorekeeper.Summary {
-	return s.truth(s.now(), true)
+	return s.truth(s.dataNow(), true)
 }
 
 // TruthAll is Truth ignoring the late delay: every valid transaction whose
 // createdAt is <= now, whether upstream shows it yet or not. It is what
 // Truth will become once LateDelay has passed (for the same items).
 func (s *Server) TruthAll() map[string]scorekeeper.Summary {
-	return s.truth(s.now(), false)
+	return s.truth(s.dataNow(), false)
 }
 
 func (s *Server) truth(now time.Time, visibleOnly bool) map[string]scorekeeper.Summary {
@@ -82,7 +85,7 @@ func (s *Server) counts(now time.Time) (valid, malformed, validAll, malformedAll
 // ValidCount returns how many distinct valid transactions are visible now:
 // the number of transactions a fully synced consumer stores.
 func (s *Server) ValidCount() int {
-	v, _, _, _ := s.counts(s.now())
+	v, _, _, _ := s.counts(s.dataNow())
 	return v
 }
 
@@ -90,7 +93,7 @@ func (s *Server) ValidCount() int {
 // now: the number a fully synced consumer has quarantined (deduped by raw
 // JSON, which is unique per item).
 func (s *Server) MalformedCount() int {
-	_, m, _, _ := s.counts(s.now())
+	_, m, _, _ := s.counts(s.dataNow())
 	return m
 }
 
@@ -98,7 +101,7 @@ func (s *Server) MalformedCount() int {
 // by createdAt then id.
 func (s *Server) Transactions() []scorekeeper.Transaction {
 	var out []scorekeeper.Transaction
-	s.each(s.now(), true, func(e *entry) {
+	s.each(s.dataNow(), true, func(e *entry) {
 		if e.tx >= 0 {
 			out = append(out, s.gen.txs[e.tx])
 		}
@@ -116,7 +119,7 @@ func (s *Server) Transactions() []scorekeeper.Transaction {
 // their (hidden) createdAt then raw JSON.
 func (s *Server) Malformed() []MalformedItem {
 	var out []MalformedItem
-	s.each(s.now(), true, func(e *entry) {
+	s.each(s.dataNow(), true, func(e *entry) {
 		if e.mal >= 0 {
 			out = append(out, s.gen.malformed[e.mal])
 		}
@@ -143,7 +146,7 @@ type truthJSON struct {
 // with the provider's paid totals, so a test against a mock in another
 // process can check scorekeeper too.
 func (s *Server) handleTruth(w http.ResponseWriter, r *http.Request) {
-	now := s.now()
+	now := s.dataNow()
 	all := r.URL.Query().Get("all") == "true"
 	sums := s.truth(now, !all)
 	paid := s.Paid()
@@ -162,7 +165,8 @@ func (s *Server) handleTruth(w http.ResponseWriter, r *http.Request) {
 
 // HiddenAt counts the valid items that existed at t (createdAt ≤ t) but
 // were not yet visible then, because they are late. A consumer that read
-// their window at t missed them; only a later re-scan finds them.
+// their window at t missed them; only a later re-scan finds them. t is on
+// the data clock (the real clock less Config.ClockSkew), as Start is.
 func (s *Server) HiddenAt(t time.Time) int {
 	tMs := t.UnixMilli()
 	n := 0

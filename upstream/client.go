@@ -53,6 +53,9 @@ type Client struct {
 // optionally with a path prefix), giving each request at most timeout. A nil
 // httpClient gets a client of its own rather than http.DefaultClient, so
 // nothing else in the process can change its behaviour.
+//
+// The Client uses a copy of httpClient (see oneRequestPerCall): the
+// caller's client and transport are left as they are.
 func New(baseURL string, timeout time.Duration, httpClient *http.Client) (*Client, error) {
 	u, err := httpx.ParseBaseURL(baseURL)
 	if err != nil {
@@ -64,7 +67,40 @@ func New(baseURL string, timeout time.Duration, httpClient *http.Client) (*Clien
 	if httpClient == nil {
 		httpClient = &http.Client{}
 	}
-	return &Client{base: u, timeout: timeout, http: httpClient}, nil
+	return &Client{base: u, timeout: timeout, http: oneRequestPerCall(httpClient)}, nil
+}
+
+// oneRequestPerCall returns a copy of c that sends each request exactly
+// once, so that one FetchPage is one request upstream and one unit of its
+// budget:
+//
+//   - Without keep-alives. net/http's Transport silently resends an
+//     idempotent GET when a reused keep-alive connection closes before any
+//     response byte arrives (transport.go, shouldRetryRequest): a request
+//     upstream counted and then closed unanswered would be sent, and
+//     counted, twice for one budget grant. A fresh connection is never
+//     resent, and at 5 requests a minute one TCP (and TLS) handshake per
+//     request costs nothing. The transport (c's, or http.DefaultTransport)
+//     is cloned with DisableKeepAlives, keeping its other settings (proxy,
+//     TLS, timeouts). A RoundTripper that is not an *http.Transport cannot
+//     be configured so and is used as it is (it must not resend requests
+//     itself); FetchPage still marks every request Close, so no connection
+//     one of its requests used is kept for reuse.
+//   - Without redirects: following one would be a second request. A 3xx is
+//     returned as it is, a *StatusError.
+func oneRequestPerCall(c *http.Client) *http.Client {
+	cc := *c
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if t, ok := rt.(*http.Transport); ok {
+		t = t.Clone()
+		t.DisableKeepAlives = true
+		cc.Transport = t
+	}
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cc
 }
 
 // PageRequest selects one page of the transactions created in a time window.
@@ -145,17 +181,13 @@ func (c *Client) FetchPage(ctx context.Context, req PageRequest) (*Page, error) 
 		return nil, fmt.Errorf("upstream: build request: %w", err)
 	}
 	hreq.Header.Set("Accept", "application/json")
+	hreq.Close = true // one connection per request: see oneRequestPerCall
 
 	resp, err := c.http.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: fetch page %d: %w", req.Page, err)
 	}
-	defer func() {
-		// Drain a little so the connection can be reused, but never wait
-		// on a large unread body.
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
-		_ = resp.Body.Close()
-	}()
+	defer func() { _ = resp.Body.Close() }() // the connection is not reused
 
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:

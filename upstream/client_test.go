@@ -1,10 +1,13 @@
 package upstream_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -612,5 +615,88 @@ func TestFetchPage_MalformedResponse(t *testing.T) {
 		var me *upstream.MalformedResponseError
 		require.ErrorAs(t, err, &me)
 		require.Contains(t, me.Reason, "larger than")
+	})
+}
+
+// dropAfterFirst is an upstream on a raw listener that answers the first
+// request it reads with an empty page, keeping the connection open, and
+// reads every later request, counts it and closes its connection
+// unanswered: a request upstream counted and then dropped.
+func dropAfterFirst(t *testing.T) (url string, requests *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	requests = new(atomic.Int32)
+	body := pageBody(onePage(0))
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if requests.Add(1) > 1 {
+						return // counted, then closed without a byte
+					}
+					// No Connection: close, so the client may keep the
+					// connection for its next request.
+					_, _ = fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), requests
+}
+
+// Ensure one FetchPage is one request upstream, also when upstream counts a
+// request and closes the connection unanswered: net/http resends a GET
+// dropped on a reused keep-alive connection, which would spend two units
+// of the budget for one grant.
+func TestFetchPage_OneRequestPerCall(t *testing.T) {
+	for name, httpClient := range map[string]func() *http.Client{
+		"OwnClient":       func() *http.Client { return nil },
+		"CallerTransport": func() *http.Client { return &http.Client{Transport: &http.Transport{}} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			url, requests := dropAfterFirst(t)
+			caller := httpClient()
+			c, err := upstream.New(url, 5*time.Second, caller)
+			require.NoError(t, err)
+
+			_, err = fetch(t, c)
+			require.NoError(t, err)
+			_, err = fetch(t, c)
+			require.Error(t, err, "the dropped request is an error")
+			var se *upstream.StatusError
+			require.False(t, errors.As(err, &se))
+			// The resend, if any, happens inside the second call, and the
+			// server counts a request before closing: the count is final.
+			require.Equal(t, int32(2), requests.Load(), "one request per call, no transport-level resend")
+			if caller != nil {
+				require.False(t, caller.Transport.(*http.Transport).DisableKeepAlives, "the caller's transport is left as it is")
+			}
+		})
+	}
+
+	t.Run("NoRedirect", func(t *testing.T) {
+		var requests atomic.Int32
+		c := MustNewClient(t, time.Second, func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			http.Redirect(w, r, "/elsewhere"+r.URL.Path, http.StatusFound)
+		})
+		_, err := fetch(t, c)
+		var se *upstream.StatusError
+		require.ErrorAs(t, err, &se)
+		require.Equal(t, http.StatusFound, se.StatusCode)
+		require.Equal(t, int32(1), requests.Load())
 	})
 }
