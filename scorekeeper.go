@@ -6,6 +6,8 @@
 package scorekeeper
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -118,14 +120,137 @@ func quote(s string) string {
 	return fmt.Sprintf("%q…", s[:cut])
 }
 
-// Quarantined is an upstream item that failed validation. It is stored with
-// its raw JSON and reason, counted and shown, and never applied.
+// Bounds of a quarantine record (Quarantined). Upstream items have no
+// size limit of their own; a record of one has.
+const (
+	// MaxQuarantineExcerpt is the most of a malformed item's raw JSON a
+	// record keeps, in bytes.
+	MaxQuarantineExcerpt = 4 << 10
+	// MaxQuarantineReason is the longest reason a record keeps, in bytes.
+	MaxQuarantineReason = 1 << 10
+)
+
+// Quarantined is the record of an upstream item that failed validation:
+// stored with an excerpt of its raw JSON, its size and hash, and the
+// reason; counted and shown, and never applied. It never holds an item
+// bigger than MaxQuarantineExcerpt whole, so it can travel (in activity
+// payloads, in listings) whatever upstream sent.
 type Quarantined struct {
 	// ItemID is the item's id when it had a readable one, else "".
 	ItemID string
-	// Raw is the item exactly as upstream sent it.
-	Raw    string
+	// Raw is the item as upstream sent it or, when Truncated, its first
+	// bytes: at most MaxQuarantineExcerpt, cut on a UTF-8 boundary, with
+	// invalid UTF-8 replaced by U+FFFD.
+	Raw string
+	// Truncated is set when Raw is only the start of the item.
+	Truncated bool
+	// Size is the whole item's length in bytes.
+	Size int64
+	// SHA256 is the hex SHA-256 of the whole item as upstream sent it. It
+	// is the item's identity: the same item seen twice is kept once.
+	SHA256 string
 	Reason string
+}
+
+// NewQuarantined returns the record of the malformed item raw: its size
+// and SHA-256, its first MaxQuarantineExcerpt bytes, and reason cut to
+// MaxQuarantineReason bytes. The record does not refer to raw.
+func NewQuarantined(itemID string, raw []byte, reason string) Quarantined {
+	sum := sha256.Sum256(raw)
+	// Only raw's start is copied, with room for a rune that straddles
+	// the cut (Excerpt leaves it out whole rather than mangle it).
+	start := raw[:min(len(raw), MaxQuarantineExcerpt+utf8.UTFMax)]
+	excerpt, cut := Excerpt(string(start), MaxQuarantineExcerpt)
+	return Quarantined{
+		ItemID:    itemID,
+		Raw:       excerpt,
+		Truncated: cut || len(start) < len(raw),
+		Size:      int64(len(raw)),
+		SHA256:    hex.EncodeToString(sum[:]),
+		Reason:    CutReason(reason, MaxQuarantineReason),
+	}
+}
+
+// Bounded returns q as it is stored and listed. A record without SHA256
+// holds its whole item in Raw (a record built by hand, or carried by an
+// activity payload from before records were bounded): its size and hash
+// are computed from Raw. Then Raw and Reason are cut to their maxima. An
+// excerpt without the whole item's hash, or a hash that is not 64
+// lowercase hex digits, is an error with code EInvalid.
+func (q Quarantined) Bounded() (Quarantined, error) {
+	if q.SHA256 == "" {
+		if q.Truncated {
+			return q, Errorf(EInvalid, "quarantined item %s: an excerpt without the whole item's hash", quote(q.ItemID))
+		}
+		return NewQuarantined(q.ItemID, []byte(q.Raw), q.Reason), nil
+	}
+	if !validSHA256(q.SHA256) {
+		return q, Errorf(EInvalid, "quarantined item %s: hash %s is not a hex SHA-256", quote(q.ItemID), quote(q.SHA256))
+	}
+	if len(q.Raw) > MaxQuarantineExcerpt || !utf8.ValidString(q.Raw) {
+		var cut bool
+		q.Raw, cut = Excerpt(q.Raw, MaxQuarantineExcerpt)
+		q.Truncated = q.Truncated || cut
+	}
+	q.Reason = CutReason(q.Reason, MaxQuarantineReason)
+	return q, nil
+}
+
+func validSHA256(h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Excerpt returns the longest start of s that is at most max bytes long
+// and ends on a rune boundary, with each invalid UTF-8 byte replaced by
+// U+FFFD (which counts 3 bytes), and whether that is not all of s.
+func Excerpt(s string, max int) (string, bool) {
+	n := 0 // bytes of the excerpt
+	i := 0 // bytes of s consumed
+	clean := true
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		width := size
+		if r == utf8.RuneError && size == 1 {
+			width, clean = utf8.RuneLen(utf8.RuneError), false
+		}
+		if n+width > max {
+			break
+		}
+		n += width
+		i += size
+	}
+	if clean {
+		return s[:i], i < len(s)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, r := range s[:i] { // ranging over a string yields U+FFFD for each invalid byte
+		b.WriteRune(r)
+	}
+	return b.String(), i < len(s)
+}
+
+// CutReason returns reason, or when it is longer than max bytes its start
+// ended with "…", at most max bytes in all.
+func CutReason(reason string, max int) string {
+	if len(reason) <= max && utf8.ValidString(reason) {
+		return reason
+	}
+	const ellipsis = "…"
+	s, cut := Excerpt(reason, max)
+	if !cut || max < len(ellipsis) {
+		return s
+	}
+	s, _ = Excerpt(reason, max-len(ellipsis))
+	return s + ellipsis
 }
 
 // Summary is a user's running totals. Balance is derived, never stored.

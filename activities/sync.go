@@ -137,11 +137,19 @@ type Item struct {
 	Amount    scorekeeper.Amount `json:"amount"`
 }
 
-// BadItem is a quarantined upstream item in activity payloads.
+// BadItem is a quarantined upstream item in activity payloads: its
+// record (scorekeeper.Quarantined), never the item itself, which may be
+// any size. FetchPage shrinks the records of a page to fit the payload.
 type BadItem struct {
 	ItemID string `json:"itemId,omitempty"`
+	// Raw is the item, or when Truncated its start.
 	Raw    string `json:"raw"`
 	Reason string `json:"reason"`
+	// Size and SHA256 are the whole item's. A payload from before they
+	// existed has neither and holds the whole item in Raw.
+	Size      int64  `json:"size,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
 }
 
 // FetchPageResult is one upstream page, validated.
@@ -232,9 +240,7 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 		out.Items[i] = Item{ID: t.ID, UserID: t.UserID, CreatedAt: t.CreatedAt, Type: t.Type, Amount: t.Amount}
 		out.Page.CreatedAt[i] = t.CreatedAt
 	}
-	for _, q := range p.Quarantined {
-		out.Quarantined = append(out.Quarantined, BadItem{ItemID: q.ItemID, Raw: q.Raw, Reason: q.Reason})
-	}
+	out.Quarantined = badItems(out, p.Quarantined)
 	return out, nil
 }
 
@@ -342,7 +348,7 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 		batch.Transactions[i] = scorekeeper.Transaction{ID: it.ID, UserID: it.UserID, CreatedAt: it.CreatedAt, Type: it.Type, Amount: it.Amount}
 	}
 	for i, q := range in.Page.Quarantined {
-		batch.Quarantined[i] = scorekeeper.Quarantined{ItemID: q.ItemID, Raw: q.Raw, Reason: q.Reason}
+		batch.Quarantined[i] = scorekeeper.Quarantined{ItemID: q.ItemID, Raw: q.Raw, Truncated: q.Truncated, Size: q.Size, SHA256: q.SHA256, Reason: q.Reason}
 	}
 	res, err := db.ApplyBatch(ctx, a.DB, batch, now)
 	conflict := false

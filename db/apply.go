@@ -3,9 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -272,13 +270,21 @@ func quarantine(ctx context.Context, tx bun.IDB, items []scorekeeper.Quarantined
 	rows := make([]quarantineRow, 0, len(items))
 	seen := map[string]struct{}{}
 	for _, q := range items {
-		sum := sha256.Sum256([]byte(q.Raw))
-		h := hex.EncodeToString(sum[:])
-		if _, dup := seen[h]; dup {
+		// Keyed by the hash of the whole item, which a record carries (it
+		// keeps only an excerpt), so the same item is one row however big
+		// it is; a record holding its whole item gets its hash here.
+		q, err := q.Bounded()
+		if err != nil {
+			return 0, err
+		}
+		if _, dup := seen[q.SHA256]; dup {
 			continue
 		}
-		seen[h] = struct{}{}
-		rows = append(rows, quarantineRow{RawHash: h, ItemID: q.ItemID, Raw: q.Raw, Reason: q.Reason, FirstSeenAt: now})
+		seen[q.SHA256] = struct{}{}
+		rows = append(rows, quarantineRow{
+			RawHash: q.SHA256, ItemID: q.ItemID, Raw: q.Raw, RawSize: q.Size, RawTruncated: q.Truncated,
+			Reason: q.Reason, FirstSeenAt: now,
+		})
 	}
 	slices.SortFunc(rows, func(a, b quarantineRow) int { return cmpString(a.RawHash, b.RawHash) })
 	n := 0

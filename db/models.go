@@ -50,11 +50,15 @@ type payoutRow struct {
 type quarantineRow struct {
 	bun.BaseModel `bun:"table:quarantine"`
 
-	RawHash     string    `bun:"raw_hash,pk"`
-	ItemID      string    `bun:"item_id,notnull"`
-	Raw         string    `bun:"raw,notnull"`
-	Reason      string    `bun:"reason,notnull"`
-	FirstSeenAt time.Time `bun:"first_seen_at,notnull"`
+	// RawHash is the SHA-256 of the whole item; Raw is an excerpt of it
+	// (all of it unless RawTruncated), RawSize its length in bytes.
+	RawHash      string    `bun:"raw_hash,pk"`
+	ItemID       string    `bun:"item_id,notnull"`
+	Raw          string    `bun:"raw,notnull"`
+	RawSize      int64     `bun:"raw_size,notnull"`
+	RawTruncated bool      `bun:"raw_truncated,notnull"`
+	Reason       string    `bun:"reason,notnull"`
+	FirstSeenAt  time.Time `bun:"first_seen_at,notnull"`
 }
 
 type syncStateRow struct {

@@ -16,8 +16,9 @@ type QuarantineItem struct {
 	// ReceivedAt is when the item was first stored (its batch's clock),
 	// as the database keeps it (microseconds).
 	ReceivedAt time.Time
-	// Key is unique per item (the hash of its raw text) and breaks ties
-	// between items received at the same instant, typically one batch.
+	// Key is unique per item (the SHA-256 of its whole raw text, as
+	// Quarantined.SHA256) and breaks ties between items received at the
+	// same instant, typically one batch.
 	Key string
 }
 
@@ -77,11 +78,15 @@ func ListQuarantinePage(ctx context.Context, db bun.IDB, f QuarantineFilter) ([]
 	}
 	out := make([]QuarantineItem, len(rows))
 	for i, r := range rows {
-		out[i] = QuarantineItem{
-			Quarantined: scorekeeper.Quarantined{ItemID: r.ItemID, Raw: r.Raw, Reason: r.Reason},
-			ReceivedAt:  r.FirstSeenAt.UTC(),
-			Key:         r.RawHash,
+		// Bounded cuts what rows stored before records were bounded hold
+		// whole (raw, and a reason quoting a big value) as a record is cut.
+		q, err := scorekeeper.Quarantined{
+			ItemID: r.ItemID, Raw: r.Raw, Truncated: r.RawTruncated, Size: r.RawSize, SHA256: r.RawHash, Reason: r.Reason,
+		}.Bounded()
+		if err != nil {
+			return nil, 0, fmt.Errorf("list quarantine: row %s: %w", r.RawHash, err)
 		}
+		out[i] = QuarantineItem{Quarantined: q, ReceivedAt: r.FirstSeenAt.UTC(), Key: r.RawHash}
 	}
 	return out, total, nil
 }

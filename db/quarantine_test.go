@@ -2,12 +2,20 @@ package db_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
 
 	"scorekeeper"
 	"scorekeeper/db"
@@ -116,4 +124,120 @@ func TestListQuarantinePage(t *testing.T) {
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
 		})
 	})
+}
+
+// Ensure a quarantined item is stored as its bounded record — an excerpt,
+// the whole item's size and SHA-256 — keyed by that hash, so the same big
+// item is one row however often it comes and in whichever form (a record,
+// or a record holding the whole item); and that an excerpt without its
+// item's hash is refused, storing nothing of the batch.
+func TestApplyBatch_QuarantineBoundedRecords(t *testing.T) {
+	ctx := context.Background()
+	big := []byte(`{"id":"big","amount":-1,"note":"` + strings.Repeat("é", 5<<19) + `"}`)
+	sum := sha256.Sum256(big)
+	hash := hex.EncodeToString(sum[:])
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		rec := scorekeeper.NewQuarantined("big", big, "amount -1 must be greater than 0")
+		res, err := db.ApplyBatch(ctx, d, db.Batch{Quarantined: []scorekeeper.Quarantined{rec, rec}}, t0)
+		require.NoError(t, err)
+		require.Equal(t, 1, res.Quarantined)
+
+		items, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 10})
+		require.NoError(t, err)
+		require.Equal(t, 1, total)
+		require.Equal(t, rec, items[0].Quarantined)
+		require.Equal(t, hash, items[0].Key)
+		require.EqualValues(t, len(big), items[0].Size)
+		require.True(t, items[0].Truncated)
+		require.LessOrEqual(t, len(items[0].Raw), scorekeeper.MaxQuarantineExcerpt)
+
+		// Seen again, as a record or whole: the same row.
+		for _, again := range []scorekeeper.Quarantined{
+			scorekeeper.NewQuarantined("big", big, "amount -1 must be greater than 0"),
+			{ItemID: "big", Raw: string(big), Reason: "amount -1 must be greater than 0"},
+		} {
+			res, err = db.ApplyBatch(ctx, d, db.Batch{Quarantined: []scorekeeper.Quarantined{again}}, t0.Add(time.Minute))
+			require.NoError(t, err)
+			require.Equal(t, 0, res.Quarantined)
+		}
+		n, err := db.QuarantineCount(ctx, d)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		for name, bad := range map[string]scorekeeper.Quarantined{
+			"ErrExcerptWithoutHash": {Raw: `{"id":`, Truncated: true, Size: 100, Reason: "r"},
+			"ErrBadHash":            {Raw: `{}`, SHA256: "not-a-hash", Reason: "r"},
+		} {
+			ok := scorekeeper.Quarantined{Raw: `{"fine":1}`, Reason: "r"}
+			_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{tx("qb1", "445566", scorekeeper.TxEarned, "1")}, Quarantined: []scorekeeper.Quarantined{ok, bad}}, t0)
+			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err), name)
+		}
+		n, err = db.QuarantineCount(ctx, d)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "a refused batch stores nothing")
+		dbtest.RequireReconciled(t, d)
+	})
+}
+
+// Ensure the migration that bounds quarantine records keeps the rows stored
+// before it valid: each gets its size in bytes (not characters), is listed
+// cut to an excerpt when it is big, keeps its key (the SHA-256 of the whole
+// item, as a record's hash is), so the same item arriving as a bounded
+// record is not stored twice.
+func TestMigrate_QuarantineRowsFromBefore(t *testing.T) {
+	ctx := context.Background()
+	small := `{"amount":1}`
+	big := `{"note":"` + strings.Repeat("é", 5000) + `"}` // 10011 bytes, 5011 characters
+	for name, dsn := range map[string]func(testing.TB) string{"Postgres": dbtest.NewPostgresURL, "SQLite": dbtest.NewSQLiteURL} {
+		t.Run(name, func(t *testing.T) {
+			d, err := db.Open(dsn(t))
+			require.NoError(t, err)
+			t.Cleanup(func() { d.Close() })
+
+			// The schema as it was: every SQL migration before the bound.
+			files, err := fs.Glob(os.DirFS("migrations"), "*.sql")
+			require.NoError(t, err)
+			before := fstest.MapFS{}
+			for _, f := range files {
+				if f < "20261128000008" {
+					b, err := os.ReadFile(filepath.Join("migrations", f))
+					require.NoError(t, err)
+					before[f] = &fstest.MapFile{Data: b}
+				}
+			}
+			ms := migrate.NewMigrations()
+			require.NoError(t, ms.Discover(before))
+			m := migrate.NewMigrator(d, ms)
+			require.NoError(t, m.Init(ctx))
+			_, err = m.Migrate(ctx)
+			require.NoError(t, err)
+			for i, raw := range []string{small, big} {
+				sum := sha256.Sum256([]byte(raw))
+				_, err := d.ExecContext(ctx, "INSERT INTO quarantine (raw_hash, item_id, raw, reason, first_seen_at) VALUES (?, '', ?, 'old', ?)",
+					hex.EncodeToString(sum[:]), raw, t0.Add(time.Duration(i)*time.Second))
+				require.NoError(t, err)
+			}
+
+			require.NoError(t, db.Migrate(ctx, d))
+			items, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 10})
+			require.NoError(t, err)
+			require.Equal(t, 2, total)
+			for _, it := range items {
+				raw := map[bool]string{true: big, false: small}[it.Size > int64(len(small))]
+				sum := sha256.Sum256([]byte(raw))
+				require.Equal(t, hex.EncodeToString(sum[:]), it.SHA256)
+				require.EqualValues(t, len(raw), it.Size, "raw_size counts bytes")
+				require.Equal(t, len(raw) > scorekeeper.MaxQuarantineExcerpt, it.Truncated)
+				require.LessOrEqual(t, len(it.Raw), scorekeeper.MaxQuarantineExcerpt)
+				require.True(t, strings.HasPrefix(raw, it.Raw))
+			}
+
+			res, err := db.ApplyBatch(ctx, d, db.Batch{Quarantined: []scorekeeper.Quarantined{
+				scorekeeper.NewQuarantined("", []byte(big), "new"),
+				scorekeeper.NewQuarantined("", []byte(small), "new"),
+			}}, t0.Add(time.Hour))
+			require.NoError(t, err)
+			require.Equal(t, 0, res.Quarantined, "rows from before dedupe records of the same items")
+		})
+	}
 }

@@ -20,7 +20,9 @@ const MaxIDLength = scorekeeper.MaxTxIDLength
 type Page struct {
 	// Items are the valid transactions, in upstream's order, each id once.
 	Items []scorekeeper.Transaction
-	// Quarantined are the items that failed validation, in upstream's order.
+	// Quarantined are the items that failed validation, in upstream's
+	// order: each a bounded record (an excerpt, the size and the SHA-256
+	// of the item), whatever the item's size.
 	Quarantined []scorekeeper.Quarantined
 	// Duplicates counts valid items dropped because an earlier valid item
 	// on the same page had the same id. The first copy wins, as the
@@ -115,7 +117,8 @@ func decodeMeta(raw json.RawMessage) (Meta, error) {
 
 // decodeItem validates one item. It returns the transaction, or a
 // Quarantined carrying every problem found (not just the first), so an
-// operator sees the whole picture from one reason.
+// operator sees the whole picture from one reason, and an excerpt of raw
+// with its size and hash (scorekeeper.NewQuarantined).
 //
 // Decoding only reads the fields; what a valid transaction is, is
 // Transaction.Problems. A field that could not be read is left zero, which
@@ -123,11 +126,12 @@ func decodeMeta(raw json.RawMessage) (Meta, error) {
 // string, not a timestamp…) takes that field's place in the reason.
 func decodeItem(raw json.RawMessage) (scorekeeper.Transaction, *scorekeeper.Quarantined) {
 	quarantine := func(id string, reasons ...string) (scorekeeper.Transaction, *scorekeeper.Quarantined) {
-		return scorekeeper.Transaction{}, &scorekeeper.Quarantined{
-			ItemID: id,
-			Raw:    string(raw),
-			Reason: strings.Join(reasons, "; "),
-		}
+		// The record keeps an excerpt, the size and the hash of raw, never
+		// raw itself: an item may be megabytes, and the record travels in
+		// activity payloads. A reason quoting a value whole (an amount
+		// that is a big object) is cut too.
+		q := scorekeeper.NewQuarantined(id, raw, strings.Join(reasons, "; "))
+		return scorekeeper.Transaction{}, &q
 	}
 	if k := kind(raw); k != "an object" {
 		return quarantine("", "item is "+k+", not a JSON object")

@@ -3,8 +3,6 @@ package web_test
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net"
 	"slices"
@@ -86,14 +84,18 @@ func (s *fakeStore) setAsOf(t time.Time) {
 }
 
 // quarantine stores items as received at at (kept, as the database keeps
-// it, in UTC to the microsecond), skipping raw texts already stored.
+// it, in UTC to the microsecond), bounded as the database bounds them,
+// skipping items (by the hash of the whole item) already stored.
 func (s *fakeStore) quarantine(at time.Time, items ...scorekeeper.Quarantined) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at = at.UTC().Truncate(time.Microsecond)
 	for _, q := range items {
-		sum := sha256.Sum256([]byte(q.Raw))
-		key := hex.EncodeToString(sum[:])
+		q, err := q.Bounded()
+		if err != nil {
+			panic(err)
+		}
+		key := q.SHA256
 		if slices.ContainsFunc(s.quarantined, func(it db.QuarantineItem) bool { return it.Key == key }) {
 			continue
 		}

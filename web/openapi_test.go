@@ -521,6 +521,8 @@ func TestOpenAPI_Contract(t *testing.T) {
 		store.quarantine(t0,
 			scorekeeper.Quarantined{ItemID: "q1", Raw: `{"id":"q1","amount":-1}`, Reason: "amount must be positive"},
 			scorekeeper.Quarantined{Raw: `{"amount":1}`, Reason: "missing id"},
+			// A big item: listed as an excerpt, truncated, with its size and hash.
+			scorekeeper.NewQuarantined("q2", []byte(`{"id":"q2","note":"`+strings.Repeat("n", 1<<20)+`"}`), "amount is missing"),
 		)
 		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
 			t.Helper()
@@ -529,6 +531,8 @@ func TestOpenAPI_Contract(t *testing.T) {
 		_, body := get(ok, "/api/quarantine", http.StatusOK, reqValid, auth...)
 		require.Contains(t, body, `"id":null`)
 		require.Contains(t, body, `"id":"q1"`)
+		require.Contains(t, body, `"truncated":true`)
+		require.Contains(t, body, `"truncated":false`)
 		resp, _ := get(ok, "/api/quarantine?limit=1", http.StatusOK, reqValid, auth...)
 		next := nextLink(t, resp)
 		require.NotEmpty(t, next, "a full page links onwards")

@@ -13,25 +13,35 @@ import (
 const (
 	// DefaultQuarantineLimit is the page size when the query names none.
 	DefaultQuarantineLimit = 1000
-	// MaxQuarantineLimit is the largest limit accepted. Raw items can be
-	// large, so it bounds what one request can cost.
+	// MaxQuarantineLimit is the largest limit accepted. Each item's raw
+	// text is an excerpt of at most scorekeeper.MaxQuarantineExcerpt
+	// bytes, so it bounds what one request can cost.
 	MaxQuarantineLimit = 10000
 )
 
 // quarantineResponse is one item of GET /api/quarantine.
 type quarantineResponse struct {
 	// ID is null when the item had no readable id.
-	ID         *string   `json:"id"`
+	ID *string `json:"id"`
+	// Raw is the item's raw text, or when Truncated its start.
 	Raw        string    `json:"raw"`
 	Reason     string    `json:"reason"`
 	ReceivedAt time.Time `json:"receivedAt"`
+	// Size and SHA256 are the whole item's: its length in bytes and the
+	// hex SHA-256 of its raw text.
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Truncated bool   `json:"truncated"`
 }
 
 func toQuarantineResponses(items []db.QuarantineItem) []quarantineResponse {
 	// make, not a nil slice: an empty page is [] in JSON, not null.
 	out := make([]quarantineResponse, len(items))
 	for i, q := range items {
-		out[i] = quarantineResponse{Raw: q.Raw, Reason: q.Reason, ReceivedAt: q.ReceivedAt.UTC()}
+		out[i] = quarantineResponse{
+			Raw: q.Raw, Reason: q.Reason, ReceivedAt: q.ReceivedAt.UTC(),
+			Size: q.Size, SHA256: q.SHA256, Truncated: q.Truncated,
+		}
 		if q.ItemID != "" {
 			id := q.ItemID
 			out[i].ID = &id

@@ -2,12 +2,15 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,11 +25,15 @@ import (
 )
 
 // quarantineItem is one item of GET /api/quarantine as a client reads it.
+// The pointers tell a missing field from a zero one.
 type quarantineItem struct {
 	ID         *string `json:"id"`
 	Raw        string  `json:"raw"`
 	Reason     string  `json:"reason"`
 	ReceivedAt string  `json:"receivedAt"`
+	Size       *int64  `json:"size"`
+	SHA256     *string `json:"sha256"`
+	Truncated  *bool   `json:"truncated"`
 }
 
 // seededItem is a quarantined item as stored by seedQuarantine.
@@ -175,8 +182,9 @@ func TestQuarantine(t *testing.T) {
 }
 
 // requireQuarantined requires items to be exactly the seeded items, each
-// with its id (null when it had none), raw text byte for byte, reason, and
-// receivedAt in UTC to the microsecond, newest batch first.
+// with its id (null when it had none), raw text byte for byte (an excerpt
+// of a big one), size, SHA-256, reason, and receivedAt in UTC to the
+// microsecond, newest batch first.
 func requireQuarantined(t *testing.T, seeded []seededItem, items []quarantineItem) {
 	t.Helper()
 	require.Len(t, items, len(seeded))
@@ -187,6 +195,15 @@ func requireQuarantined(t *testing.T, seeded []seededItem, items []quarantineIte
 	for i, it := range items {
 		s, ok := want[it.Raw]
 		require.True(t, ok, "raw %q was not stored as is", it.Raw)
+		rec, err := s.Bounded()
+		require.NoError(t, err)
+		require.Equal(t, rec.Raw, it.Raw)
+		require.NotNil(t, it.Size)
+		require.Equal(t, rec.Size, *it.Size)
+		require.NotNil(t, it.SHA256)
+		require.Equal(t, rec.SHA256, *it.SHA256)
+		require.NotNil(t, it.Truncated)
+		require.Equal(t, rec.Truncated, *it.Truncated)
 		require.Equal(t, s.Reason, it.Reason)
 		if s.ItemID == "" {
 			require.Nil(t, it.ID, "an item without id has id null")
@@ -277,3 +294,61 @@ func TestQuarantine_Store(t *testing.T) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// Ensure GET /api/quarantine shows a big item as its record — a raw
+// excerpt of at most scorekeeper.MaxQuarantineExcerpt bytes marked
+// truncated, with the whole item's size and SHA-256 — on the fake store and
+// both databases, so a listing of big items stays small; a small item is
+// shown whole with its size and hash.
+func TestQuarantine_BigItems(t *testing.T) {
+	big := []byte(`{"id":"big","amount":-1,"note":"` + strings.Repeat("<é>", 1<<20) + `"}`) // 5 MiB
+	sum := sha256.Sum256(big)
+	small := `{"id":"small","amount":-1}`
+	smallSum := sha256.Sum256([]byte(small))
+	items := []scorekeeper.Quarantined{
+		scorekeeper.NewQuarantined("big", big, "amount -1 must be greater than 0"),
+		// A record holding a big item whole, as hand-built ones may.
+		{ItemID: "whole", Raw: strings.Repeat("w", 3*scorekeeper.MaxQuarantineExcerpt), Reason: "item is a string, not a JSON object"},
+		{ItemID: "small", Raw: small, Reason: "amount -1 must be greater than 0"},
+	}
+	check := func(t *testing.T, app *fiber.App) {
+		resp, body := do(t, app, http.MethodGet, "/api/quarantine")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		require.Less(t, len(body), 64<<10, "the listing holds excerpts (JSON-escaped), not 5 MiB items")
+		got := map[string]quarantineItem{}
+		for _, it := range decodeQuarantine(t, body) {
+			got[*it.ID] = it
+		}
+		require.Len(t, got, 3)
+
+		b := got["big"]
+		require.True(t, *b.Truncated)
+		require.EqualValues(t, len(big), *b.Size)
+		require.Equal(t, hex.EncodeToString(sum[:]), *b.SHA256)
+		require.LessOrEqual(t, len(b.Raw), scorekeeper.MaxQuarantineExcerpt)
+		require.True(t, strings.HasPrefix(string(big), b.Raw))
+
+		w := got["whole"]
+		require.True(t, *w.Truncated)
+		require.EqualValues(t, 3*scorekeeper.MaxQuarantineExcerpt, *w.Size)
+		require.Len(t, w.Raw, scorekeeper.MaxQuarantineExcerpt)
+
+		s := got["small"]
+		require.False(t, *s.Truncated)
+		require.Equal(t, small, s.Raw)
+		require.EqualValues(t, len(small), *s.Size)
+		require.Equal(t, hex.EncodeToString(smallSum[:]), *s.SHA256)
+	}
+	t.Run("Fake", func(t *testing.T) {
+		app, store, _ := MustNewApp(t, web.Config{})
+		store.quarantine(t0, items...)
+		check(t, app)
+	})
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		intoDB(t, d)(t0, items)
+		// The same big item again, whole this time: one row still.
+		intoDB(t, d)(t0.Add(time.Minute), []scorekeeper.Quarantined{{ItemID: "big", Raw: string(big), Reason: "again"}})
+		check(t, app)
+	})
+}
