@@ -13,7 +13,7 @@ TEST_TIMEOUT  ?= 45m
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: all build run test bench chaos lint fmt tools temporal clean
+.PHONY: all build run test bench chaos sim lint fmt tools temporal clean
 
 all: build
 
@@ -48,6 +48,15 @@ test: temporal
 ## violations (make test runs the short form)
 chaos: temporal
 	./scripts/chaos.sh
+
+## sim: the sync's deterministic simulation against adversarial upstreams,
+## SEEDS seeds (make test runs 500); a failing seed replays with
+## SIM_SEED=<n> go test -run TestSim_Adversarial ./syncplan/
+SEEDS ?= 10000
+sim:
+	@bash -o pipefail -c "SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -v -run '^TestSim_Adversarial\$$' -timeout 0 ./syncplan/ \
+		| grep -E '^TestSim_Adversarial:|replay with|^(--- )?FAIL|^ok'"
+
 
 ## bench: performance goals, measured
 bench: temporal

@@ -73,7 +73,7 @@ func TestFetchApply_HugeMalformedItem(t *testing.T) {
 	acts, env := newSyncActivities(t, nil, serveUpstreamPage(t, items), 100)
 	acts.Sync.Start = start
 
-	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "h"})
+	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: testWorkflowID})
 	require.Equal(t, syncplan.Fresh, p.Request.Kind)
 	page := run[activities.FetchPageResult](t, env, acts.FetchPage, activities.FetchPageInput{Plan: p})
 	outSize, inSize := requirePayloadsBounded(t, p, page)
@@ -125,7 +125,7 @@ func TestFetchApply_ThousandMalformedItems(t *testing.T) {
 	acts, env := newSyncActivities(t, nil, serveUpstreamPage(t, items), 100)
 	acts.Sync.Start = start
 
-	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "h"})
+	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: testWorkflowID})
 	page := run[activities.FetchPageResult](t, env, acts.FetchPage, activities.FetchPageInput{Plan: p})
 	outSize, inSize := requirePayloadsBounded(t, p, page)
 	t.Logf("FetchPage result %d bytes, ApplyPage input %d bytes", outSize, inSize)

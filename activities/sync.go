@@ -107,6 +107,17 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 		Want:    in.Want,
 		Grants:  stamps,
 	})
+	var aerr error
+	req = syncplan.Avoid(req, func(r syncplan.Request) bool {
+		answered, err := a.Sync.Budget.Answered(ctx, a.DB, requestKey(r))
+		if err != nil {
+			aerr = err
+		}
+		return answered
+	})
+	if aerr != nil {
+		return PlanResult{}, aerr
+	}
 	return PlanResult{Request: req, Version: st.Version, SyncedThrough: st.SyncedThrough}, nil
 }
 
@@ -166,6 +177,10 @@ type FetchPageResult struct {
 	// FetchedTwice is set when upstream answered this very request
 	// before (never planned; seen only when an answer was lost).
 	FetchedTwice bool `json:"fetchedTwice,omitempty"`
+	// LeaseLost is set, with nothing fetched, when another sync holds
+	// the fetcher lease (this one's expired): the caller joins it.
+	LeaseLost bool   `json:"leaseLost,omitempty"`
+	Holder    string `json:"holder,omitempty"`
 }
 
 // FetchPage makes exactly one upstream request per attempt, after taking a
@@ -185,6 +200,16 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 	}
 	var now time.Time
 	for {
+		// Hold the fetcher lease while this attempt works: a fetch that
+		// retries through a long upstream outage (or waits for the budget)
+		// would otherwise lose it, and a second fetcher would fetch the
+		// same pages. Lost, the fetch stops and the sync joins the new
+		// holder.
+		if cur, held, err := db.AcquireLease(ctx, a.DB, FetcherLease, g.Holder, a.Sync.leaseTTL()); err != nil {
+			return FetchPageResult{}, err
+		} else if !held {
+			return FetchPageResult{LeaseLost: true, Holder: cur.Holder}, nil
+		}
 		granted, at, wait, err := a.Sync.Budget.Acquire(ctx, a.DB, g)
 		if err != nil {
 			return FetchPageResult{}, err
@@ -232,7 +257,11 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 			At:         now,
 			Total:      p.Meta.TotalItems,
 			TotalPages: p.Meta.TotalPages,
-			Count:      len(p.Items) + len(p.Quarantined) + p.Duplicates,
+			PerPage:    p.Meta.ItemsPerPage,
+			Count:      p.Entries,
+			Distinct:   len(p.Items) + len(p.Quarantined),
+			Head:       p.Head,
+			Tail:       p.Tail,
 			CreatedAt:  make([]time.Time, len(p.Items)),
 		},
 	}
@@ -333,6 +362,7 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 			// late item slipped in behind the pages read.
 			page := in.Page.Page
 			page.Repeats = res.Duplicates + len(in.Page.Quarantined) - res.Quarantined
+			page.Stored = res.Counted
 			next, t := syncplan.Advance(cfg, st.SyncedThrough, state, page)
 			through = t
 			b, err := json.Marshal(next)
@@ -343,6 +373,9 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 				Cursor:        string(b),
 			}, err
 		},
+	}
+	if syncplan.NeedsCount(state, in.Page.Page.Request) {
+		batch.CountFrom, batch.CountTo = in.Page.Page.Request.Start, in.Page.Page.Request.End
 	}
 	for i, it := range in.Page.Items {
 		batch.Transactions[i] = scorekeeper.Transaction{ID: it.ID, UserID: it.UserID, CreatedAt: it.CreatedAt, Type: it.Type, Amount: it.Amount}

@@ -21,6 +21,10 @@ import (
 	"scorekeeper/upstream"
 )
 
+// testWorkflowID is the workflow id the test activity environment gives
+// activities: the fetcher lease's holder, as a sync workflow's id is.
+const testWorkflowID = "default-test-workflow-id"
+
 // newMock serves items of the last half hour, no live data, no faults.
 func newMock(t *testing.T, tweak func(*mockapi.Config)) (*mockapi.Server, string) {
 	t.Helper()
@@ -115,7 +119,7 @@ func TestPlanFetchApply_Backfill(t *testing.T) {
 			want := mock.Start()
 			for i := 0; ; i++ {
 				require.Less(t, i, 50, "backfill does not end")
-				p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "h", Want: want})
+				p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: testWorkflowID, Want: want})
 				require.False(t, p.LeaseLost)
 				if !p.SyncedThrough.Before(want) {
 					break
@@ -233,7 +237,7 @@ func TestFetchPage_Errors(t *testing.T) {
 // progress, and applying it again with the right version changes nothing.
 func TestApplyPage_Conflict(t *testing.T) {
 	acts, env := newSyncActivities(t, nil, "", 5)
-	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: "h"})
+	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: testWorkflowID})
 	require.Equal(t, syncplan.Fresh, p.Request.Kind)
 	at := acts.Sync.Start.Add(time.Minute)
 	page := activities.FetchPageResult{
@@ -255,4 +259,35 @@ func TestApplyPage_Conflict(t *testing.T) {
 	require.Equal(t, 1, r.Duplicates)
 	require.True(t, r.SyncedThrough.Equal(at.Add(time.Minute)))
 	dbtest.RequireReconciled(t, acts.DB)
+}
+
+// Ensure a fetch never runs without the fetcher lease: an attempt whose
+// lease expired (a fetch retrying through a long upstream outage) and was
+// taken by another sync asks upstream nothing and says so, so the same
+// page is never fetched by two syncs.
+func TestFetchPage_LeaseLost(t *testing.T) {
+	var requests int
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"items":[],"meta":{"totalItems":0,"itemCount":0,"itemsPerPage":1000,"totalPages":0,"currentPage":1}}`))
+	}))
+	t.Cleanup(hs.Close)
+	acts, env := newSyncActivities(t, nil, hs.URL, 5)
+	ctx := context.Background()
+	_, held, err := db.AcquireLease(ctx, acts.DB, activities.FetcherLease, "another-sync", time.Minute)
+	require.NoError(t, err)
+	require.True(t, held)
+	now := time.Now().UTC().Truncate(time.Second)
+	plan := activities.PlanResult{Request: syncplan.Request{Kind: syncplan.Fresh, Start: now.Add(-time.Minute), End: now.Add(-10 * time.Second), Page: 1, Limit: 1000}}
+	page := run[activities.FetchPageResult](t, env, acts.FetchPage, activities.FetchPageInput{Plan: plan})
+	require.True(t, page.LeaseLost, "the lease is another sync's")
+	require.Equal(t, "another-sync", page.Holder)
+	require.Zero(t, requests, "nothing asked of upstream")
+
+	// The lease free again, the same attempt takes it and fetches.
+	require.NoError(t, db.ReleaseLease(ctx, acts.DB, activities.FetcherLease, "another-sync"))
+	page = run[activities.FetchPageResult](t, env, acts.FetchPage, activities.FetchPageInput{Plan: plan})
+	require.False(t, page.LeaseLost)
+	require.Equal(t, 1, requests)
 }

@@ -34,6 +34,11 @@ type Batch struct {
 	// CursorFunc, when set, computes the cursor update from what the batch
 	// stored (how many ids were already there), in the same transaction.
 	CursorFunc func(ApplyResult) (CursorUpdate, error)
+	// CountFrom and CountTo, when CountTo is set, ask for the number of
+	// stored transactions with createdAt in [CountFrom, CountTo] once the
+	// batch is stored (ApplyResult.Counted), in the same transaction: the
+	// count that proves a window read whose order upstream did not keep.
+	CountFrom, CountTo time.Time
 }
 
 // ApplyResult reports what ApplyBatch changed.
@@ -51,6 +56,8 @@ type ApplyResult struct {
 	NewPayouts []scorekeeper.Payout
 	// State is the sync state after the call, when Batch.Cursor was set.
 	State *SyncState
+	// Counted answers Batch.CountFrom/CountTo.
+	Counted int
 }
 
 // ApplyBatch stores a batch exactly once, in one database transaction:
@@ -193,6 +200,16 @@ func applyBatch(ctx context.Context, tx bun.Tx, conn *bun.Conn, b Batch, now tim
 		return res, err
 	}
 
+	if !b.CountTo.IsZero() {
+		n, err := tx.NewSelect().Model((*txRow)(nil)).
+			Where("created_at >= ?", b.CountFrom.UTC()).
+			Where("created_at <= ?", b.CountTo.UTC()).
+			Count(ctx)
+		if err != nil {
+			return res, fmt.Errorf("count window: %w", err)
+		}
+		res.Counted = int(n)
+	}
 	cursor := b.Cursor
 	if b.CursorFunc != nil {
 		cu, err := b.CursorFunc(res)

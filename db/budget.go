@@ -175,6 +175,21 @@ func (b Budget) Settle(ctx context.Context, d *bun.DB, id, request string, answe
 	return twice, err
 }
 
+// Answered reports whether upstream answered the page named request
+// within the last hour (grants older than that are pruned).
+func (b Budget) Answered(ctx context.Context, d bun.IDB, request string) (bool, error) {
+	n, err := d.NewSelect().
+		Model((*budgetGrantRow)(nil)).
+		Where("name = ?", b.Name).
+		Where("request = ?", request).
+		Where("answered").
+		Count(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read budget: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Stamps returns the stamps that count in the window ending at now, in
 // order (in-flight grants stamped ahead of now included).
 func (b Budget) Stamps(ctx context.Context, d bun.IDB, now time.Time) ([]time.Time, error) {

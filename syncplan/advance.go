@@ -3,6 +3,7 @@ package syncplan
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -16,22 +17,153 @@ type Page struct {
 	// Total and TotalPages are upstream's meta for the window.
 	Total      int `json:"total"`
 	TotalPages int `json:"totalPages"`
-	// Count is how many items the page held as served: valid, malformed
-	// and repeated alike.
+	// PerPage is upstream's meta.itemsPerPage: the page size it applied,
+	// which may be less than the limit asked for (0: not said, the limit).
+	PerPage int `json:"perPage,omitempty"`
+	// Count is how many entries the page held as served: valid, malformed
+	// and repeated alike. Every entry takes a position in the listing.
 	Count int `json:"count"`
+	// Distinct is how many distinct items the page held: Count less the
+	// copies of an item served twice on it.
+	Distinct int `json:"distinct,omitempty"`
 	// CreatedAt are the valid items' createdAt, in upstream's order.
 	CreatedAt []time.Time `json:"createdAt,omitempty"`
+	// Head and Tail are the createdAt of the page's first and last entries
+	// as served, zero when that entry is malformed (its place in a sorted
+	// listing is then unknown).
+	Head time.Time `json:"head,omitzero"`
+	Tail time.Time `json:"tail,omitzero"`
+	// Stored is, for a window paged through one second (Burst), how many
+	// items with createdAt in the window are stored once this page is:
+	// the count that proves such a window read (ApplyPage fills it).
+	Stored int `json:"stored,omitempty"`
 	// Repeats counts the page's items that were stored before it (the
-	// database found their ids). In a sorted listing, an item read before
-	// on the next page means a late item was inserted behind the pages
-	// already read, which makes the window's count no longer a baseline.
+	// database found their ids). Informational: no proof rests on it.
 	Repeats int `json:"repeats,omitempty"`
+
+	// ordered is set by Advance: the page is sorted, and upstream is
+	// known to sort (State.observeOrder).
+	ordered bool
+}
+
+// observeOrder folds the page's order into the evidence that upstream
+// sorts by createdAt, and reports whether the page is sorted with enough
+// evidence behind it. An inversion proves upstream does not sort. A
+// sorted page of d distinct instants is evidence in the measure of the
+// chance that an unsorted listing shows them sorted, 1/d!: evidence holds
+// once the pages sorted in a row are less likely than 1/8! by chance
+// (ties show no order, so a second of ties adds nothing). Only full pages
+// count: a partial page read again shows the same items in the same
+// order, which is no new evidence.
+func (st *State) observeOrder(p Page) bool {
+	if !isSorted(p.CreatedAt) {
+		st.Order = 0
+		return false
+	}
+	if p.full() {
+		st.Order = min(st.Order+lnFactorial(distinctInstants(p.CreatedAt)), 2*orderEvidence)
+	}
+	return st.Order >= orderEvidence
+}
+
+// orderEvidence is ln(8!): eight distinct instants sorted by chance.
+var orderEvidence = lnFactorial(8)
+
+func lnFactorial(n int) float64 {
+	v, _ := math.Lgamma(float64(n) + 1)
+	return v
+}
+
+func distinctInstants(ts []time.Time) int {
+	n := 0
+	for i, t := range ts {
+		if i == 0 || !t.Equal(ts[i-1]) {
+			n++
+		}
+	}
+	return n
+}
+
+// perPage is the page size upstream applied.
+func (p Page) perPage() int {
+	if p.PerPage > 0 && (p.Request.Limit <= 0 || p.PerPage < p.Request.Limit) {
+		return p.PerPage
+	}
+	return p.Request.Limit
+}
+
+// full reports whether the page holds as many entries as a page can:
+// the listing may go on after it.
+func (p Page) full() bool {
+	return p.Count >= p.perPage()
+}
+
+// distinct is Distinct, or Count when the caller did not say.
+func (p Page) distinct() int {
+	if p.Distinct > 0 {
+		return p.Distinct
+	}
+	return p.Count
+}
+
+// complete reports whether the listing ends on this page: upstream says
+// it is the last, and either it is short (a listing that went on would
+// have filled it) or the distinct items read reach meta.totalItems. A
+// full last page whose copies hide how many items follow is not the end:
+// one more page is read to see. upstream's totals are never trusted alone
+// to end a window early, and our own limit is never assumed applied.
+func (p Page) complete(distinctBefore int) bool {
+	if p.Request.Page < p.TotalPages {
+		return false
+	}
+	return !p.full() || p.Total <= distinctBefore+p.distinct()
+}
+
+// joins reports whether a later page continues the one read before it,
+// whose last entry was at lastAt: in a listing sorted by createdAt the
+// page's first entry must be strictly later. An equal instant means the
+// boundary fell inside a tie, whose order upstream need not keep between
+// requests (one item may sit on neither page); an earlier one means an
+// item inserted before the boundary pushed an item read already across
+// it. Either way the page proves nothing about the instant at the
+// boundary.
+func (p Page) joins(lastAt time.Time) bool {
+	return !lastAt.IsZero() && !p.Head.IsZero() && p.Head.After(lastAt)
+}
+
+// tiedTail reports whether the page's last instant may continue on the
+// next page in an order upstream need not keep: the last entry is
+// malformed, sits on a whole second (upstream's resolution may be the
+// second, so the whole second is one tie), or shares its instant with the
+// valid item before it.
+func (p Page) tiedTail() bool {
+	if p.Tail.IsZero() || p.Tail.Equal(p.Tail.Truncate(time.Second)) {
+		return true
+	}
+	n := len(p.CreatedAt)
+	return n >= 2 && p.CreatedAt[n-2].Equal(p.CreatedAt[n-1])
 }
 
 // Advance returns the progress record and watermark once page p is stored.
 // The caller stores them in the same database transaction as the page.
 func Advance(cfg Config, through time.Time, st State, p Page) (State, time.Time) {
 	st = st.clone()
+	if p.Request.Kind != Probe && p.PerPage > 0 {
+		st.PerPage = 0
+		if p.PerPage < cfg.PageSize {
+			st.PerPage = p.PerPage
+		}
+	}
+	cfg = cfg.withState(st)
+	switch {
+	case p.Request.Kind == Fresh && p.Request.ForWant:
+		st.LateOwed = true
+	case p.Request.Kind == Rescan || p.Request.Kind == Probe:
+		st.LateOwed = false
+	}
+	if p.Request.Kind != Probe {
+		p.ordered = st.observeOrder(p)
+	}
 	switch p.Request.Kind {
 	case Fresh:
 		if p.Request.EndAtFetch {
@@ -63,60 +195,96 @@ func (st State) clone() State {
 }
 
 // advanceSliding moves a sliding window (upstream sorted by createdAt)
-// past one page. A page that does not reach the window's end proves every
-// item before its last item's second is read, so the watermark moves page
-// by page; one that reaches the end proves the whole window is read.
+// past one page. Page 1 of a window is a prefix of upstream's listing, so
+// a full sorted page proves every item before its last item's second was
+// visible on it; the watermark moves to the second before. The next page
+// continues by offset only where that cannot lose an item: the last
+// instant has sub-second precision and no tie on the page, and the next
+// page's first entry comes strictly after it (Page.joins). Otherwise the
+// next read starts over at the last item's second, re-reading the items
+// of that second already stored: what ties cost.
 func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time {
 	req := p.Request
 	f := st.Feed
 	if f == nil || !f.Start.Equal(req.Start) || f.Page != req.Page {
-		f = &Feed{Start: req.Start, Page: req.Page, ReadAt: p.At}
+		f = &Feed{Start: req.Start, Page: req.Page, ReadAt: p.At, Exact: req.Page == 1}
 	}
 	if f.ReadAt.IsZero() {
 		f.ReadAt = p.At
 	}
 	readAt := f.ReadAt
-	// A page of many items in createdAt order comes from a listing in
-	// that order (by chance it would not be). Pages need not join up: a
-	// late item inserted before the page boundary pushes items already
-	// read onto the next page, which is harmless (they are duplicates).
 	sorted := isSorted(p.CreatedAt)
-	evidence := len(p.CreatedAt) >= minOrderEvidence
-	more := p.Total > req.Page*cfg.PageSize
 	st.observeRate(cfg, f, req.Start, req.End, p.Total)
 	old := through
-	// The window's count is a probe baseline while every item behind the
-	// pages read is stored: page 1 has nothing behind it; a later page
-	// must repeat no more than what was on it at its last read.
-	exact := req.Page == 1 || (f.Exact && p.Repeats <= f.Count)
+	joined := req.Page == 1 || p.joins(f.LastAt)
+	if req.Page > 1 && sorted {
+		// How often continuing by offset breaks (a late item inserted
+		// before the boundary breaks it as surely as a tie does).
+		st.Breaks *= 0.8
+		if !joined {
+			st.Breaks += 0.2
+		}
+	}
+	// The window's count is a probe baseline while every boundary joined:
+	// no item was inserted before a boundary between two reads, so every
+	// item the last read counts is on a page read.
+	exact := req.Page == 1 || (f.Exact && joined)
 	base := func() {
 		if exact {
 			st.addRead(Read{Start: req.Start, End: req.End, Total: p.Total, At: p.At})
 		}
 	}
 	switch {
-	case !more && (sorted || req.Page == 1 || !evidence):
-		// The window is read to its end. Keep its start, so later reads
-		// extend one baseline; a full last page moves on to the next.
+	case !joined && sorted:
+		// The boundary fell inside a tie (or an item inserted before it
+		// moved one across): the page proves nothing the last one did
+		// not. Its items are stored; start over at the boundary's second,
+		// which the watermark has not passed.
+		f = &Feed{Start: later(req.Start, f.LastAt.Truncate(time.Second)), Page: 1}
+	case p.complete(f.Before) && (sorted || req.Page == 1):
+		// The window is read to its end. A partial last page is read again
+		// as it fills, keeping one baseline; after a full one the next
+		// window starts at this one's end.
 		through = later(through, req.End)
-		next, count := req.Page, p.Count
-		if p.Count >= cfg.PageSize {
-			next, count = next+1, 0
-		}
-		*f = Feed{Start: req.Start, End: req.End, Page: next, Total: p.Total, ReadAt: f.ReadAt, Exact: exact, Count: count}
 		base()
-		if next > rebaseAfter {
-			f = nil // the next window starts at the watermark
+		if p.full() {
+			f = &Feed{Start: req.End, Page: 1}
+			break
 		}
-	case sorted && evidence && p.Count >= cfg.PageSize:
-		sec := last(p.CreatedAt).Truncate(time.Second)
+		*f = Feed{Start: req.Start, End: req.End, Page: req.Page, Total: p.Total, ReadAt: f.ReadAt,
+			Exact: exact, Count: p.Count, LastAt: f.LastAt, Before: f.Before}
+	case p.ordered && (p.full() || req.Page == 1):
+		// Page 1 is a prefix of the listing, full or not.
+		x := last(p.CreatedAt)
+		sec := x.Truncate(time.Second)
 		through = later(through, sec.Add(-time.Second))
-		*f = Feed{Start: req.Start, End: req.End, Page: req.Page + 1, Total: p.Total, ReadAt: f.ReadAt, Exact: exact}
 		base()
-		if f.Page > rebaseAfter && sec.After(req.Start) {
-			// Every item before sec is read: start over there.
+		// A copy of an item on the page took a position that need not be
+		// there at the next request: offsets after it prove nothing.
+		offset := !p.tiedTail() && st.Breaks < breakLimit && p.distinct() == p.Count
+		st.Breaks *= breakDecay
+		switch {
+		case !offset && sec.After(req.Start):
 			f = &Feed{Start: sec, Page: 1}
+		case !offset:
+			// More than a page inside the window's first second: no second
+			// boundary to start over at. Read that second alone as a
+			// fixed window, proven by its count (advanceFixed).
+			f = &Feed{Start: sec, End: earlier(sec.Add(time.Second), req.End), Fixed: true, Burst: true, Page: 1}
+		case req.Page+1 > rebaseAfter && sec.After(req.Start):
+			// Every item before sec is read: start over there, so page
+			// numbers (upstream offsets) stay bounded.
+			f = &Feed{Start: sec, Page: 1}
+		default:
+			*f = Feed{Start: req.Start, End: req.End, Page: req.Page + 1, Total: p.Total, ReadAt: f.ReadAt,
+				Exact: exact, LastAt: x, Before: f.Before + p.distinct()}
 		}
+	case sorted && req.Page == 1:
+		// Sorted, but too few items to say upstream sorts (a page
+		// capped small, or copies): neither order nor offsets prove
+		// anything. A window that fits one page proves itself: read a
+		// narrower one (advanceNarrow).
+		f = narrower(req.Start, req.End)
 	default:
 		// Upstream is not sorted (or served a short page mid-window): the
 		// watermark moves only by whole fixed windows from now on, paged by
@@ -124,8 +292,9 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		// fixed window; later pages proved nothing beyond the watermark.
 		st.Unordered = true
 		st.Late = nil // a re-scan paged in the old order starts again
-		if req.Page == 1 {
-			f = &Feed{Start: req.Start, End: req.End, Fixed: true, Page: 2, Total: p.Total, ReadAt: p.At}
+		if req.Page == 1 && !p.complete(0) {
+			f = &Feed{Start: req.Start, End: req.End, Fixed: true, Page: 2, Total: p.Total, ReadAt: p.At,
+				Before: p.distinct(), LastAt: p.Tail}
 		} else {
 			f = nil
 		}
@@ -143,12 +312,30 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	if f == nil || !f.Fixed || !f.Start.Equal(req.Start) || !f.End.Equal(req.End) || f.Page != req.Page {
 		f = &Feed{Start: req.Start, End: req.End, Fixed: true, Page: req.Page, Sorted: true}
 	}
+	switch {
+	case f.Burst:
+		return advanceBurst(cfg, through, st, f, p)
+	case f.Narrow:
+		return advanceNarrow(cfg, through, st, f, p)
+	}
 	if req.Page == 1 || f.ReadAt.IsZero() {
 		f.Total, f.ReadAt = p.Total, p.At
 	}
+	wasSorted := f.Sorted && req.Page > 1
 	f.Sorted = f.Sorted && isSorted(p.CreatedAt)
-	if req.Page < p.TotalPages {
+	if wasSorted && f.Sorted && p.ordered && (!p.joins(f.LastAt) || p.distinct() < p.Count) {
+		// Upstream sorts by createdAt again and this boundary fell inside a
+		// tie: offsets prove nothing about that instant. Read on from the
+		// watermark in sliding windows, which start over at seconds.
+		st.Unordered = false
+		st.Late = nil
+		st.Feed = nil
+		return through
+	}
+	if !p.complete(f.Before) {
 		f.Page = req.Page + 1
+		f.Before += p.distinct()
+		f.LastAt = p.Tail
 		st.Feed = f
 		return through
 	}
@@ -156,13 +343,71 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	through = later(through, req.End)
 	st.observeRate(cfg, nil, req.Start, req.End, p.Total)
 	st.addRead(Read{Start: req.Start, End: req.End, Total: f.Total, At: f.ReadAt})
-	if f.Sorted && req.Page >= 2 && p.Total > cfg.PageSize && cfg.PageSize >= minOrderEvidence {
+	if f.Sorted && req.Page >= 2 && p.Total > p.perPage() && p.ordered {
 		// Two or more pages, all in createdAt order: upstream sorts again.
 		st.Unordered = false
 		st.Late = nil
 	}
 	st.Feed = nil
 	st.coverFresh(cfg, old, through, f.ReadAt)
+	return through
+}
+
+// advanceBurst moves a fixed window of one second holding more than a
+// page past one page. Its items are ties whose order upstream need not
+// keep between requests, so its pages may miss an item and repeat
+// another: no page boundary proves anything. The count does: the window
+// is read once every item upstream counts in it is stored, else read
+// again from page 1, at most maxBurstPasses times (a count that never
+// comes is upstream counting a row twice).
+func advanceBurst(cfg Config, through time.Time, st *State, f *Feed, p Page) time.Time {
+	req := p.Request
+	if !p.complete(f.Before) {
+		f.Page, f.Before = req.Page+1, f.Before+p.distinct()
+		st.Feed = f
+		return through
+	}
+	if p.Stored < p.Total && f.Passes+1 < maxBurstPasses {
+		st.Feed = &Feed{Start: req.Start, End: req.End, Fixed: true, Burst: true, Page: 1, Passes: f.Passes + 1}
+		return through
+	}
+	st.Feed = nil
+	return later(through, req.End)
+}
+
+// narrower is a fixed window of about half of [start, end], to be read
+// in one page; a window of one second that does not fit a page is a
+// burst, proven by its count.
+func narrower(start, end time.Time) *Feed {
+	mid := start.Add(end.Sub(start) / 2).Truncate(time.Second)
+	if !mid.After(start) {
+		return &Feed{Start: start, End: earlier(start.Add(time.Second), end), Fixed: true, Burst: true, Page: 1}
+	}
+	return &Feed{Start: start, End: mid, Fixed: true, Narrow: true, Page: 1}
+}
+
+// advanceNarrow moves past the one page of a narrowed window: read to its
+// end, it moves the watermark to its end, whatever upstream's order;
+// sorted with enough items, it proves what any sorted first page does;
+// else it is narrowed again.
+func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) time.Time {
+	req := p.Request
+	old := through
+	switch {
+	case p.complete(0):
+		through = later(through, req.End)
+		st.Feed = nil
+	case p.ordered:
+		through = later(through, last(p.CreatedAt).Truncate(time.Second).Add(-time.Second))
+		st.Feed = nil
+	case !isSorted(p.CreatedAt):
+		st.Unordered = true
+		st.Late = nil
+		st.Feed = nil
+	default:
+		st.Feed = narrower(req.Start, req.End)
+	}
+	st.coverFresh(cfg, old, through, p.At)
 	return through
 }
 
@@ -174,7 +419,7 @@ func (st *State) coverFresh(cfg Config, old, through, at time.Time) {
 	if lateFrom(cfg, *st).Before(old) {
 		return // a gap before this window still needs covering
 	}
-	if c := at.Add(-cfg.Overlap).Truncate(time.Second); c.After(st.LateTo) {
+	if c := edge(cfg, at.Add(-cfg.Overlap)); c.After(st.LateTo) {
 		st.LateTo = earlier(c, through)
 	}
 }
@@ -198,32 +443,75 @@ func advanceProbe(st *State, p Page) {
 	st.ProbeMiss = st.ProbeMiss*0.8 + 0.2
 }
 
+// advanceRescan moves a re-scan past one page, by the same rules as fresh
+// pages: sorted pages start over at the last item's second where a tie
+// may straddle the boundary, unsorted ones are paged by offset until the
+// listing ends.
 func advanceRescan(cfg Config, st *State, p Page) {
 	req := p.Request
 	if req.Page == 1 {
 		st.LateRounds++
 	}
-	sorted, evidence := isSorted(p.CreatedAt), len(p.CreatedAt) >= minOrderEvidence
-	if evidence && sorted == st.Unordered {
+	sorted := isSorted(p.CreatedAt)
+	if (!sorted && !st.Unordered) || (p.ordered && st.Unordered) {
 		// Upstream changed its order: pages read before the change do not
 		// join up with pages read after it. Read the window again.
 		st.Unordered = !sorted
 		st.Late = nil
 		return
 	}
-	if req.Page < p.TotalPages {
-		st.Late = &Window{Start: req.Start, End: req.End, Page: req.Page + 1}
-		if sorted && evidence && p.Count >= cfg.PageSize {
-			// As for fresh pages: every item before the last item's second
-			// that was visible at the first page is read.
-			if c := last(p.CreatedAt).Truncate(time.Second).Add(-time.Second); c.After(st.LateTo) && !c.After(req.End) {
-				st.LateTo = c
-			}
+	w := st.Late
+	if w == nil || !w.Start.Equal(req.Start) || !w.End.Equal(req.End) || w.Page != req.Page {
+		w = &Window{Start: req.Start, End: req.End, Page: req.Page}
+	}
+	if w.Burst {
+		// As advanceBurst: proven by the count alone.
+		switch {
+		case !p.complete(w.Before):
+			st.Late = &Window{Start: req.Start, End: req.End, Page: req.Page + 1, Before: w.Before + p.distinct(), Burst: true, Passes: w.Passes}
+		case p.Stored < p.Total && w.Passes+1 < maxBurstPasses:
+			st.Late = &Window{Start: req.Start, End: req.End, Page: 1, Burst: true, Passes: w.Passes + 1}
+		default:
+			st.Late = nil
+			st.LateTo = later(st.LateTo, req.End)
 		}
 		return
 	}
-	st.Late = nil
-	st.LateTo = later(st.LateTo, req.End)
+	if req.Page > 1 && sorted && !st.Unordered && !p.joins(w.LastAt) {
+		st.Late = &Window{Start: later(req.Start, w.LastAt.Truncate(time.Second)), End: req.End, Page: 1}
+		return
+	}
+	if p.complete(w.Before) {
+		st.Late = nil
+		st.LateTo = later(st.LateTo, req.End)
+		return
+	}
+	if !st.Unordered && sorted && !p.ordered && req.Page == 1 {
+		// As for fresh pages (advanceNarrow): too few items to prove
+		// anything by order; a narrower window proves itself in one page.
+		n := narrower(req.Start, req.End)
+		st.Late = &Window{Start: n.Start, End: n.End, Page: 1, Burst: n.Burst}
+		return
+	}
+	next := &Window{Start: req.Start, End: req.End, Page: req.Page + 1, LastAt: p.Tail, Before: w.Before + p.distinct()}
+	if p.ordered && (p.full() || req.Page == 1) {
+		// As for fresh pages: every item before the last item's second
+		// that was visible at this read is stored.
+		x := last(p.CreatedAt)
+		sec := x.Truncate(time.Second)
+		if c := sec.Add(-time.Second); c.After(st.LateTo) && !c.After(req.End) {
+			st.LateTo = c
+		}
+		offset := !p.tiedTail() && p.distinct() == p.Count
+		switch {
+		case !offset && sec.After(req.Start):
+			next = &Window{Start: sec, End: req.End, Page: 1}
+		case !offset:
+			next = &Window{Start: sec, End: earlier(sec.Add(time.Second), req.End), Page: 1, Burst: true}
+		}
+		next.LastAt = x
+	}
+	st.Late = next
 }
 
 // observeRate folds a window's count into the volume estimate, weighted
@@ -318,4 +606,17 @@ func LateCoverage(cursor string) (through time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	return st.LateTo, true
+}
+
+// NeedsCount reports whether Advance needs Page.Stored for the answer to
+// req: the number of stored items with createdAt in the request's window
+// once its page is stored, which alone proves a burst window read.
+func NeedsCount(st State, req Request) bool {
+	switch req.Kind {
+	case Fresh:
+		return st.Feed != nil && st.Feed.Burst
+	case Rescan:
+		return st.Late != nil && st.Late.Burst
+	}
+	return false
 }

@@ -65,6 +65,25 @@ type Config struct {
 	BudgetWindow time.Duration
 	// LateCheck is LateAuto, LateProbe or LateRescan ("" means auto).
 	LateCheck string
+
+	// served is the page size upstream applies when it caps our limit
+	// (State.PerPage): windows are sized in its pages.
+	served int
+}
+
+// page is the page size windows are sized in: ours, or upstream's when
+// it serves fewer.
+func (cfg Config) page() int {
+	if cfg.served > 0 && cfg.served < cfg.PageSize {
+		return cfg.served
+	}
+	return cfg.PageSize
+}
+
+// withState sizes windows in the page size upstream last applied.
+func (cfg Config) withState(st State) Config {
+	cfg.served = st.PerPage
+	return cfg
 }
 
 // GuardFor is the window guard for a schedule interval: a twelfth of it,
@@ -87,9 +106,21 @@ const (
 	// fullMargin: a fresh page is read as soon as the window is expected
 	// to hold this share more than the page needs, so it surely fills.
 	fullMargin = 1.02
-	// minOrderEvidence: a page shorter than this proves nothing about
-	// upstream's order (a few items can be sorted by chance).
-	minOrderEvidence = 8
+	// breakLimit: a full sorted page is continued by offset (no items
+	// read twice) only while fewer continuations than this break; a break
+	// costs a whole page read again, starting over at the last second
+	// costs the items of that second (about 4% of a page at capacity).
+	breakLimit = 0.05
+	// breakDecay lets the break rate fall while pages start over, so
+	// continuing by offset is tried again every fifty pages or so.
+	breakDecay = 0.97
+	// maxBurstPasses bounds re-reading a second that holds more than a
+	// page, until the items stored reach upstream's count: each pass of
+	// k pages misses a given item with a chance of about (1-1/k)^k (0.30
+	// for three pages), so 20 passes leave one of 300 items unseen with a
+	// chance below one in a million. A count never reached after that is
+	// upstream counting a row twice.
+	maxBurstPasses = 20
 )
 
 // State is the sync's progress record, stored as JSON beside the
@@ -116,6 +147,20 @@ type State struct {
 	ProbeMiss float64 `json:"probeMiss,omitempty"`
 	// LateRounds counts late-coverage requests (auto re-tests probes).
 	LateRounds int `json:"lateRounds,omitempty"`
+	// Breaks is a moving share of offset continuations that did not join
+	// the page before (see advanceSliding).
+	Breaks float64 `json:"breaks,omitempty"`
+	// LateOwed is set by a fresh read made for a manual sync and cleared
+	// by a late-coverage request: the next spare slot goes to late
+	// coverage when it has work.
+	LateOwed bool `json:"lateOwed,omitempty"`
+	// Order is the evidence that upstream sorts by createdAt: ln of the
+	// odds against the sorted pages in a row being sorted by chance
+	// (State.observeOrder).
+	Order float64 `json:"order,omitempty"`
+	// PerPage is the page size upstream last applied (meta.itemsPerPage),
+	// when it is below the limit asked for.
+	PerPage int `json:"perPage,omitempty"`
 }
 
 // Feed is an open fresh window.
@@ -143,6 +188,21 @@ type Feed struct {
 	Count int `json:"count,omitempty"`
 	// Sorted stays set while every page of a fixed window was sorted.
 	Sorted bool `json:"sorted,omitempty"`
+	// LastAt is the last entry's createdAt on the page before Page (zero:
+	// malformed), which page Page must come strictly after to join it.
+	LastAt time.Time `json:"lastAt,omitzero"`
+	// Before counts the distinct items on the pages before Page.
+	Before int `json:"before,omitempty"`
+	// Burst marks a fixed window of one second that holds more than a
+	// page of items: there is no second boundary to start over at, so it
+	// is proven by its count (advanceBurst).
+	Burst bool `json:"burst,omitempty"`
+	// Narrow marks a fixed window narrowed to fit one page, because a
+	// sorted page held too few items to prove anything (advanceNarrow).
+	Narrow bool `json:"narrow,omitempty"`
+	// Passes counts the times a burst window was read again because the
+	// items stored fell short of upstream's count.
+	Passes int `json:"passes,omitempty"`
 }
 
 // Window is a fixed window being read page by page.
@@ -150,6 +210,11 @@ type Window struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	Page  int       `json:"page"`
+	// LastAt, Before, Burst and Passes are as in Feed.
+	LastAt time.Time `json:"lastAt,omitzero"`
+	Before int       `json:"before,omitempty"`
+	Burst  bool      `json:"burst,omitempty"`
+	Passes int       `json:"passes,omitempty"`
 }
 
 // Read is a probe baseline: window [Start, End] held Total items at At,
@@ -191,6 +256,9 @@ type Request struct {
 	Baseline int `json:"baseline,omitempty"`
 	// Wait is, for Kind Wait, how long until something may be due.
 	Wait time.Duration `json:"wait,omitempty"`
+	// ForWant marks a fresh read made only because a manual sync wants
+	// data: it takes turns with late coverage (State.LateOwed).
+	ForWant bool `json:"forWant,omitempty"`
 }
 
 // edge is the latest instant a window may end at now.
@@ -201,14 +269,26 @@ func edge(cfg Config, now time.Time) time.Time {
 // Next decides the next request: a fresh page when one is due, else late
 // coverage when the budget can spare a slot, else how long to wait.
 func Next(cfg Config, in Input) Request {
-	if r, ok := nextFresh(cfg, in); ok {
-		return r
+	cfg = cfg.withState(in.State)
+	fresh, freshOK := nextFresh(cfg, in)
+	if freshOK && !fresh.ForWant {
+		return fresh
 	}
-	freshIn := freshDueIn(cfg, in)
-	wait := freshIn
-	if r, ok := nextLate(cfg, in); ok {
+	// A read due only because a manual sync wants data is optional, like
+	// late coverage: it takes a slot no scheduled fresh page will need,
+	// and it takes turns with late coverage, so manual syncs at any rate
+	// never stop late coverage (nor take the whole budget).
+	scheduled := in
+	scheduled.Want = time.Time{}
+	freshIn := freshDueIn(cfg, scheduled)
+	wait := freshDueIn(cfg, in)
+	late, lateOK := nextLate(cfg, in)
+	if freshOK && (!lateOK || !in.State.LateOwed) && budgetSpares(cfg, in, freshIn) {
+		return fresh
+	}
+	if lateOK {
 		if budgetSpares(cfg, in, freshIn) {
-			return r
+			return late
 		}
 		// Look again when a grant leaves the window.
 		if d := nextExpiry(cfg, in); d > 0 {
@@ -217,7 +297,29 @@ func Next(cfg Config, in Input) Request {
 	} else if d := lateDueIn(cfg, in); d > 0 {
 		wait = min(wait, d)
 	}
+	if freshOK {
+		// Wanted, but no slot to spare: look again when one frees.
+		if d := nextExpiry(cfg, in); d > 0 {
+			wait = d
+		}
+	}
 	return Request{Kind: Wait, Wait: min(max(wait, 250*time.Millisecond), max(cfg.Interval, time.Second))}
+}
+
+// Avoid returns req, or, when req opens a window whose first page
+// upstream answered before (a re-scan ending where a fresh read once did,
+// to the second), the same window ended up to a few seconds sooner: a
+// page is never asked for twice, so upstream's own record of pages
+// answered twice stays a record of mistakes. Continuing pages and sliding
+// reads are kept as they are.
+func Avoid(req Request, answered func(Request) bool) Request {
+	if req.Page != 1 || req.EndAtFetch || (req.Kind != Fresh && req.Kind != Rescan) {
+		return req
+	}
+	for i := 0; i < 3 && req.End.After(req.Start.Add(time.Second)) && answered(req); i++ {
+		req.End = req.End.Add(-time.Second)
+	}
+	return req
 }
 
 // nextFresh returns the next fresh page if one is due now.
@@ -228,13 +330,17 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 	}
 	e := edge(cfg, in.Now)
 	start, page := freshFrom(cfg, in)
-	if !e.After(start) || !e.After(in.Through) || !due(cfg, in, start, page, e) {
+	if !e.After(start) || !e.After(in.Through) {
+		return Request{}, false
+	}
+	ok, forWant := due(cfg, in, start, page, e)
+	if !ok {
 		return Request{}, false
 	}
 	if in.State.Unordered && f == nil {
-		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, maxFixedPages), Page: 1, Limit: cfg.PageSize}, true
+		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, maxFixedPages), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
 	}
-	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize}, true
+	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize, ForWant: forWant}, true
 }
 
 // freshFrom is where the next fresh read starts, and its page.
@@ -264,22 +370,29 @@ func expected(in Input, start, at time.Time) float64 {
 // full: a sliding window's page p needs p pages' worth from its start.
 func need(cfg Config, in Input, page int) float64 {
 	if in.State.Unordered {
-		return float64(cfg.PageSize) * fill(1)
+		return float64(cfg.page()) * fill(1)
 	}
-	return float64(page*cfg.PageSize) * fullMargin
+	n := float64(page * cfg.page())
+	if f := in.State.Feed; f == nil || f.Total == 0 {
+		// Nothing counted in this window yet: the count is a fresh Poisson
+		// draw, so wait until a full page is likely (mean 1.65 standard
+		// deviations above it: 19 reads in 20 fill).
+		return n + 1.65*math.Sqrt(n)
+	}
+	return n * fullMargin
 }
 
 // due reports whether a fresh read from start is due with the window
 // ending at e: a full page has accrued, the watermark is an interval old,
 // or a manual sync wants data the watermark does not cover yet.
-func due(cfg Config, in Input, start time.Time, page int, e time.Time) bool {
-	if e.Sub(in.Through) >= max(cfg.Interval, time.Second) {
-		return true
+func due(cfg Config, in Input, start time.Time, page int, e time.Time) (ok, forWant bool) {
+	if e.Sub(in.Through) >= max(cfg.Interval, time.Second) || expected(in, start, e) >= need(cfg, in, page) {
+		return true, false
 	}
 	if in.Want.After(in.Through) && !e.Before(in.Want) {
-		return true
+		return true, true
 	}
-	return expected(in, start, e) >= need(cfg, in, page)
+	return false, false
 }
 
 // freshDueIn is how long until a fresh read is due (0: now).
@@ -295,7 +408,7 @@ func freshDueIn(cfg Config, in Input) time.Duration {
 	}
 	if r := in.State.Rate; r > 0 {
 		missing := need(cfg, in, page) - expected(in, start, e)
-		d = min(d, time.Duration(missing/r*float64(time.Second)))
+		d = min(d, seconds(missing/r))
 	}
 	return max(d, 0)
 }
@@ -309,6 +422,17 @@ func fill(k int) float64 {
 	return s * s / n
 }
 
+// seconds converts a span in seconds computed from the volume estimate,
+// which may be near zero, to a Duration without overflowing: at most a
+// year.
+func seconds(s float64) time.Duration {
+	const most = 365 * 24 * time.Hour
+	if !(s < most.Seconds()) {
+		return most
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
 // sizedEnd sizes a fixed window from start: whole pages of the expected
 // volume, at most maxPages, never past e. With no rate known yet it takes
 // everything up to e.
@@ -317,9 +441,13 @@ func sizedEnd(cfg Config, r float64, start, e time.Time, maxPages int) time.Time
 		return e
 	}
 	avail := r * e.Sub(start).Seconds()
-	k := min(max(int(avail/(float64(cfg.PageSize)*fill(1))), 1), maxPages)
-	span := time.Duration(float64(k) * float64(cfg.PageSize) * fill(k) / r * float64(time.Second))
-	end := start.Add(span).Truncate(time.Second)
+	k := min(max(int(avail/(float64(cfg.page())*fill(1))), 1), maxPages)
+	secs := float64(k) * float64(cfg.page()) * fill(k) / r
+	if secs >= e.Sub(start).Seconds() {
+		// (A volume near zero would overflow a Duration.)
+		return e
+	}
+	end := start.Add(seconds(secs)).Truncate(time.Second)
 	if !end.After(start) {
 		end = start.Add(time.Second)
 	}
@@ -352,17 +480,25 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		return Request{}, false
 	}
 	if probing(cfg, st) {
-		if r, ok := probeTarget(st, from, to, bisect); ok {
+		if r, ok := probeTarget(cfg, st, from, to, bisect); ok {
 			return Request{Kind: Probe, Start: r.Start, End: r.End, Page: 1, Limit: 1, Baseline: r.Total}, true
 		}
 	}
-	if st.Unordered {
+	switch {
+	case st.Rate <= 0:
+		// Volume unknown (nothing read yet but this): an interval at a
+		// time, so one window cannot hold hours of items.
+		if lim := from.Add(max(cfg.Interval, time.Second)); lim.Before(to) {
+			to = lim
+		}
+	case st.Unordered:
 		// One or two whole pages, so late coverage moves as each window
 		// closes and no slot goes to a nearly empty last page. (Sorted
 		// pages move it page by page whatever the window's size.)
 		to = sizedEnd(cfg, st.Rate, from, to, 2)
-	} else if r := st.Rate; r > 0 {
-		lim := from.Add(time.Duration(float64(maxFixedPages*cfg.PageSize) / r * float64(time.Second))).Truncate(time.Second)
+	default:
+		r := st.Rate
+		lim := from.Add(seconds(float64(maxFixedPages*cfg.page()) / r)).Truncate(time.Second)
 		if lim.After(from) && lim.Before(to) {
 			to = lim
 		}
@@ -374,7 +510,7 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 func lateStep(cfg Config, st State) time.Duration {
 	step := max(cfg.Interval, time.Second)
 	if st.Rate > 0 {
-		step = min(step, max(time.Duration(float64(cfg.PageSize)/st.Rate*float64(time.Second)), time.Second))
+		step = min(step, max(seconds(float64(cfg.page())/st.Rate), time.Second))
 	}
 	return step
 }
@@ -387,10 +523,12 @@ func lateFrom(cfg Config, st State) time.Time {
 	return st.LateTo
 }
 
-// lateHorizon is how far late coverage can go now: instants Overlap old,
-// and only those the watermark covers.
+// lateHorizon is how far late coverage can go now: instants Overlap old
+// by the database's clock less the guard (an upstream clock behind ours
+// shows an item later than we count from), and only those the watermark
+// covers.
 func lateHorizon(cfg Config, in Input) time.Time {
-	h := in.Now.Add(-cfg.Overlap).Truncate(time.Second)
+	h := edge(cfg, in.Now.Add(-cfg.Overlap))
 	if h.After(in.Through) {
 		h = in.Through
 	}
@@ -425,10 +563,11 @@ func probing(cfg Config, st State) bool {
 
 // probeTarget picks the baseline to probe in (from, to]: the one reaching
 // furthest, or, bisecting a suspect window, the middle one short of it.
-func probeTarget(st State, from, to time.Time, bisect bool) (Read, bool) {
+func probeTarget(cfg Config, st State, from, to time.Time, bisect bool) (Read, bool) {
 	var cands []Read
 	for _, r := range st.Reads {
-		if r.Start.After(from) || !r.End.After(from) || r.End.After(to) || (bisect && !r.End.Before(to)) {
+		// A probe of a window that one page re-reads saves nothing.
+		if r.Total <= cfg.page() || r.Start.After(from) || !r.End.After(from) || r.End.After(to) || (bisect && !r.End.Before(to)) {
 			continue
 		}
 		cands = append(cands, r)
@@ -458,7 +597,7 @@ func budgetSpares(cfg Config, in Input, freshIn time.Duration) bool {
 	}
 	step := w
 	if r := in.State.Rate; r > 0 {
-		step = max(time.Duration(float64(cfg.PageSize)/r*float64(time.Second)), time.Millisecond)
+		step = max(seconds(float64(cfg.page())/r), time.Millisecond)
 	}
 	for t := in.Now.Add(freshIn); t.Before(in.Now.Add(w)); t = t.Add(step) {
 		if countIn(grants, t.Add(-w), t) >= cfg.BudgetN {

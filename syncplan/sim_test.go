@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -47,6 +48,16 @@ type sim struct {
 	checked     int       // items[:checked] are behind the watermark, checked
 	pending     []simItem // late items behind the watermark, not stored yet
 
+	// Adversarial upstream (TestSim_Adversarial): ties shuffled on every
+	// request, a page size below our limit, and copies of an item on a
+	// page, drawn from rng.
+	rng         *rand.Rand
+	shuffleTies bool
+	pageCap     int
+	pageDup     float64
+	dupRows     float64
+	skipped     int
+
 	requests map[Kind]int
 	seen     map[string]int // identical fresh requests answered
 	twice    int
@@ -82,8 +93,8 @@ func newSim(t *testing.T, cfg Config, items []simItem, ordered bool, start time.
 		now: start, through: cfg.Start, stored: map[int]bool{}, requests: map[Kind]int{}, seen: map[string]int{}}
 }
 
-// listing is upstream's answer order for [s, e] at now.
-func (m *sim) listing(s, e time.Time) []simItem {
+// window is the distinct items of [s, e] visible now, by createdAt.
+func (m *sim) window(s, e time.Time) []simItem {
 	lo, _ := slices.BinarySearchFunc(m.items, s, func(it simItem, t time.Time) int { return it.created.Compare(t) })
 	var out []simItem
 	for _, it := range m.items[lo:] {
@@ -92,6 +103,41 @@ func (m *sim) listing(s, e time.Time) []simItem {
 		}
 		if !it.visible.After(m.now) {
 			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// listing is upstream's answer order for [s, e] at now.
+func (m *sim) listing(s, e time.Time) []simItem {
+	out := m.order(m.window(s, e))
+	if m.dupRows > 0 {
+		// Rows listed twice, as a join can list them: every request alike,
+		// counted in totalItems.
+		var rows []simItem
+		for _, it := range out {
+			rows = append(rows, it)
+			if it.order%1000 < uint64(m.dupRows*1000) {
+				rows = append(rows, it)
+			}
+		}
+		out = rows
+	}
+	return out
+}
+
+// order puts a window's items in upstream's answer order.
+func (m *sim) order(out []simItem) []simItem {
+	if m.ordered && m.shuffleTies {
+		// ORDER BY created_at: no order among equal timestamps, and none
+		// kept between requests.
+		for i := 0; i < len(out); {
+			j := i + 1
+			for j < len(out) && out[j].created.Equal(out[i].created) {
+				j++
+			}
+			m.rng.Shuffle(j-i, func(a, b int) { out[i+a], out[i+b] = out[i+b], out[i+a] })
+			i = j
 		}
 	}
 	if !m.ordered {
@@ -128,7 +174,7 @@ func (m *sim) step(until time.Time) bool {
 		m.nextManual = m.nextManual.Add(m.manualEvery)
 	}
 	in := Input{Now: m.now, Through: m.through, State: m.st, Want: m.want, Grants: m.inWindow(m.now)}
-	req := Next(m.cfg, in)
+	req := Avoid(Next(m.cfg, in), func(r Request) bool { return m.seen[fmt.Sprint(r.Start, r.End, r.Page, r.Limit)] > 0 })
 	if req.Kind == Wait {
 		if req.Wait <= 0 {
 			m.t.Fatalf("at %s: wait %s", m.now, req.Wait)
@@ -144,7 +190,15 @@ func (m *sim) step(until time.Time) bool {
 	g := m.inWindow(m.now)
 	if len(g) >= m.cfg.BudgetN {
 		if req.Kind != Fresh {
-			m.t.Fatalf("at %s: %s planned with the budget full", m.now, req.Kind)
+			if m.rng == nil {
+				m.t.Fatalf("at %s: %s planned with the budget full", m.now, req.Kind)
+			}
+			// Adversarial runs: FetchPage skips late work that finds no
+			// slot free; counted, not an exactness failure (open).
+			m.skipped++
+			m.now = m.now.Add(m.latency)
+			m.sample()
+			return m.now.Before(until)
 		}
 		m.now = g[len(g)-m.cfg.BudgetN].Add(m.cfg.BudgetWindow).Add(time.Millisecond)
 		m.sample()
@@ -157,16 +211,53 @@ func (m *sim) step(until time.Time) bool {
 		}
 	}
 	list := m.listing(req.Start, req.End)
-	from := (req.Page - 1) * req.Limit
-	page := list[min(from, len(list)):min(from+req.Limit, len(list))]
-	p := Page{Request: req, At: m.now, Total: len(list), TotalPages: (len(list) + req.Limit - 1) / req.Limit, Count: len(page)}
+	total := len(list)
+	limit := req.Limit
+	if m.pageCap > 0 {
+		limit = min(limit, m.pageCap)
+	}
+	from := (req.Page - 1) * limit
+	page := list[min(from, len(list)):min(from+limit, len(list))]
+	if m.pageDup > 0 && len(page) > 1 && m.rng.Float64() < m.pageDup {
+		// A copy of one of the page's items, as the mock's
+		// MOCK_PAGE_DUPLICATES serves it: in a full page's last place (that
+		// request serves the last item on no page), after a short page's
+		// last entry. totalItems does not count the copy.
+		c := page[m.rng.IntN(len(page)-1)]
+		page = slices.Clone(page)
+		if len(page) == limit {
+			page[len(page)-1] = c
+		} else {
+			page = append(page, c)
+		}
+	}
+	distinct := map[int]bool{}
 	for _, it := range page {
+		distinct[it.id] = true
+	}
+	p := Page{Request: req, At: m.now, Total: total, TotalPages: (total + limit - 1) / limit, PerPage: limit, Count: len(page), Distinct: len(distinct)}
+	if len(page) > 0 {
+		p.Head, p.Tail = page[0].created, page[len(page)-1].created
+	}
+	onPage := map[int]bool{}
+	for _, it := range page {
+		if onPage[it.id] {
+			continue // the decoder keeps each id once (Page.CreatedAt)
+		}
+		onPage[it.id] = true
 		p.CreatedAt = append(p.CreatedAt, it.created)
 		if req.Kind != Probe {
 			if m.stored[it.id] {
 				p.Repeats++
 			}
 			m.stored[it.id] = true
+		}
+	}
+	if NeedsCount(m.st, req) {
+		for _, it := range m.window(req.Start, req.End) {
+			if m.stored[it.id] {
+				p.Stored++
+			}
 		}
 	}
 	m.requests[req.Kind]++
@@ -177,7 +268,13 @@ func (m *sim) step(until time.Time) bool {
 		m.twice++
 		m.t.Logf("at %s: %s request %s answered twice", m.now, req.Kind, key)
 	}
+	if os.Getenv("SIM_TRACE") != "" {
+		m.t.Logf("%s %s [%s,%s] p%d n=%d tot=%d stored=%d -> ", m.now.Format("15:04:05.000"), req.Kind, req.Start.Format("15:04:05"), req.End.Format("15:04:05"), req.Page, p.Count, p.Total, p.Stored)
+	}
 	m.st, m.through = Advance(m.cfg, m.through, m.st, p)
+	if os.Getenv("SIM_TRACE") != "" {
+		m.t.Logf("   through %s lateTo %s late %+v feed %+v unordered %v rate %.2f", m.through.Format("15:04:05"), m.st.LateTo.Format("15:04:05"), m.st.Late, m.st.Feed, m.st.Unordered, m.st.Rate)
+	}
 	m.st = roundTrip(m.t, m.st)
 	m.check()
 	m.now = m.now.Add(m.latency)

@@ -13,9 +13,9 @@ func TestNext(t *testing.T) {
 	e := now.Add(-cfg.Guard) // the latest a window may end
 	sliding := &Feed{Start: e.Add(-time.Minute), End: e.Add(-10 * time.Second), Page: 2, Total: 1500}
 	reads := []Read{
-		{Start: cfg.Start, End: t0.Add(2 * time.Minute), Total: 100},
-		{Start: cfg.Start, End: t0.Add(4 * time.Minute), Total: 200},
-		{Start: cfg.Start, End: t0.Add(6 * time.Minute), Total: 300},
+		{Start: cfg.Start, End: t0.Add(2 * time.Minute), Total: 1100},
+		{Start: cfg.Start, End: t0.Add(4 * time.Minute), Total: 2200},
+		{Start: cfg.Start, End: t0.Add(6 * time.Minute), Total: 3300},
 	}
 	full := []time.Time{now.Add(-50 * time.Second), now.Add(-40 * time.Second), now.Add(-30 * time.Second), now.Add(-20 * time.Second), now.Add(-10 * time.Second)}
 	for _, tc := range []struct {
@@ -53,13 +53,16 @@ func TestNext(t *testing.T) {
 			want(t, r.Kind == Wait && r.Wait == 10*time.Second+cfg.BudgetWindow-time.Minute, "wait for the oldest grant, got %+v", r)
 		}},
 		{"LateWorkTakesASpareSlot", Input{Now: now, Through: e, State: State{LateTo: t0, Rate: 1}}, func(t *testing.T, r Request) {
-			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(now.Add(-cfg.Overlap)), "re-scan up to now − overlap, got %+v", r)
+			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(now.Add(-cfg.Overlap-cfg.Guard)), "re-scan up to now − overlap − guard, got %+v", r)
 		}},
 		{"ProbeTheFurthestBaseline", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads}}, func(t *testing.T, r Request) {
-			want(t, r.Kind == Probe && r.End.Equal(t0.Add(6*time.Minute)) && r.Baseline == 300 && r.Limit == 1, "probe the furthest, got %+v", r)
+			want(t, r.Kind == Probe && r.End.Equal(t0.Add(6*time.Minute)) && r.Baseline == 3300 && r.Limit == 1, "probe the furthest, got %+v", r)
 		}},
 		{"BisectAGrownWindow", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads, Suspect: t0.Add(6 * time.Minute)}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Probe && r.End.Equal(t0.Add(4*time.Minute)), "probe the middle, got %+v", r)
+		}},
+		{"NoProbeOfAOnePageWindow", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: []Read{{Start: cfg.Start, End: t0.Add(6 * time.Minute), Total: 900}}}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan, "a re-read costs what the probe would: re-read, got %+v", r)
 		}},
 		{"RescanWhenProbesMostlyMiss", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads, ProbeMiss: 0.9, LateRounds: 3}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Rescan, "re-read, got %+v", r)
@@ -84,7 +87,7 @@ func TestAdvance(t *testing.T) {
 	}
 	slide := func(page, total int, ts []time.Time) Page {
 		return Page{Request: Request{Kind: Fresh, Start: t0, End: sec(100), EndAtFetch: true, Page: page, Limit: 10},
-			At: at, Total: total, TotalPages: (total + 9) / 10, Count: len(ts), CreatedAt: ts}
+			At: at, Total: total, TotalPages: (total + 9) / 10, Count: len(ts), CreatedAt: ts, Head: ts[0], Tail: ts[len(ts)-1]}
 	}
 	t.Run("SortedPageMovesTheWatermarkToItsLastSecond", func(t *testing.T) {
 		st, through := Advance(cfg, t0, State{}, slide(1, 25, sorted(0, 3)))
@@ -92,9 +95,27 @@ func TestAdvance(t *testing.T) {
 		want(t, st.Feed.Page == 2 && st.Feed.Start.Equal(t0) && !st.Unordered, "next page of the window, got %+v", st.Feed)
 	})
 	t.Run("MoreThanAPageInOneSecond", func(t *testing.T) {
-		st, through := Advance(cfg, t0, State{}, slide(1, 25, sorted(40, 0)))
+		// Upstream is known to sort; ties alone show no order.
+		st, through := Advance(cfg, t0, State{Order: orderEvidence}, slide(1, 25, sorted(40, 0)))
 		want(t, through.Equal(sec(39)), "only what is before that second, got %s", through)
-		want(t, st.Feed.Page == 2, "and the next page of the same window, got %+v", st.Feed)
+		want(t, st.Feed.Page == 1 && st.Feed.Start.Equal(sec(40)), "start over at that second, got %+v", st.Feed)
+		p := slide(1, 25, sorted(40, 0))
+		p.Request.Start = sec(40)
+		st, through = Advance(cfg, through, st, p)
+		want(t, through.Equal(sec(39)) && st.Feed.Fixed && st.Feed.Burst && st.Feed.Start.Equal(sec(40)) && st.Feed.End.Equal(sec(41)),
+			"then that second alone, a fixed window proven by its count, got %s %+v", through, st.Feed)
+		burst := func(page, stored int) Page {
+			return Page{Request: Request{Kind: Fresh, Start: sec(40), End: sec(41), Page: page, Limit: 10},
+				At: at, Total: 25, TotalPages: 3, Count: min(10, 25-10*(page-1)), CreatedAt: sorted(40, 0), Stored: stored}
+		}
+		st, through = Advance(cfg, through, st, burst(1, 10))
+		st, through = Advance(cfg, through, st, burst(2, 19))
+		st, through = Advance(cfg, through, st, burst(3, 24))
+		want(t, through.Equal(sec(39)) && st.Feed.Page == 1 && st.Feed.Passes == 1, "24 of 25 stored: read it again, got %s %+v", through, st.Feed)
+		st, through = Advance(cfg, through, st, burst(1, 25))
+		st, through = Advance(cfg, through, st, burst(2, 25))
+		st, through = Advance(cfg, through, st, burst(3, 25))
+		want(t, through.Equal(sec(41)) && st.Feed == nil, "all 25 stored: the second is read, got %s %+v", through, st.Feed)
 	})
 	t.Run("PagesOutOfOrder", func(t *testing.T) {
 		ts := sorted(0, 3)
@@ -103,6 +124,19 @@ func TestAdvance(t *testing.T) {
 		want(t, st.Unordered && st.Feed == nil, "unsorted: fixed windows from the watermark, got %+v", st)
 		st, through := Advance(cfg, t0, State{}, slide(1, 25, ts))
 		want(t, through.Equal(t0) && st.Feed.Fixed && st.Feed.End.Equal(sec(100)) && st.Feed.Page == 2, "a first page becomes a fixed window, got %+v", st.Feed)
+	})
+	t.Run("TiesAloneProveNoOrder", func(t *testing.T) {
+		st, through := Advance(cfg, t0, State{}, slide(1, 25, sorted(40, 0)))
+		want(t, through.Equal(t0) && st.Feed.Narrow && st.Feed.End.Equal(sec(50)) && !st.Unordered,
+			"neither order nor offsets prove anything: a narrower window that fits a page, got %s %+v", through, st.Feed)
+	})
+	t.Run("AnInversionProvesDisorder", func(t *testing.T) {
+		ts := sorted(0, 3)[:3]
+		ts[0], ts[1] = ts[1], ts[0]
+		p := slide(1, 25, ts)
+		p.Count = 10
+		st, _ := Advance(cfg, t0, State{Order: orderEvidence}, p)
+		want(t, st.Unordered && st.Order == 0, "three items out of order: unordered, got %+v", st)
 	})
 	t.Run("StreamStops", func(t *testing.T) {
 		st, through := Advance(cfg, t0, State{}, slide(1, 4, sorted(0, 3)[:4]))

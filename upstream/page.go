@@ -28,6 +28,12 @@ type Page struct {
 	// on the same page had the same id. The first copy wins, as the
 	// database's ON CONFLICT DO NOTHING does across pages.
 	Duplicates int
+	// Entries counts the page's entries as served: valid, malformed and
+	// copies alike (each took a position in upstream's listing).
+	Entries int
+	// Head and Tail are the createdAt of the first and last entries as
+	// served, zero when that entry is malformed.
+	Head, Tail time.Time
 	// Meta is upstream's paging information, as sent.
 	Meta Meta
 }
@@ -69,8 +75,15 @@ func decodePage(body []byte) (*Page, error) {
 
 	p := &Page{Meta: meta, Items: make([]scorekeeper.Transaction, 0, len(items))}
 	seen := make(map[string]struct{}, len(items))
-	for _, raw := range items {
+	p.Entries = len(items)
+	for i, raw := range items {
 		tx, q := decodeItem(raw)
+		if q == nil && i == 0 {
+			p.Head = tx.CreatedAt
+		}
+		if q == nil && i == len(items)-1 {
+			p.Tail = tx.CreatedAt
+		}
 		if q != nil {
 			p.Quarantined = append(p.Quarantined, *q)
 			continue
