@@ -142,6 +142,13 @@ func (s *syncRun) run() (SyncResult, error) {
 		if err != nil || done {
 			if lease.Held && !workflow.IsContinueAsNewError(err) {
 				s.release()
+				// A manual sync that asked while this run was ending (its
+				// signal came during the release) is served, not dropped
+				// with the run: its caller waits for data through its
+				// request.
+				if err == nil && s.asksMore() {
+					continue
+				}
 			}
 			return s.res, err
 		}
@@ -154,7 +161,7 @@ func (s *syncRun) run() (SyncResult, error) {
 func (s *syncRun) fetch() (bool, error) {
 	for {
 		s.takeSignals()
-		if s.pages >= s.maxPages() {
+		if s.pages >= s.maxPages() || s.historyFull() {
 			return true, s.continueAsNew()
 		}
 		var plan activities.PlanResult
@@ -187,8 +194,10 @@ func (s *syncRun) page(plan activities.PlanResult) error {
 	if err := workflow.ExecuteActivity(s.fetchCtx, a.FetchPage, activities.FetchPageInput{Plan: plan}).Get(s.ctx, &page); err != nil {
 		return err
 	}
-	if page.Skipped {
-		return nil // the budget had no slot to spare; plan again
+	if page.Skipped || page.LeaseLost {
+		// The budget had no slot to spare, or another sync is the
+		// fetcher now: plan again (planning finds the lease lost).
+		return nil
 	}
 	s.pages++
 	s.res.Pages++
@@ -213,6 +222,9 @@ func (s *syncRun) join(holder string) (bool, error) {
 	for {
 		if s.in.Follow && !workflow.Now(s.ctx).Before(s.in.FollowUntil) {
 			return true, nil
+		}
+		if s.historyFull() {
+			return true, s.continueAsNew()
 		}
 		var res activities.AwaitSyncResult
 		target := s.in.Want
@@ -316,6 +328,39 @@ func (s *syncRun) continueAsNew() error {
 	in := s.in
 	in.Carry = &s.res
 	return workflow.NewContinueAsNewError(s.ctx, SyncWorkflow, in)
+}
+
+// Versions of SyncWorkflow's changes (docs/versioning.md): runs recorded
+// before a change replay its old path.
+const (
+	// versionServeLateAsks: a run serves signals that came during its
+	// ending, and continues as new when its history grows long, whatever
+	// the page count.
+	versionServeLateAsks = "serve-late-asks"
+)
+
+// historyFull reports whether the run should continue as new for the
+// length of its history (signals at any rate grow it without a page).
+func (s *syncRun) historyFull() bool {
+	if workflow.GetVersion(s.ctx, versionServeLateAsks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	most := s.in.MaxHistoryEvents
+	if most <= 0 {
+		most = DefaultMaxHistoryEvents
+	}
+	info := workflow.GetInfo(s.ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > most
+}
+
+// asksMore reports, as a fetcher ends, whether signals taken now ask for
+// data the store does not have yet.
+func (s *syncRun) asksMore() bool {
+	if workflow.GetVersion(s.ctx, versionServeLateAsks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	s.takeSignals()
+	return s.in.Want.After(s.res.SyncedThrough)
 }
 
 func (s *syncRun) maxPages() int {

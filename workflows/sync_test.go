@@ -172,3 +172,61 @@ func TestSyncWorkflow_ContinuesAsNew(t *testing.T) {
 	require.Equal(t, t0.Add(time.Hour), next.Want, "still wants the data through its start")
 	require.Equal(t, &workflows.SyncResult{Fetched: 2, Inserted: 2, Pages: 2, SyncedThrough: t0}, next.Carry)
 }
+
+// Ensure a manual sync that asks while the fetcher is ending (its signal
+// comes during the release) is served by that run, not dropped with it:
+// its caller waits for data through its request.
+func TestSyncWorkflow_ServesAnAskDuringRelease(t *testing.T) {
+	env := newEnv(t)
+	start := t0.Add(time.Hour)
+	later := start.Add(3 * time.Second)
+	env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(leaseHeld(t0), nil).Twice()
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: start}).Return(waitPlan(start, time.Second), nil).Once()
+	// The release takes 5 s; the signal comes 2 s into it.
+	env.OnActivity(a.ReleaseFetcher, mock.Anything, mock.Anything).After(5 * time.Second).Return(nil).Twice()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.SyncSignal, workflows.SyncRequest{Through: later})
+	}, 2*time.Second)
+	env.OnActivity(a.PlanPage, mock.Anything, activities.PlanInput{Holder: holder, Want: later}).Return(waitPlan(later, time.Second), nil).Once()
+
+	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.SyncResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, later, res.SyncedThrough, "the answer covers the ask that came during the release")
+}
+
+// Ensure signals at any rate keep one run's history bounded: the run
+// continues as new once its history passes MaxHistoryEvents (or the
+// server suggests it), carrying what it was asked for, whatever the page
+// count. (The test environment reports the history length it is told.)
+func TestSyncWorkflow_SignalStormContinuesAsNew(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		grow func(env *testsuite.TestWorkflowEnvironment)
+	}{
+		{"HistoryLength", func(env *testsuite.TestWorkflowEnvironment) { env.SetCurrentHistoryLength(201) }},
+		{"ServerSuggests", func(env *testsuite.TestWorkflowEnvironment) { env.SetContinueAsNewSuggested(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			start := t0.Add(time.Hour)
+			env.OnActivity(a.AcquireFetcher, mock.Anything, mock.Anything).Return(leaseHeld(t0), nil).Once()
+			// Never caught up: the run waits, and signals pile up meanwhile.
+			env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(waitPlan(t0, time.Minute), nil)
+			for i := range 30 {
+				env.RegisterDelayedCallback(func() {
+					env.SignalWorkflow(workflows.SyncSignal, workflows.SyncRequest{Through: start.Add(time.Duration(i) * time.Second)})
+				}, time.Duration(i+1)*100*time.Millisecond)
+			}
+			env.RegisterDelayedCallback(func() { tc.grow(env) }, 3050*time.Millisecond)
+			env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute, MaxHistoryEvents: 200})
+			var can *workflow.ContinueAsNewError
+			require.ErrorAs(t, env.GetWorkflowError(), &can)
+			var next workflows.SyncInput
+			require.NoError(t, testsuiteDataConverter().FromPayloads(can.Input, &next))
+			require.Equal(t, start.Add(29*time.Second), next.Want, "carries the latest ask")
+			require.Equal(t, 200, next.MaxHistoryEvents)
+		})
+	}
+}

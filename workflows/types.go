@@ -44,6 +44,11 @@ type SyncInput struct {
 	// continues as new, which keeps event history small during a long
 	// run. Zero means DefaultMaxPagesPerRun.
 	MaxPagesPerRun int `json:"maxPagesPerRun,omitempty"`
+	// MaxHistoryEvents bounds the run's event history, whatever fills it
+	// (pages, signals at any rate, waits): past it, or when the server
+	// suggests it, the run continues as new. Zero means
+	// DefaultMaxHistoryEvents.
+	MaxHistoryEvents int `json:"maxHistoryEvents,omitempty"`
 	// Interval is the schedule interval; a scheduled run follows the feed
 	// for ten of them. Zero means a minute.
 	Interval time.Duration `json:"interval,omitempty"`
@@ -65,6 +70,10 @@ type SyncInput struct {
 
 // DefaultMaxPagesPerRun is SyncInput.MaxPagesPerRun's default.
 const DefaultMaxPagesPerRun = 40
+
+// DefaultMaxHistoryEvents is SyncInput.MaxHistoryEvents's default, well
+// under Temporal's own limits (a warning at 10 Ki events).
+const DefaultMaxHistoryEvents = 4000
 
 // SyncResult is what one sync did: exactly what POST /api/sync?wait=true
 // returns beside the workflow and run ids.
