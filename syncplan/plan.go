@@ -283,7 +283,7 @@ func Next(cfg Config, in Input) Request {
 	freshIn := freshDueIn(cfg, scheduled)
 	wait := freshDueIn(cfg, in)
 	late, lateOK := nextLate(cfg, in)
-	if freshOK && (!lateOK || !in.State.LateOwed) && budgetSpares(cfg, in, freshIn) {
+	if freshOK && wantSpares(cfg, in, freshIn, lateOK) {
 		return fresh
 	}
 	if lateOK {
@@ -606,6 +606,21 @@ func budgetSpares(cfg Config, in Input, freshIn time.Duration) bool {
 		grants = append(grants, t)
 	}
 	return true
+}
+
+// wantSpares reports whether a read made only for a manual sync may take
+// a slot now: one no scheduled fresh page needs, and, while late coverage
+// has work, not the last such slot, nor two in a row (State.LateOwed).
+func wantSpares(cfg Config, in Input, freshIn time.Duration, lateWork bool) bool {
+	if !lateWork {
+		return budgetSpares(cfg, in, freshIn)
+	}
+	if in.State.LateOwed {
+		return false
+	}
+	after := in
+	after.Grants = append(slices.Clone(in.Grants), in.Now)
+	return budgetSpares(cfg, after, freshIn)
 }
 
 // countIn counts the stamps in (from, to].

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,6 +113,10 @@ func TestSim_LateCoverage(t *testing.T) {
 		{"Rescan40Late2", LateRescan, 0.40, 0.02, 5*time.Minute + 30*time.Second},
 		{"Auto40Late2", LateAuto, 0.40, 0.02, 5*time.Minute + 30*time.Second},
 		{"Probe10Late0", LateProbe, 0.10, 0, 4 * time.Minute},
+		// A manual sync every 5 s takes turns with late coverage: before,
+		// it stopped late coverage for good. (The goal is SYNC_OVERLAP +
+		// 2 intervals, as without manual syncs; open.)
+		{"Auto40Late2Manual5s", LateAuto, 0.40, 0.02, 7 * time.Minute},
 		{"Rescan60Late05", LateRescan, 0.60, 0.005, 0},
 		{"Probe60Late05", LateProbe, 0.60, 0.005, 0},
 		{"Auto60Late05", LateAuto, 0.60, 0.005, 0},
@@ -123,6 +128,9 @@ func TestSim_LateCoverage(t *testing.T) {
 			stop := t0.Add(30 * time.Minute)
 			items := simFeed(rng, cfg.Start, stop, capacity(cfg)*tc.share, tc.late, 90*time.Second)
 			m := newSim(t, cfg, items, true, t0)
+			if strings.HasSuffix(tc.name, "Manual5s") {
+				m.manualEvery, m.nextManual = 5*time.Second, t0
+			}
 			m.run(t0.Add(5 * time.Minute))
 			m.maxLateLag = 0
 			m.run(stop)
@@ -333,6 +341,9 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 			m.pageDup = rng.Float64() * 0.3
 		}
 	}
+	if rng.IntN(2) == 0 {
+		m.lossRate = rng.Float64() * 0.2
+	}
 	m.skew = time.Duration(rng.Int64N(int64(cfg.Guard)))
 	if m.skew > 0 {
 		for i := range m.items {
@@ -345,8 +356,8 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	}
 	ok := t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 		m.t = t
-		t.Logf("page %d, rate %.2f/s, whole seconds %v, shuffled ties %v, cap %d, page copies %.2f, rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s",
-			cfg.PageSize, rate, whole, m.shuffleTies, m.pageCap, m.pageDup, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck)
+		t.Logf("page %d, rate %.2f/s, whole seconds %v, shuffled ties %v, cap %d, page copies %.2f, rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
+			cfg.PageSize, rate, whole, m.shuffleTies, m.pageCap, m.pageDup, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
 		m.run(stop.Add(3 * time.Hour))
 		if n := m.missing(); n != 0 {
 			t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(cfg, m.st), m.now)

@@ -57,6 +57,8 @@ type sim struct {
 	pageDup     float64
 	dupRows     float64
 	skipped     int
+	lossRate    float64
+	lost        int
 
 	requests map[Kind]int
 	seen     map[string]int // identical fresh requests answered
@@ -171,7 +173,9 @@ func (m *sim) step(until time.Time) bool {
 		if m.want.IsZero() {
 			m.want, m.wantAt = m.now, m.now
 		}
-		m.nextManual = m.nextManual.Add(m.manualEvery)
+		for !m.now.Before(m.nextManual) {
+			m.nextManual = m.nextManual.Add(m.manualEvery)
+		}
 	}
 	in := Input{Now: m.now, Through: m.through, State: m.st, Want: m.want, Grants: m.inWindow(m.now)}
 	req := Avoid(Next(m.cfg, in), func(r Request) bool { return m.seen[fmt.Sprint(r.Start, r.End, r.Page, r.Limit)] > 0 })
@@ -204,6 +208,17 @@ func (m *sim) step(until time.Time) bool {
 		m.sample()
 	}
 	m.grants = append(m.grants, m.now)
+	if m.lossRate > 0 && m.rng.Float64() < m.lossRate {
+		// The request counted upstream but its page never applied: a
+		// 429, a 5xx, a timeout, an answer lost, or a worker killed
+		// between fetch and apply (the apply is one transaction: all of
+		// the page and its progress, or none). The grant stays spent;
+		// the planner plans again from the stored state.
+		m.lost++
+		m.now = m.now.Add(m.latency)
+		m.sample()
+		return m.now.Before(until)
+	}
 	if req.EndAtFetch {
 		req.End = edge(m.cfg, m.now)
 		if req.End.Before(req.Start) {
