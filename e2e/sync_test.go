@@ -145,3 +145,38 @@ func TestSync_WorkerKilled(t *testing.T) {
 	}
 	w.requireExact(t, 5*time.Minute)
 }
+
+// Ensure the sync stays exact against an upstream doing what the contract
+// allows beyond our own mock's manners, all at once: whole-second
+// createdAt whose ties come in a fresh order on every request, a copy of
+// an item in some pages' last place, pages capped below our limit, one
+// malformed item of 5 MB, a clock a second behind ours, and requests
+// counted and then closed unanswered. Every summary matches the truth,
+// every malformed item is quarantined (the big one as a bounded record),
+// and upstream never answered 429.
+func TestSync_AdversarialUpstream(t *testing.T) {
+	w := newWorldTB(t, 1000, 12000, func(c *mockapi.Config) {
+		c.Ordered = true
+		c.WholeSeconds = true
+		c.ShuffleTies = true
+		c.PageDuplicates = 0.1
+		c.PageCap = 300
+		c.BigItemBytes = 5 << 20
+		c.ClockSkew = time.Second
+		c.DropRate = 0.05
+	})
+	startProc(t, "worker", "worker", w.env)
+	w.requireExact(t, 5*time.Minute)
+	st := w.mock.Stats().Transactions
+	require.Positive(t, w.mock.DroppedRequests(), "the scenario needs answers lost after counting")
+	require.Positive(t, w.mock.PagesWithDuplicate(), "the scenario needs copies on pages")
+	t.Logf("upstream: %+v; %d dropped, %d pages with a copy", st, w.mock.DroppedRequests(), w.mock.PagesWithDuplicate())
+	var big struct {
+		Size      int64
+		Truncated bool
+	}
+	require.NoError(t, w.db.NewSelect().Table("quarantine").Column("raw_size", "raw_truncated").
+		Where("raw_size > ?", 1<<20).Scan(context.Background(), &big.Size, &big.Truncated))
+	require.EqualValues(t, 5<<20, big.Size, "the 5 MB item is quarantined with its size")
+	require.True(t, big.Truncated, "and kept as an excerpt")
+}
