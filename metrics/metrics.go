@@ -223,7 +223,7 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 	for code, n := range counters[db.CounterUpstreamRequests] {
 		out = append(out, prometheus.MustNewConstMetric(descUpstream, prometheus.CounterValue, float64(n), code))
 	}
-	overdue, err := db.OverduePayouts(ctx, s.db, time.Now().Add(-OverdueAfter))
+	overdue, err := db.OverduePayouts(ctx, s.db, now.Add(-OverdueAfter))
 	if err != nil {
 		return nil, err
 	}

@@ -143,7 +143,12 @@ func result[T any](ctx context.Context, c client.Client, run web.SyncRun, what s
 // visibility store.
 func (c *Client) Status(ctx context.Context) (web.SyncStatus, error) {
 	var out web.SyncStatus
-	now := time.Now().UTC()
+	// Every figure on the database's clock, as the planner's: a web
+	// process's clock may be off by seconds.
+	now, err := db.Now(ctx, c.DB)
+	if err != nil {
+		return out, err
+	}
 	st, err := db.GetSyncState(ctx, c.DB, db.TransactionsStream)
 	switch {
 	case err == nil:
@@ -154,9 +159,6 @@ func (c *Client) Status(ctx context.Context) (web.SyncStatus, error) {
 		}
 	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
 		return out, err
-	}
-	if dbNow, err := db.Now(ctx, c.DB); err == nil {
-		now = dbNow
 	}
 	if out.LateCoveredThrough != nil {
 		out.LateLagSeconds = max(0, now.Sub(*out.LateCoveredThrough).Seconds())
