@@ -333,6 +333,15 @@ func uuid(r *prng) string {
 // (hex, digits, letters), so nothing needs escaping; amount is written as
 // raw number text, never through float64.
 func appendItem(b []byte, id, user string, at int64, typ, amount string) []byte {
+	b = appendItemHead(b, id, user, at, typ)
+	b = append(b, `,"amount":`...)
+	b = append(b, amount...)
+	return append(b, '}')
+}
+
+// appendItemHead renders an item's id, userId, createdAt and type, ending
+// after the type's closing quote.
+func appendItemHead(b []byte, id, user string, at int64, typ string) []byte {
 	b = append(b, `{"id":"`...)
 	b = append(b, id...)
 	b = append(b, `","userId":"`...)
@@ -341,9 +350,7 @@ func appendItem(b []byte, id, user string, at int64, typ, amount string) []byte 
 	b = time.UnixMilli(at).UTC().AppendFormat(b, isoMillis)
 	b = append(b, `","type":"`...)
 	b = append(b, typ...)
-	b = append(b, `","amount":`...)
-	b = append(b, amount...)
-	return append(b, '}')
+	return append(b, '"')
 }
 
 var unknownTypes = []string{"refund", "bonus", "chargeback", "adjustment", "transfer"}
@@ -447,16 +454,8 @@ func (g *generator) bigItem(r *prng, at int64) {
 	user := g.pickUser(r)
 	typ := unknownTypes[r.intn(int64(len(unknownTypes)))]
 	amount := pickAmount(r, scorekeeper.TxEarned).String()
-	b := make([]byte, 0, g.cfg.BigItemBytes+256)
-	b = append(b, `{"id":"`...)
-	b = append(b, id...)
-	b = append(b, `","userId":"`...)
-	b = append(b, user...)
-	b = append(b, `","createdAt":"`...)
-	b = time.UnixMilli(at).UTC().AppendFormat(b, isoMillis)
-	b = append(b, `","type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","note":"`...)
+	b := appendItemHead(make([]byte, 0, g.cfg.BigItemBytes+256), id, user, at, typ)
+	b = append(b, `,"note":"`...)
 	tail := `","amount":` + amount + `}`
 	const text = "lorem ipsum dolor sit amet, consectetur adipiscing elit; "
 	for pad := g.cfg.BigItemBytes - len(b) - len(tail); pad > 0; {

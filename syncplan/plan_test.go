@@ -95,15 +95,7 @@ func TestSim_Capacity(t *testing.T) {
 			}
 			m.manualEvery = 0 // the stream and manual syncs stop
 			m.run(end.Add(5 * time.Minute))
-			if n := m.missing(); n != 0 {
-				t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(cfg, m.st), m.now)
-				for _, it := range m.items {
-					if !m.stored[it.id] {
-						t.Logf("missing: created %s visible %s", it.created, it.visible)
-						break
-					}
-				}
-			}
+			m.requireAllStored()
 			// A manual sync is served by the next pages the budget allows:
 			// near capacity the budget may be spent for the window ahead.
 			if tc.manual > 0 {
@@ -173,15 +165,7 @@ func TestSim_LateCoverage(t *testing.T) {
 				}
 			}
 			m.run(stop.Add(3 * time.Hour))
-			if n := m.missing(); n != 0 {
-				t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(cfg, m.st), m.now)
-				for _, it := range m.items {
-					if !m.stored[it.id] {
-						t.Logf("missing: created %s visible %s", it.created, it.visible)
-						break
-					}
-				}
-			}
+			m.requireAllStored()
 		})
 	}
 }
@@ -197,15 +181,7 @@ func TestSim_Edges(t *testing.T) {
 		items = append(items, simFeed(rng, t0.Add(3*time.Minute), t0.Add(3*time.Minute+time.Second), 2500, 0, 0)...)
 		m := newSim(t, cfg, items, true, t0)
 		m.run(t0.Add(30 * time.Minute))
-		if n := m.missing(); n != 0 {
-			t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(cfg, m.st), m.now)
-			for _, it := range m.items {
-				if !m.stored[it.id] {
-					t.Logf("missing: created %s visible %s", it.created, it.visible)
-					break
-				}
-			}
-		}
+		m.requireAllStored()
 	})
 	t.Run("OrderBreaksMidStream", func(t *testing.T) {
 		cfg := prodConfig()
@@ -221,15 +197,7 @@ func TestSim_Edges(t *testing.T) {
 		if !m.st.Unordered {
 			t.Error("unsorted upstream not noticed")
 		}
-		if n := m.missing(); n != 0 {
-			t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(cfg, m.st), m.now)
-			for _, it := range m.items {
-				if !m.stored[it.id] {
-					t.Logf("missing: created %s visible %s", it.created, it.visible)
-					break
-				}
-			}
-		}
+		m.requireAllStored()
 	})
 	t.Run("ClockAheadWithinGuard", func(t *testing.T) {
 		cfg := prodConfig()
@@ -393,15 +361,7 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 		t.Logf("page %d, rate %.2f/s, whole seconds %v, shuffled ties %v, cap %d, page copies %.2f, rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
 			cfg.PageSize, rate, whole, m.shuffleTies, m.pageCap, m.pageDup, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
 		m.settle(stop, stop.Add(3*time.Hour))
-		if n := m.missing(); n != 0 {
-			t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(cfg, m.st), m.now)
-			for _, it := range m.items {
-				if !m.stored[it.id] {
-					t.Logf("missing: created %s visible %s", it.created, it.visible)
-					break
-				}
-			}
-		}
+		m.requireAllStored()
 	})
 	return ok, m
 }

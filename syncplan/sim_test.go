@@ -358,6 +358,23 @@ func (m *sim) settle(stop, until time.Time) {
 	}
 }
 
+// requireAllStored fails the test, naming the first, unless every item of
+// the feed is stored.
+func (m *sim) requireAllStored() {
+	m.t.Helper()
+	n := m.missing()
+	if n == 0 {
+		return
+	}
+	m.t.Errorf("%d items never stored (watermark %s, late coverage %s, now %s)", n, m.through, lateFrom(m.cfg, m.st), m.now)
+	for _, it := range m.items {
+		if !m.stored[it.id] {
+			m.t.Logf("missing: created %s visible %s", it.created, it.visible)
+			return
+		}
+	}
+}
+
 // sustained is the share of capacity in items per fresh request.
 func (m *sim) missing() int {
 	n := 0
