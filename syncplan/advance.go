@@ -532,6 +532,13 @@ func (st *State) observeRate(cfg Config, f *Feed, start, end time.Time, total in
 		return
 	}
 	a := min(span.Seconds()/max(cfg.Interval, time.Second).Seconds(), 1)
+	if e := st.Rate * span.Seconds(); math.Abs(float64(n)-e) > 4*math.Sqrt(max(e, 1)) {
+		// A count this far from the estimate (four standard deviations
+		// of a Poisson count) is a change of volume, not chance: the
+		// stream stopped, started or moved. Trust the count, so a stopped
+		// stream is not read again and again for items that never come.
+		a = 1
+	}
 	st.Rate += a * (obs - st.Rate)
 }
 

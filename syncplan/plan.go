@@ -485,12 +485,15 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		}
 	}
 	switch {
-	case st.Rate <= 0:
-		// Volume unknown (nothing read yet but this): an interval at a
-		// time, so one window cannot hold hours of items.
+	case st.Rate <= 0 && st.Unordered:
+		// No volume seen lately: an interval at a time, so one window
+		// of unsorted pages, which proves nothing until read through,
+		// cannot hold hours of items. (Sorted pages move late coverage
+		// page by page, so a stopped stream is covered in one go.)
 		if lim := from.Add(max(cfg.Interval, time.Second)); lim.Before(to) {
 			to = lim
 		}
+	case st.Rate <= 0:
 	case st.Unordered:
 		// One or two whole pages, so late coverage moves as each window
 		// closes and no slot goes to a nearly empty last page. (Sorted
@@ -599,8 +602,12 @@ func budgetSpares(cfg Config, in Input, freshIn time.Duration) bool {
 	if r := in.State.Rate; r > 0 {
 		step = max(seconds(float64(cfg.page())/r), time.Millisecond)
 	}
+	// A fresh page may wait up to the guard for its slot: the watermark
+	// is then a few seconds older, well inside its promise, and a slot
+	// that would otherwise sit unused serves late coverage.
+	slack := cfg.Guard
 	for t := in.Now.Add(freshIn); t.Before(in.Now.Add(w)); t = t.Add(step) {
-		if countIn(grants, t.Add(-w), t) >= cfg.BudgetN {
+		if countIn(grants, t.Add(slack-w), t.Add(slack)) >= cfg.BudgetN {
 			return false
 		}
 		grants = append(grants, t)

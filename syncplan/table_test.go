@@ -64,6 +64,28 @@ func TestNext(t *testing.T) {
 		{"NoProbeOfAOnePageWindow", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: []Read{{Start: cfg.Start, End: t0.Add(6 * time.Minute), Total: 900}}}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Rescan, "a re-read costs what the probe would: re-read, got %+v", r)
 		}},
+		// Found by TestSim_LateCatchUp: with a slot free only if the
+		// fresh read waited a second for its own, late coverage left the
+		// slot unused, a fifth of the budget after a stream stopped.
+		{"LateWorkTakesASlotTheFreshReadCanWaitFor", Input{Now: now, Through: e.Add(-55 * time.Second), Grants: []time.Time{now.Add(-54 * time.Second), now.Add(-50 * time.Second), now.Add(-20 * time.Second), now.Add(-10 * time.Second)}, State: State{LateTo: t0, Rate: 0.1}}, func(t *testing.T, r Request) {
+			// The fresh read is due in 5 s; with a late request now it
+			// finds its slot 1.3 s later (when the grant of 54 s ago
+			// leaves the window), inside the guard.
+			want(t, r.Kind == Rescan, "re-scan now, got %+v", r)
+		}},
+		{"LateWorkLeavesASlotTheFreshReadCannotWaitFor", Input{Now: now, Through: e.Add(-55 * time.Second), Grants: []time.Time{now.Add(-45 * time.Second), now.Add(-40 * time.Second), now.Add(-20 * time.Second), now.Add(-10 * time.Second)}, State: State{LateTo: t0, Rate: 0.1}}, func(t *testing.T, r Request) {
+			// It would find its slot 10.3 s late.
+			want(t, r.Kind == Wait, "keep the slot for the fresh read, got %+v", r)
+		}},
+		// Found by TestSim_LateCoverage: with no volume seen lately (a
+		// stopped stream), late coverage moved an interval at a time and
+		// reached the stream's end a minute late.
+		{"StoppedSortedStreamIsCoveredInOneGo", Input{Now: now, Through: e, State: State{LateTo: t0}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(now.Add(-cfg.Overlap-cfg.Guard)), "re-scan up to now − overlap − guard, got %+v", r)
+		}},
+		{"StoppedUnsortedStreamAnIntervalAtATime", Input{Now: now, Through: e, State: State{LateTo: t0, Unordered: true}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(t0.Add(cfg.Interval)), "re-scan one interval, got %+v", r)
+		}},
 		{"RescanWhenProbesMostlyMiss", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads, ProbeMiss: 0.9, LateRounds: 3}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Rescan, "re-read, got %+v", r)
 		}},
@@ -142,6 +164,19 @@ func TestAdvance(t *testing.T) {
 		st, through := Advance(cfg, t0, State{}, slide(1, 4, sorted(0, 3)[:4]))
 		want(t, through.Equal(sec(100)), "a partial page reads the window to its end, got %s", through)
 		want(t, st.Feed.Page == 1 && st.Feed.Count == 4 && len(st.Reads) == 1, "read page 1 again as it fills, got %+v", st)
+	})
+	t.Run("StoppedStreamIsSeenAtOnce", func(t *testing.T) {
+		// Found by TestSim_LateCatchUp: the volume estimate fell a fifth
+		// per read after the stream stopped, so page 1 was read again and
+		// again (a dozen requests) for items that never came.
+		f := &Feed{Start: t0, End: sec(20), Page: 1, Total: 4, Count: 4}
+		p := slide(1, 4, sorted(0, 3)[:4])
+		p.Request.End = sec(30)
+		st, _ := Advance(cfg, t0, State{Feed: f, Rate: 70}, p)
+		want(t, st.Rate == 0, "none in 10 s where 700 were expected: the volume is 0, got %v", st.Rate)
+		p.Total, p.Count = 700, 10 // as many as expected: the usual moving average
+		st, _ = Advance(cfg, t0, State{Feed: f, Rate: 70}, p)
+		want(t, st.Rate > 69 && st.Rate < 70, "about 70 (70 + 1/6 × (69.6 − 70)), got %v", st.Rate)
 	})
 	t.Run("WindowCountGrows", func(t *testing.T) {
 		base := State{LateTo: t0, Reads: []Read{{Start: t0, End: sec(60), Total: 30}}}
