@@ -177,3 +177,31 @@ func (s *Server) HiddenAt(t time.Time) int {
 	})
 	return n
 }
+
+// Owed returns the ids of the valid transactions a consumer must have
+// stored once it claims data through watermark (syncedThrough) and late
+// coverage through lateTo: every item created by the watermark that was
+// visible when created, and every late one created by lateTo (late
+// coverage re-reads an instant once LateDelay, which must be within
+// SYNC_OVERLAP, has passed behind it). Times are on the data clock.
+func (s *Server) Owed(watermark, lateTo time.Time) []string {
+	wMs, lMs := watermark.UnixMilli(), lateTo.UnixMilli()
+	var out []string
+	s.each(later(watermark, lateTo), false, func(e *entry) {
+		if e.tx < 0 {
+			return
+		}
+		onTime := e.visible <= e.created
+		if (onTime && e.created <= wMs) || (!onTime && e.created <= lMs) {
+			out = append(out, s.gen.txs[e.tx].ID)
+		}
+	})
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -28,3 +28,32 @@ func TestHiddenAt(t *testing.T) {
 		t.Fatal("nothing exists before the history")
 	}
 }
+
+// Ensure Owed asks for on-time items by the watermark and late ones by
+// late coverage, and nothing else.
+func TestOwed(t *testing.T) {
+	start := time.Date(2023, 3, 16, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Users, cfg.Transactions, cfg.History, cfg.LiveRate = 20, 2000, 10*time.Minute, 0
+	cfg.LateRate, cfg.LateDelay = 0.5, time.Minute
+	cfg.Start = start
+	cfg.Now = func() time.Time { return start }
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := len(s.Transactions()) + s.HiddenAt(start)
+	if got := len(s.Owed(start, start)); got != all {
+		t.Fatalf("through now on both: %d owed, want every valid item, %d", got, all)
+	}
+	mid := start.Add(-5 * time.Minute)
+	onTimeOnly := s.Owed(mid, start.Add(-11*time.Minute))
+	lateOnly := s.Owed(start.Add(-11*time.Minute), mid)
+	both := s.Owed(mid, mid)
+	if len(onTimeOnly) == 0 || len(lateOnly) == 0 || len(onTimeOnly)+len(lateOnly) != len(both) {
+		t.Fatalf("on time %d + late %d, want both %d, neither empty", len(onTimeOnly), len(lateOnly), len(both))
+	}
+	if len(both) >= all {
+		t.Fatalf("%d owed through 5 minutes ago, want fewer than all %d", len(both), all)
+	}
+}

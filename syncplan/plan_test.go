@@ -58,24 +58,7 @@ func TestSim_Capacity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := prodConfig()
-			rng := rand.New(rand.NewPCG(1, 2))
-			start := t0
-			end := start.Add(40 * time.Minute)
-			items := simFeed(rng, cfg.Start, end, capacity(cfg)*tc.share, 0, 0)
-			if tc.ties {
-				for i := range items {
-					items[i].created = items[i].created.Truncate(time.Second)
-					items[i].visible = items[i].created
-				}
-			}
-			m := newSim(t, cfg, items, tc.ordered, start)
-			if tc.ties {
-				m.rng, m.shuffleTies = rng, true
-			}
-			m.manualEvery, m.nextManual = tc.manual, start.Add(5*time.Minute)
-			m.run(start.Add(5 * time.Minute)) // warm up
-			m.maxLag = 0
-			m.run(end)
+			m, items, start, end, _ := capacityRun(t, tc.ordered, tc.ties, tc.share, tc.manual)
 			lagEnd := m.now.Sub(m.through)
 			// The fewest fresh requests that could carry the items: what
 			// the sync spent beyond that is the price of ties and partial
@@ -98,7 +81,7 @@ func TestSim_Capacity(t *testing.T) {
 			// A manual sync is served by the next pages the budget allows:
 			// near capacity the budget may be spent for the window ahead.
 			if tc.manual > 0 {
-				if !m.want.IsZero() || len(m.served) != int((end.Sub(start.Add(5*time.Minute))-1)/tc.manual)+1 {
+				if !m.want.IsZero() || len(m.served) != int((end.Sub(start)-1)/tc.manual)+1 {
 					t.Errorf("manual syncs served %d, one open since %s", len(m.served), m.wantAt)
 				}
 				if worst := slices.Max(m.served); worst > 2*cfg.BudgetWindow+cfg.Interval {
@@ -106,6 +89,81 @@ func TestSim_Capacity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// capacityRun runs 40 minutes of feed at share of capacity, measured from
+// minute 5 on, and returns the simulation at its end, the feed, when the
+// measurement started and ended, and the share of capacity the watermark
+// moved over meanwhile.
+func capacityRun(tb testing.TB, ordered, ties bool, share float64, manual time.Duration) (m *sim, items []simItem, start, end time.Time, ingested float64) {
+	cfg := prodConfig()
+	rng := rand.New(rand.NewPCG(1, 2))
+	start, end = t0.Add(5*time.Minute), t0.Add(40*time.Minute)
+	items = simFeed(rng, cfg.Start, end, capacity(cfg)*share, 0, 0)
+	if ties {
+		for i := range items {
+			items[i].created = items[i].created.Truncate(time.Second)
+			items[i].visible = items[i].created
+		}
+	}
+	m = newSim(tb, cfg, items, ordered, t0)
+	if ties {
+		m.rng, m.shuffleTies = rng, true
+	}
+	m.manualEvery, m.nextManual = manual, start
+	behind := func() int {
+		n, _ := slices.BinarySearchFunc(m.items, m.through, func(it simItem, t time.Time) int {
+			if it.created.After(t) {
+				return 1
+			}
+			return -1
+		})
+		return n
+	}
+	m.run(start) // warm up
+	m.maxLag = 0
+	n0, t0 := behind(), m.now
+	m.run(end)
+	ingested = float64(behind()-n0) / m.now.Sub(t0).Seconds() / capacity(cfg)
+	return m, m.items, start, end, ingested
+}
+
+// BenchmarkSim_Capacity prints what the planner sustains at real scale
+// (5 requests a minute of 1000), in virtual time: scaled time cannot
+// measure ties (a scaled second holds six real seconds of items, so
+// starting over at a second would cost six times as much).
+func BenchmarkSim_Capacity(b *testing.B) {
+	rows := []struct {
+		name          string
+		ordered, ties bool
+		share         float64
+		manual        time.Duration
+	}{
+		{"ordered 90%", true, false, 0.90, 0},
+		{"ordered 90%, whole seconds, ties shuffled", true, true, 0.90, 0},
+		{"the same + manual/3min", true, true, 0.90, 3 * time.Minute},
+		{"ordered 95%, whole seconds, ties shuffled", true, true, 0.95, 0},
+		{"ordered 98%", true, false, 0.98, 0},
+		{"unordered 90%", false, false, 0.90, 0},
+		{"unordered 95%", false, false, 0.95, 0},
+	}
+	var table []string
+	for _, r := range rows {
+		b.Run(r.name, func(b *testing.B) {
+			for range b.N {
+				m, items, _, _, ingested := capacityRun(b, r.ordered, r.ties, r.share, r.manual)
+				b.ReportMetric(100*ingested, "ingested-%")
+				b.ReportMetric(m.maxLag.Seconds(), "max-lag-s")
+				table = append(table, fmt.Sprintf("| %s | %.1f%% | %s | %d | %.1f |", r.name, 100*ingested,
+					m.maxLag.Round(time.Second), m.requests[Fresh], float64(len(items))/1000))
+			}
+		})
+	}
+	fmt.Println("| feed (virtual time, 35 minutes measured) | ingested of capacity | max lag | fresh requests | pages the items fill |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, row := range table {
+		fmt.Println(row)
 	}
 }
 
@@ -382,34 +440,65 @@ func TestSim_LateCatchUp(t *testing.T) {
 	}{{"Auto", LateAuto}, {"Rescan", LateRescan}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := prodConfig()
-			cfg.LateCheck = tc.check
-			rng := rand.New(rand.NewPCG(5, 6))
-			stop := t0.Add(30 * time.Minute)
-			items := simFeed(rng, cfg.Start, stop, capacity(cfg)*0.90, 0.01, 90*time.Second)
-			m := newSim(t, cfg, items, true, t0)
-			m.run(stop)
-			m.requests = map[Kind]int{}
-			from := lateFrom(cfg, m.st)
-			n := 0
-			for _, it := range m.items {
-				if it.created.After(from) {
-					n++
-				}
-			}
-			pages := (n + cfg.PageSize - 1) / cfg.PageSize
-			least := time.Duration(pages) * cfg.BudgetWindow / time.Duration(cfg.BudgetN)
-			// Covered: late coverage at the stream's end, which it can
-			// reach once that is SYNC_OVERLAP (and the guard) old.
-			for m.step(stop.Add(time.Hour)) && lateFrom(cfg, m.st).Before(stop) {
-			}
-			took := m.now.Sub(stop)
+			m, behind, least, took := catchUpRun(t, tc.check)
 			t.Logf("requests %v", m.requests)
-			t.Logf("at the stream's end late coverage stood %s behind it (%d items, %d pages: %s at the whole budget); it reached the end %s after (%.2f ×)",
-				stop.Sub(from), n, pages, least, took, float64(took)/float64(least))
+			t.Logf("at the stream's end late coverage stood %s behind it (%s at the whole budget); it reached the end %s after (%.2f ×)",
+				behind, least, took, float64(took)/float64(least))
 			if bound := max(least*3/2, cfg.Overlap+cfg.Guard+cfg.Interval); took > bound {
 				t.Errorf("catch-up took %s (%.2f × the least), want ≤ %s (1.5 × %s, and at least SYNC_OVERLAP + guard + an interval)", took, float64(took)/float64(least), bound, least)
 			}
 			m.requireAllStored()
 		})
+	}
+}
+
+// catchUpRun streams 30 minutes at 90% of capacity with 1% late items,
+// stops, and steps until late coverage reaches the stream's end. It
+// returns the simulation (its requests counted from the stop), how far
+// behind the end late coverage stood at the stop, the least the catch-up
+// could take (the items after late coverage in full pages at the whole
+// budget), and how long it took.
+func catchUpRun(tb testing.TB, check string) (m *sim, behind, least, took time.Duration) {
+	cfg := prodConfig()
+	cfg.LateCheck = check
+	rng := rand.New(rand.NewPCG(5, 6))
+	stop := t0.Add(30 * time.Minute)
+	items := simFeed(rng, cfg.Start, stop, capacity(cfg)*0.90, 0.01, 90*time.Second)
+	m = newSim(tb, cfg, items, true, t0)
+	m.run(stop)
+	m.requests = map[Kind]int{}
+	from := lateFrom(cfg, m.st)
+	n := 0
+	for _, it := range m.items {
+		if it.created.After(from) {
+			n++
+		}
+	}
+	pages := (n + cfg.PageSize - 1) / cfg.PageSize
+	least = time.Duration(pages) * cfg.BudgetWindow / time.Duration(cfg.BudgetN)
+	// Covered: late coverage at the stream's end, which it can reach once
+	// that is SYNC_OVERLAP (and the guard) old.
+	for m.step(stop.Add(time.Hour)) && lateFrom(cfg, m.st).Before(stop) {
+	}
+	return m, stop.Sub(from), least, m.now.Sub(stop)
+}
+
+// BenchmarkSim_LateCatchUp prints how long late coverage takes to catch
+// up after a stream at 90% of capacity, beside the least it could take.
+func BenchmarkSim_LateCatchUp(b *testing.B) {
+	var table []string
+	for _, check := range []string{LateAuto, LateRescan} {
+		b.Run(check, func(b *testing.B) {
+			for range b.N {
+				_, behind, least, took := catchUpRun(b, check)
+				b.ReportMetric(float64(took)/float64(least), "×least")
+				table = append(table, fmt.Sprintf("| %s | %s | %s | %s | %.2f× |", check, behind.Round(time.Second), least.Round(time.Second), took.Round(time.Second), float64(took)/float64(least)))
+			}
+		})
+	}
+	fmt.Println("| SYNC_LATE_CHECK (90% for 30 min, 1% late) | late coverage behind at the stop | least catch-up (full pages, whole budget) | catch-up | ratio |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, row := range table {
+		fmt.Println(row)
 	}
 }

@@ -23,7 +23,7 @@ type simItem struct {
 // so whole runs (hours of feed) take milliseconds and every step can be
 // checked against the ground truth.
 type sim struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     Config
 	items   []simItem // sorted by created
 	ordered bool
@@ -86,7 +86,7 @@ func simFeed(rng *rand.Rand, from, to time.Time, rate float64, late float64, del
 	return items
 }
 
-func newSim(t *testing.T, cfg Config, items []simItem, ordered bool, start time.Time) *sim {
+func newSim(t testing.TB, cfg Config, items []simItem, ordered bool, start time.Time) *sim {
 	slices.SortFunc(items, func(a, b simItem) int { return a.created.Compare(b.created) })
 	for i := range items {
 		items[i].id = i
@@ -387,7 +387,7 @@ func (m *sim) missing() int {
 }
 
 // roundTrip stores and reloads the state as the database does.
-func roundTrip(t *testing.T, st State) State {
+func roundTrip(t testing.TB, st State) State {
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
