@@ -19,9 +19,29 @@ func RecomputeSummaries(ctx context.Context, db bun.IDB) (map[string]scorekeeper
 
 // recompute is RecomputeSummaries for the given users (nil: everyone).
 func recompute(ctx context.Context, db bun.IDB, users []string) (map[string]scorekeeper.Summary, error) {
+	return recomputeAsOf(ctx, db, users, time.Time{})
+}
+
+// recomputeAsOf is recompute over the transactions created at or before
+// asOf, with the settlements of their payouts recorded at or before it
+// (a payout's updated_at is when it settled: only settling changes it).
+// The zero asOf takes everything.
+func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Time) (map[string]scorekeeper.Summary, error) {
 	only := func(q *bun.SelectQuery) *bun.SelectQuery {
 		if users != nil {
 			q = q.Where("user_id IN (?)", bun.List(users))
+		}
+		if !asOf.IsZero() {
+			// Both tables' created_at is the transaction's createdAt.
+			q = q.Where("created_at <= ?", asOf.UTC())
+		}
+		return q
+	}
+	settled := func(q *bun.SelectQuery) *bun.SelectQuery {
+		if !asOf.IsZero() {
+			// A payout settled later was still requested at asOf: it
+			// stays in payout, as the transactions' fold put it.
+			q = q.Where("updated_at <= ?", asOf.UTC())
 		}
 		return q
 	}
@@ -44,10 +64,10 @@ func recompute(ctx context.Context, db bun.IDB, users []string) (map[string]scor
 		Status string `bun:"status"`
 		Cents  int64  `bun:"cents"`
 	}
-	err = only(db.NewSelect().
+	err = settled(only(db.NewSelect().
 		Model((*payoutRow)(nil)).
 		Column("user_id", "status").
-		ColumnExpr("SUM(amount_cents) AS cents")).
+		ColumnExpr("SUM(amount_cents) AS cents"))).
 		Group("user_id", "status").
 		Scan(ctx, &pays)
 	if err != nil {
