@@ -65,7 +65,7 @@ func BenchmarkSync_Capacity(b *testing.B) {
 		name string
 		sc   scenario
 	}{
-		{"ordered 90% + manual/3min", scenario{share: 0.90, ordered: true, late: 0.005, manualEvery: 30 * time.Second, noCatchUp: true}},
+		{"ordered 90% + manual/3min", scenario{share: 0.90, ordered: true, late: 0.005, manualEvery: 30 * time.Second}},
 		{"ordered 98% + manual/3min", scenario{share: 0.98, ordered: true, late: 0.005, manualEvery: 30 * time.Second, noCatchUp: true}},
 		{"unordered 90% + manual/3min", scenario{share: 0.90, late: 0.005, manualEvery: 30 * time.Second, noCatchUp: true}},
 		{"unordered 95%", scenario{share: 0.95, late: 0.005, noCatchUp: true}},
@@ -88,6 +88,9 @@ func BenchmarkSync_Capacity(b *testing.B) {
 				catchUp := "—"
 				if out.catchUp >= 0 {
 					catchUp = fmt.Sprintf("%.2f", scaled(out.catchUp))
+				}
+				if out.catchUpLeast > 0 {
+					catchUp += fmt.Sprintf(" (least %.2f: %.2f×)", scaled(out.catchUpLeast), float64(out.catchUp)/float64(out.catchUpLeast))
 				}
 				table = append(table, fmt.Sprintf("| %s | %.1f%% | %.2f | %.2f | %.2f | %s | %d |", r.name,
 					100*out.ingested, scaled(out.maxLag), scaled(out.p99Lag), scaled(out.maxLateLag), catchUp, out.twice))
