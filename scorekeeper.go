@@ -319,8 +319,14 @@ type Payout struct {
 	Reason string
 	// ProviderID is the provider's id for a paid payout.
 	ProviderID string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// CreatedAt is the payout transaction's createdAt: when it was
+	// requested.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Attempts counts the requests sent to the provider for it.
+	Attempts int
+	// SettledAt is when it became paid or failed; zero while requested.
+	SettledAt time.Time
 }
 
 // ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_-], the

@@ -117,6 +117,11 @@ type SendPayoutResult struct {
 //     operator;
 //   - a request the client refuses to send is ErrTypePayoutInvalidRequest.
 func (a *Activities) SendPayout(ctx context.Context, in SendPayoutInput) (SendPayoutResult, error) {
+	// Counted before it is sent (GET /api/users/{userId}/payouts shows
+	// it): a request whose answer is lost still counts.
+	if _, err := db.RecordPayoutAttempt(ctx, a.DB, in.TransactionID); err != nil {
+		return SendPayoutResult{}, err
+	}
 	res, err := a.Payouts.Pay(ctx, payout.Request{
 		TransactionID: in.TransactionID,
 		UserID:        in.UserID,

@@ -224,6 +224,20 @@ func TestSendPayout(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, scorekeeper.PayoutPaid, res.Status)
 		require.Equal(t, map[string]int{"p1": 1}, f.provider.PaymentsByKey())
+
+		// Every request counts, answered or not; none after it settled.
+		p, err := db.GetPayout(context.Background(), f.db, "p1")
+		require.NoError(t, err)
+		require.Equal(t, 3, p.Attempts)
+		require.True(t, p.SettledAt.IsZero(), "not settled until recorded")
+		_, err = f.record(t, activities.RecordPayoutResultInput{TransactionID: "p1", Status: res.Status, ProviderID: res.ProviderID})
+		require.NoError(t, err)
+		_, err = f.send(t, p1Send)
+		require.NoError(t, err)
+		p, err = db.GetPayout(context.Background(), f.db, "p1")
+		require.NoError(t, err)
+		require.Equal(t, 3, p.Attempts, "a settled payout is not counted again")
+		require.False(t, p.SettledAt.IsZero())
 	})
 
 	// Ensure an answer lost after the provider paid (client timeout) is a

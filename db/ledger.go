@@ -108,7 +108,7 @@ func UserLedgerPage(ctx context.Context, db bun.IDB, f LedgerFilter) ([]LedgerEn
 
 // SummaryAsOf is the user's summary over the transactions created at or
 // before asOf, with the settlements of their payouts recorded at or
-// before it: the fold reconciliation uses (recompute), so it equals the
+// before it (settled_at): the fold reconciliation uses (recompute), so it equals the
 // stored summary once asOf is past every transaction and settlement. A
 // user with no transaction by then has the zero summary; one unknown
 // altogether is ENotFound.

@@ -45,6 +45,10 @@ type payoutRow struct {
 	ProviderID    string    `bun:"provider_id,notnull"`
 	CreatedAt     time.Time `bun:"created_at,notnull"`
 	UpdatedAt     time.Time `bun:"updated_at,notnull"`
+	// Attempts counts the requests sent to the provider; SettledAt is
+	// when the payout became paid or failed (zero: not yet).
+	Attempts  int64     `bun:"attempts,notnull"`
+	SettledAt time.Time `bun:"settled_at,nullzero"`
 }
 
 type quarantineRow struct {
@@ -103,5 +107,7 @@ func toPayout(r payoutRow) scorekeeper.Payout {
 		ProviderID:    r.ProviderID,
 		CreatedAt:     r.CreatedAt.UTC(),
 		UpdatedAt:     r.UpdatedAt.UTC(),
+		Attempts:      int(r.Attempts),
+		SettledAt:     r.SettledAt.UTC(),
 	}
 }

@@ -77,6 +77,7 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 			Set("reason = ?", reason).
 			Set("provider_id = ?", providerID).
 			Set("updated_at = ?", now).
+			Set("settled_at = ?", now).
 			Where("transaction_id = ?", txID).
 			Where("status = ?", string(scorekeeper.PayoutRequested)).
 			Returning("*").
@@ -221,6 +222,66 @@ func ListPayoutTotals(ctx context.Context, db bun.IDB, f PayoutFilter) ([]Payout
 	out := make([]PayoutTotal, len(rows))
 	for i, r := range rows {
 		out[i] = PayoutTotal{UserID: r.UserID, Amount: scorekeeper.AmountFromCents(r.Cents)}
+	}
+	return out, int(total), nil
+}
+
+// RecordPayoutAttempt counts one request to the provider for a payout, to
+// be called, and committed, before the request is sent: the count never
+// understates what the provider may have seen. It changes nothing once
+// the payout settled and reports whether it is still requested.
+func RecordPayoutAttempt(ctx context.Context, db bun.IDB, txID string) (bool, error) {
+	res, err := db.NewUpdate().
+		Model((*payoutRow)(nil)).
+		Set("attempts = attempts + 1").
+		Where("transaction_id = ?", txID).
+		Where("status = ?", string(scorekeeper.PayoutRequested)).
+		Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("record payout attempt: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record payout attempt: %w", err)
+	}
+	return n > 0, nil
+}
+
+// UserPayoutFilter selects a page of one user's payouts, newest first by
+// (requested at, id). It is comparable.
+type UserPayoutFilter struct {
+	UserID string
+	// After is the previous page's last row; zero: the first page.
+	After LedgerCursor
+	Limit int
+}
+
+// UserPayoutPage returns a page of the user's payouts, newest first, and
+// how many the user has in all.
+func UserPayoutPage(ctx context.Context, db bun.IDB, f UserPayoutFilter) ([]scorekeeper.Payout, int, error) {
+	if f.Limit <= 0 {
+		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
+	}
+	total, err := db.NewSelect().Model((*payoutRow)(nil)).Where("user_id = ?", f.UserID).Count(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count user payouts: %w", err)
+	}
+	var rows []payoutRow
+	q := db.NewSelect().
+		Model(&rows).
+		Where("user_id = ?", f.UserID).
+		OrderExpr("created_at DESC, transaction_id DESC").
+		Limit(int64(f.Limit))
+	if f.After.ID != "" {
+		at := f.After.CreatedAt.UTC()
+		q = q.Where("(created_at < ? OR (created_at = ? AND transaction_id < ?))", at, at, f.After.ID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, 0, fmt.Errorf("list user payouts: %w", err)
+	}
+	out := make([]scorekeeper.Payout, len(rows))
+	for i, r := range rows {
+		out[i] = toPayout(r)
 	}
 	return out, int(total), nil
 }

@@ -24,7 +24,7 @@ func recompute(ctx context.Context, db bun.IDB, users []string) (map[string]scor
 
 // recomputeAsOf is recompute over the transactions created at or before
 // asOf, with the settlements of their payouts recorded at or before it
-// (a payout's updated_at is when it settled: only settling changes it).
+// (settled_at).
 // The zero asOf takes everything.
 func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Time) (map[string]scorekeeper.Summary, error) {
 	only := func(q *bun.SelectQuery) *bun.SelectQuery {
@@ -41,7 +41,7 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 		if !asOf.IsZero() {
 			// A payout settled later was still requested at asOf: it
 			// stays in payout, as the transactions' fold put it.
-			q = q.Where("updated_at <= ?", asOf.UTC())
+			q = q.Where("settled_at <= ?", asOf.UTC())
 		}
 		return q
 	}
