@@ -96,20 +96,21 @@ func openDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*bun.DB, 
 	return d, nil
 }
 
-// dialTemporal connects to the Temporal frontend, failing fast with a clear
-// error when it is not there.
+// dialTemporal connects to the Temporal frontend with the options config
+// loaded (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key: the Temporal
+// CLI's variables and profile), failing fast with a clear error when it is
+// not there or refuses the connection.
 func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, h client.MetricsHandler) (client.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, err := client.DialContext(dctx, client.Options{
-		HostPort:       cfg.TemporalAddress,
-		Namespace:      cfg.TemporalNamespace,
-		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
-		MetricsHandler: h,
-	})
+	opts := cfg.TemporalClientOptions()
+	opts.Logger = tlog.NewStructuredLogger(log.With("component", "temporal"))
+	opts.MetricsHandler = h
+	c, err := client.DialContext(dctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at TEMPORAL_ADDRESS=%s: %w", cfg.TemporalAddress, err)
+		return nil, fmt.Errorf("connect to Temporal at TEMPORAL_ADDRESS=%s (%s): %w", cfg.TemporalAddress, cfg.Temporal, err)
 	}
+	log.Info("Temporal client connected", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "connection", cfg.Temporal)
 	return c, nil
 }
 

@@ -87,6 +87,12 @@ type Config struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TemporalTaskQueue string
+	// Temporal is the rest of the Temporal connection (TLS, client
+	// certificate, API key), from the Temporal CLI's variables and TOML
+	// profile, as TemporalAddress and TemporalNamespace are when
+	// TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE are unset. Never printed:
+	// see TemporalClient.
+	Temporal TemporalClient
 	// UpstreamURL is the transaction API; "" means "use the mock" in dev
 	// and is an error for the worker.
 	UpstreamURL      string
@@ -207,8 +213,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if v := c.DatabaseURL; !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") && !strings.HasPrefix(v, "file:") {
 		bad("DATABASE_URL", v, errors.New("want postgres://… or file:path (SQLite)"))
 	}
-	addr("TEMPORAL_ADDRESS", &c.TemporalAddress)
-	str("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
+	// TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the connection (TLS, API
+	// key), from the Temporal CLI's profile and variables.
+	errs = append(errs, loadTemporal(getenv, &c)...)
 	str("TEMPORAL_TASK_QUEUE", &c.TemporalTaskQueue)
 	baseURL("UPSTREAM_URL", &c.UpstreamURL)
 	if v := getenv("UPSTREAM_RATE"); v != "" {
