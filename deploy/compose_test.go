@@ -1,4 +1,4 @@
-package scorekeeper_test
+package deploy_test
 
 import (
 	"cmp"
@@ -26,8 +26,8 @@ import (
 	"scorekeeper/config"
 )
 
-// The compose stack (docker-compose.yml, .env.example, Dockerfile,
-// .dockerignore, deploy/) is checked statically: no Docker engine runs
+// Package deploy_test checks the compose stack (docker-compose.yml,
+// .env.example, Dockerfile, .dockerignore and this folder) statically: no Docker engine runs
 // where the tests do. The project is loaded with the Compose Specification's
 // own library, as `docker compose --env-file .env.example config` would:
 // interpolation from the env file, schema validation, consistency checks,
@@ -38,6 +38,15 @@ const (
 	composeFile = "docker-compose.yml"
 	envExample  = ".env.example"
 )
+
+// TestMain runs the checks from the repository root, where the compose
+// file, the Dockerfile and their paths are.
+func TestMain(m *testing.M) {
+	if err := os.Chdir(".."); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
 
 // The secrets come from the env file and are required (${VAR:?…}): without
 // them compose stops with an error naming the variable instead of starting
