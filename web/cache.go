@@ -42,7 +42,7 @@ import (
 // overlapped a change may predate it, or come from a store that has since
 // been replaced; its caller gets it, the cache does not keep it.
 type Cache struct {
-	db  *bun.DB
+	src cacheSource
 	log *slog.Logger
 	// maxBytes bounds bytes: DefaultCacheBytes (tests set it lower).
 	maxBytes int64
@@ -134,13 +134,37 @@ type cacheStamp struct {
 	epoch uint64
 }
 
+// cacheSource is what a Cache reads: the database (dbStore) in
+// production, an in-memory store in tests.
+type cacheSource interface {
+	reader
+	// Changes reads the change feed after generation after (see
+	// db.ReadChanges).
+	Changes(ctx context.Context, after int64) (db.Changes, error)
+	// SummariesAfter returns up to limit summaries of users after after,
+	// by user id (see db.SummariesAfter).
+	SummariesAfter(ctx context.Context, after string, limit int) ([]scorekeeper.Summary, error)
+}
+
+func (s dbStore) Changes(ctx context.Context, after int64) (db.Changes, error) {
+	return db.ReadChanges(ctx, s.db, after)
+}
+
+func (s dbStore) SummariesAfter(ctx context.Context, after string, limit int) ([]scorekeeper.Summary, error) {
+	return db.SummariesAfter(ctx, s.db, after, limit)
+}
+
 // NewCache returns an empty cache over d, bounded by DefaultCacheBytes;
 // Run fills and follows it.
 func NewCache(d *bun.DB, log *slog.Logger) *Cache {
+	return newCache(dbStore{d}, log)
+}
+
+func newCache(src cacheSource, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{db: d, log: log, maxBytes: DefaultCacheBytes}
+	c := &Cache{src: src, log: log, maxBytes: DefaultCacheBytes}
 	c.startOver()
 	return c
 }
@@ -186,7 +210,7 @@ func (c *Cache) Poll(ctx context.Context) error {
 	c.mu.RLock()
 	after := c.gen
 	c.mu.RUnlock()
-	ch, err := db.ReadChanges(ctx, c.db, after)
+	ch, err := c.src.Changes(ctx, after)
 	if err != nil {
 		return err
 	}
@@ -366,7 +390,7 @@ func (c *Cache) AsOf(ctx context.Context) (*time.Time, error) {
 		return c.asOf, nil
 	}
 	c.mu.RUnlock()
-	return dataAsOf(ctx, c.db)
+	return c.src.AsOf(ctx)
 }
 
 // cacheLookup is what the memory alone says about a summary.
@@ -419,7 +443,7 @@ func (c *Cache) Summary(ctx context.Context, userID string) (scorekeeper.Summary
 	c.mu.RLock()
 	live, st := c.liveAt(now), c.stamp()
 	c.mu.RUnlock()
-	s, err := db.GetSummary(ctx, c.db, userID)
+	s, err := c.src.Summary(ctx, userID)
 	if err != nil || !live {
 		return s, err
 	}
@@ -473,7 +497,7 @@ func (c *Cache) Warm(ctx context.Context) error {
 		c.mu.Lock()
 		gen := c.gen
 		c.mu.Unlock()
-		page, err := db.SummariesAfter(ctx, c.db, after, warmPage)
+		page, err := c.src.SummariesAfter(ctx, after, warmPage)
 		if err != nil {
 			return err
 		}
@@ -523,7 +547,7 @@ func (c *Cache) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.Payou
 		return rows, total, nil
 	}
 	c.mu.RUnlock()
-	rows, total, err := db.ListPayoutTotals(ctx, c.db, f)
+	rows, total, err := c.src.PayoutTotals(ctx, f)
 	if err != nil || !live {
 		return rows, total, err
 	}

@@ -19,19 +19,35 @@ import (
 // listings follow the documented contract of db.ListPayoutTotals and
 // db.ListQuarantinePage (filters, order, keyset cursors, totals); whether
 // the SQL keeps that contract is for the tests that run on a database.
+//
+// It also keeps a change feed as the database does (db.ReadChanges): every
+// write takes the next generation and records the users it changed (none
+// when only the watermark moved), so a web.Cache can stand in front of it
+// as one stands in front of the database in production (MustNewApp puts
+// one there).
 type fakeStore struct {
 	mu        sync.Mutex
 	asOf      *time.Time
 	summaries map[string]scorekeeper.Summary
 	// quarantined is kept in listing order: newest first, then by key.
 	quarantined []db.QuarantineItem
-	// err, when set, is what every read returns.
+	// err, when set, is what every read returns, the change feed's too.
 	err error
-	// reads counts the calls of the Store's methods.
+	// reads counts the calls of the Store's methods (the change feed and
+	// the cache's warm-up, which no route makes, are not counted).
 	reads int
+	// gen is the generation of the last write; changed[g-1] lists the
+	// users write g changed.
+	gen     int64
+	changed [][]string
+	// followers are the caches in front of the store (see follow).
+	followers []*web.Cache
 }
 
-var _ web.Store = (*fakeStore)(nil)
+var (
+	_ web.Store       = (*fakeStore)(nil)
+	_ web.CacheSource = (*fakeStore)(nil)
+)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{summaries: map[string]scorekeeper.Summary{}}
@@ -55,32 +71,65 @@ func (s *fakeStore) seed() *fakeStore {
 // apply adds transactions to their users' summaries, as db.ApplyBatch
 // does for new ids (the fake does not track ids: give each once).
 func (s *fakeStore) apply(txs ...scorekeeper.Transaction) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range txs {
-		sum := s.summaries[t.UserID]
-		sum.UserID = t.UserID
-		if err := sum.Add(t); err != nil {
-			panic(err) // a test gave the fake a transaction the store refuses
+	s.write(func() []string {
+		var users []string
+		for _, t := range txs {
+			sum := s.summaries[t.UserID]
+			sum.UserID = t.UserID
+			if err := sum.Add(t); err != nil {
+				panic(err) // a test gave the fake a transaction the store refuses
+			}
+			s.summaries[t.UserID] = sum
+			users = append(users, t.UserID)
 		}
-		s.summaries[t.UserID] = sum
-	}
+		return users
+	})
 }
 
 // pay confirms amount of user's requested payouts as paid.
 func (s *fakeStore) pay(user string, amount scorekeeper.Amount) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sum := s.summaries[user]
-	sum.PaidOut += amount
-	s.summaries[user] = sum
+	s.write(func() []string {
+		sum := s.summaries[user]
+		sum.PaidOut += amount
+		s.summaries[user] = sum
+		return []string{user}
+	})
 }
 
 // setAsOf records sync progress through t (nil: none yet).
 func (s *fakeStore) setAsOf(t time.Time) {
+	s.write(func() []string {
+		s.asOf = &t
+		return nil
+	})
+}
+
+// write runs change under s.mu as one committed write: it takes the next
+// generation for the users change returns. Then each follower polls the
+// feed before write returns: a test's write is served by the next request,
+// as it is in production once the cache's poll after it has run (at most
+// PollInterval later). A test of read-your-writes uses a cache the store
+// does not know (see TestSync_WaitStoresThroughRequest).
+func (s *fakeStore) write(change func() []string) {
+	s.mu.Lock()
+	users := change()
+	s.gen++
+	s.changed = append(s.changed, users)
+	followers := slices.Clone(s.followers)
+	s.mu.Unlock()
+	for _, c := range followers {
+		// A failing poll makes the cache stand aside; reads then go to
+		// the store, which has the write all the same.
+		_ = c.Poll(context.Background())
+	}
+}
+
+// follow registers c, a cache in front of s, to be caught up after every
+// write made through the fake's methods.
+func (s *fakeStore) follow(c *web.Cache) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.asOf = &t
+	s.followers = append(s.followers, c)
 }
 
 // quarantine stores items as received at at (kept, as the database keeps
@@ -124,6 +173,49 @@ var errUnreachable = &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP:
 
 // errBroken is a store failure that is a bug, not an outage.
 var errBroken = errors.New("sql: database is closed")
+
+// Changes reads the change feed as db.ReadChanges does: the generation,
+// the users changed after generation after, and the watermark. The fake
+// keeps every change, so it never resets a reader.
+func (s *fakeStore) Changes(ctx context.Context, after int64) (db.Changes, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return db.Changes{}, s.err
+	}
+	out := db.Changes{Gen: s.gen}
+	seen := map[string]bool{}
+	for _, users := range s.changed[min(max(after, 0), s.gen):] {
+		for _, u := range users {
+			if !seen[u] {
+				seen[u] = true
+				out.Users = append(out.Users, u)
+			}
+		}
+	}
+	if s.asOf != nil {
+		out.SyncState = &db.SyncState{Name: db.TransactionsStream, SyncedThrough: *s.asOf}
+	}
+	return out, nil
+}
+
+// SummariesAfter lists summaries by user id after after, as
+// db.SummariesAfter does (the cache's warm-up).
+func (s *fakeStore) SummariesAfter(ctx context.Context, after string, limit int) ([]scorekeeper.Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	var out []scorekeeper.Summary
+	for _, sum := range s.summaries {
+		if sum.UserID > after {
+			out = append(out, sum)
+		}
+	}
+	slices.SortFunc(out, func(a, b scorekeeper.Summary) int { return cmp.Compare(a.UserID, b.UserID) })
+	return out[:min(limit, len(out))], nil
+}
 
 func (s *fakeStore) AsOf(ctx context.Context) (*time.Time, error) {
 	s.mu.Lock()

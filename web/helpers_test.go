@@ -151,9 +151,20 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// MustNewApp returns web.New(cfg) and a logger writing JSON into the
-// returned buffer. A cfg without DB or Store gets an empty fakeStore, and
-// the store is returned when it is a fakeStore (nil otherwise).
+// MustNewApp returns web.New(cfg) wired as production wires it
+// (app/web.go): the summary and payout routes read through a web.Cache in
+// front of the store, which its own loop (Cache.Run) follows until the
+// test ends. A cfg without DB or Store gets an empty fakeStore. A Store
+// with a change feed (a fakeStore) gets the cache in front of it through
+// web.NewCacheOver, a DB through web.NewCache; a cfg with its own Cache
+// keeps it, run (or not) by the test. Writes through a fakeStore's methods
+// are polled into its caches before they return (fakeStore.write); a test
+// that writes to a database directly calls mustCatchUp before reading.
+//
+// It also returns the store when it is a fakeStore (nil otherwise), and a
+// logger writing JSON into the returned buffer. The cache logs elsewhere
+// (discarded), so that what a test finds in the buffer was logged by the
+// routes.
 func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *fakeStore, *logBuffer) {
 	tb.Helper()
 	if cfg.DB == nil && cfg.Store == nil {
@@ -164,7 +175,56 @@ func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *fakeStore, *logBuff
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return web.New(cfg), store, logs
+	if cfg.Cache == nil {
+		src, _ := cfg.Store.(web.CacheSource)
+		switch {
+		case src != nil:
+			cfg.Cache = web.NewCacheOver(src, nil)
+		case cfg.Store == nil:
+			cfg.Cache = web.NewCache(cfg.DB, nil)
+		}
+		if cfg.Cache != nil {
+			mustRunCache(tb, cfg.Cache)
+			if store != nil {
+				store.follow(cfg.Cache)
+			}
+		}
+	}
+	app := web.New(cfg)
+	if cfg.Cache != nil {
+		appCaches.Store(app, cfg.Cache)
+		tb.Cleanup(func() { appCaches.Delete(app) })
+	}
+	return app, store, logs
+}
+
+// appCaches maps each app MustNewApp built with a cache to that cache,
+// for mustCatchUp.
+var appCaches sync.Map
+
+// mustRunCache runs c.Run, as app.serveWeb does, until the test ends.
+func mustRunCache(tb testing.TB, c *web.Cache) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// mustCatchUp polls the change feed into app's cache, if it has one, as
+// its loop does every PollInterval: after it, app serves every write
+// committed before it. For tests that write to a database directly.
+func mustCatchUp(tb testing.TB, app *fiber.App) {
+	tb.Helper()
+	if c, ok := appCaches.Load(app); ok {
+		require.NoError(tb, c.(*web.Cache).Poll(context.Background()))
+	}
 }
 
 // do sends one request through app.Test and returns the response with

@@ -14,7 +14,7 @@ import (
 // Ensure the public routes limit each client, answering 429 in the error
 // shape, and leave health checks alone.
 func TestRateLimit(t *testing.T) {
-	app := web.New(web.Config{Store: newFakeStore(), RateLimit: web.RateLimit{N: 3, Per: time.Minute}})
+	app, _, _ := MustNewApp(t, web.Config{RateLimit: web.RateLimit{N: 3, Per: time.Minute}})
 	get := func(path string) int {
 		resp, err := app.Test(httptest.NewRequest("GET", path, nil), -1)
 		require.NoError(t, err)

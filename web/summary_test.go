@@ -50,6 +50,7 @@ func TestSummary_Store(t *testing.T) {
 		through := time.Date(2023, 3, 16, 12, 34, 56, 789_000_000, time.UTC)
 		_, err = db.EnsureSyncState(ctx, d, db.TransactionsStream, through, time.Now())
 		require.NoError(t, err)
+		mustCatchUp(t, app)
 		resp, body = do(t, app, http.MethodGet, "/api/users/445566/summary")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.Equal(t, "2023-03-16T12:34:56Z", resp.Header.Get(web.HeaderDataAsOf))

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"scorekeeper"
 	"scorekeeper/db"
 	"scorekeeper/db/dbtest"
+	"scorekeeper/syncplan"
 	"scorekeeper/web"
 )
 
@@ -428,6 +430,8 @@ func TestSync_ReadYourWrites(t *testing.T) {
 		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0)
 		require.NoError(t, err)
 	}
+	st, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, t0, t0)
+	require.NoError(t, err)
 	cache := web.NewCache(d, nil)
 	// Not cache.Run: no poll but the ones made here and by the handlers.
 	require.NoError(t, cache.Poll(ctx))
@@ -449,10 +453,25 @@ func TestSync_ReadYourWrites(t *testing.T) {
 	apply(tx("c1", "445566", scorekeeper.TxEarned, "10"))
 	require.Equal(t, seedSummary, get(target))
 
-	s.onWait = func() { apply(tx("c2", "445566", scorekeeper.TxPayout, "5")) }
+	// The sync stores a page, as ApplyPage does: a transaction created at
+	// the request's time less the guard, and the watermark through it, in
+	// one database transaction.
+	through := time.Now().Add(-syncplan.GuardFor(time.Minute))
+	s.onWait = func() {
+		c2 := tx("c2", "445566", scorekeeper.TxPayout, "5")
+		c2.CreatedAt = through
+		_, err := db.ApplyBatch(ctx, d, db.Batch{
+			Transactions: []scorekeeper.Transaction{c2},
+			Cursor:       &db.CursorUpdate{Name: db.TransactionsStream, ExpectVersion: st.Version, SyncedThrough: through},
+		}, time.Now())
+		require.NoError(t, err)
+	}
 	resp, body := do(t, app, http.MethodPost, "/api/sync?wait=true")
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	require.Equal(t, `{"userId":"445566","balance":24.2,"earned":61.2,"spent":12,"payout":25,"paidOut":20}`, get(target))
+	resp, body = do(t, app, http.MethodGet, target)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, `{"userId":"445566","balance":24.2,"earned":61.2,"spent":12,"payout":25,"paidOut":20}`, body)
+	requireDataAsOf(t, resp, through)
 	require.JSONEq(t, `[{"userId":"112233","payoutAmount":30},{"userId":"445566","payoutAmount":25}]`, get("/api/payouts"))
 
 	// A repair the client waited for, likewise.
@@ -464,4 +483,83 @@ func TestSync_ReadYourWrites(t *testing.T) {
 	resp, body = do(t, app, http.MethodPost, "/api/reconcile?wait=true&repair=true")
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	require.Equal(t, `{"userId":"445566","balance":37.2,"earned":62.2,"spent":0,"payout":25,"paidOut":20}`, get(target))
+}
+
+// requireDataAsOf requires resp's X-Data-As-Of to be no earlier than
+// through, in the header's whole seconds.
+func requireDataAsOf(tb testing.TB, resp *http.Response, through time.Time) {
+	tb.Helper()
+	h := resp.Header.Get(web.HeaderDataAsOf)
+	asOf, err := time.Parse(time.RFC3339, h)
+	require.NoError(tb, err, "X-Data-As-Of: %q", h)
+	require.False(tb, asOf.Before(through.Truncate(time.Second)), "X-Data-As-Of %s is before %s", h, through.UTC())
+}
+
+// Ensure POST /api/sync?wait=true answers 200 only once the data through
+// the request's time, less the guard (design §10.2), is stored, and that
+// the process then serves all of it through its cache: every transaction
+// created at or before that instant in the summaries and the payout
+// listing, and X-Data-As-Of and the answer's syncedThrough no earlier than
+// it. The cache in front of the fake store is polled by nothing but the
+// routes (no Cache.Run, and the store does not catch it up), so what it
+// serves after the answer is what the route caught up with; the control
+// shows it serves from memory.
+func TestSync_WaitStoresThroughRequest(t *testing.T) {
+	ctx := context.Background()
+	guard := syncplan.GuardFor(time.Minute)
+	store := newFakeStore().seed()
+	store.setAsOf(t0)
+	cache := web.NewCacheOver(store, nil)
+	s := newFakeSyncer()
+	app, _, _ := MustNewApp(t, web.Config{Store: store, Syncer: s, Cache: cache})
+	get := func(target string) (*http.Response, string) {
+		t.Helper()
+		resp, body := do(t, app, http.MethodGet, target)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		return resp, body
+	}
+	at := func(id, user string, typ scorekeeper.TxType, amount string, created time.Time) scorekeeper.Transaction {
+		x := tx(id, user, typ, amount)
+		x.CreatedAt = created
+		return x
+	}
+
+	require.NoError(t, cache.Poll(ctx))
+	_, body := get(summaryURL("445566"))
+	require.Equal(t, seedSummary, body)
+	_, body = get("/api/payouts")
+	require.Equal(t, `[{"userId":"112233","payoutAmount":30},{"userId":"445566","payoutAmount":20}]`, body)
+	// The control: a write the cache has not polled is not served.
+	store.apply(at("x1", "445566", scorekeeper.TxEarned, "1", t0))
+	_, body = get(summaryURL("445566"))
+	require.Equal(t, seedSummary, body, "served from memory")
+
+	// The sync stores everything created through the request's time less
+	// the guard, and the watermark through it, before the wait ends.
+	requested := time.Now()
+	through := requested.Add(-guard)
+	s.onWait = func() {
+		store.apply(
+			at("w1", "445566", scorekeeper.TxEarned, "2", through.Add(-time.Second)),
+			at("w2", "445566", scorekeeper.TxSpent, "0.5", through),
+			at("w3", "778899", scorekeeper.TxPayout, "7", through),
+		)
+		store.setAsOf(through)
+		s.stats.SyncedThrough = through
+	}
+	resp, body := do(t, app, http.MethodPost, "/api/sync?wait=true")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	var answer struct {
+		SyncedThrough time.Time `json:"syncedThrough"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &answer))
+	require.False(t, answer.SyncedThrough.Before(through), "syncedThrough %s is before the request less the guard (%s)", answer.SyncedThrough, through)
+
+	resp, body = get(summaryURL("445566"))
+	require.Equal(t, `{"userId":"445566","balance":21.7,"earned":54.2,"spent":12.5,"payout":20,"paidOut":20}`, body,
+		"every transaction through the request less the guard is served")
+	requireDataAsOf(t, resp, through)
+	resp, body = get("/api/payouts")
+	require.Equal(t, `[{"userId":"112233","payoutAmount":30},{"userId":"445566","payoutAmount":20},{"userId":"778899","payoutAmount":7}]`, body)
+	requireDataAsOf(t, resp, through)
 }
