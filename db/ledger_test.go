@@ -172,3 +172,59 @@ func TestSummaryAsOf(t *testing.T) {
 		require.Equal(t, scorekeeper.ENotFound, scorekeeper.ErrorCode(err), "unknown user: not found, got %v", err)
 	})
 }
+
+// Ensure UserPayoutPage walks a user's payouts newest first, every one
+// once at every page size, with attempts and settlement, on both
+// backends.
+func TestUserPayoutPage(t *testing.T) {
+	ctx := context.Background()
+	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
+		var txs []scorekeeper.Transaction
+		for i := range 7 {
+			txs = append(txs, scorekeeper.Transaction{
+				ID: fmt.Sprintf("p%d", i), UserID: "u1", CreatedAt: t0.Add(time.Duration(i/2) * time.Second),
+				Type: scorekeeper.TxPayout, Amount: scorekeeper.AmountFromCents(int64(100 + i)),
+			})
+		}
+		txs = append(txs, scorekeeper.Transaction{ID: "e1", UserID: "u1", CreatedAt: t0, Type: scorekeeper.TxEarned, Amount: scorekeeper.AmountFromCents(10000)},
+			scorekeeper.Transaction{ID: "q1", UserID: "u2", CreatedAt: t0, Type: scorekeeper.TxPayout, Amount: scorekeeper.AmountFromCents(1)})
+		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0.Add(time.Hour))
+		require.NoError(t, err)
+		for range 2 {
+			_, err = db.RecordPayoutAttempt(ctx, d, "p3")
+			require.NoError(t, err)
+		}
+		_, err = db.MarkPayoutFailed(ctx, d, "p3", "account_closed", t0.Add(2*time.Hour))
+		require.NoError(t, err)
+		again, err := db.RecordPayoutAttempt(ctx, d, "p3")
+		require.NoError(t, err)
+		require.False(t, again, "settled: not counted")
+
+		for _, limit := range []int{1, 3, 100} {
+			f := db.UserPayoutFilter{UserID: "u1", Limit: limit}
+			var got []string
+			for range 20 {
+				page, total, err := db.UserPayoutPage(ctx, d, f)
+				require.NoError(t, err)
+				require.Equal(t, 7, total)
+				for _, p := range page {
+					got = append(got, p.TransactionID)
+					if p.TransactionID == "p3" {
+						require.Equal(t, 2, p.Attempts)
+						require.Equal(t, scorekeeper.PayoutFailed, p.Status)
+						require.Equal(t, t0.Add(2*time.Hour), p.SettledAt)
+					} else {
+						require.Zero(t, p.Attempts)
+						require.True(t, p.SettledAt.IsZero())
+					}
+				}
+				if len(page) < limit {
+					break
+				}
+				last := page[len(page)-1]
+				f.After = db.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.TransactionID}
+			}
+			require.Equal(t, []string{"p6", "p5", "p4", "p3", "p2", "p1", "p0"}, got, "limit %d", limit)
+		}
+	})
+}

@@ -35,17 +35,19 @@ func TestOpenAPI(t *testing.T) {
 			sort.Strings(got[p])
 		}
 		require.Equal(t, map[string][]string{
-			"/api/users/{userId}/summary": {"get"},
-			"/api/payouts":                {"get"},
-			"/api/quarantine":             {"get"},
-			"/api/reconcile":              {"post"},
-			"/api/sync":                   {"post"},
-			"/api/sync/status":            {"get"},
-			"/healthz":                    {"get"},
-			"/readyz":                     {"get"},
-			"/metrics":                    {"get"},
-			"/api/openapi.json":           {"get"},
-			"/docs":                       {"get"},
+			"/api/users/{userId}/summary":      {"get"},
+			"/api/users/{userId}/transactions": {"get"},
+			"/api/users/{userId}/payouts":      {"get"},
+			"/api/payouts":                     {"get"},
+			"/api/quarantine":                  {"get"},
+			"/api/reconcile":                   {"post"},
+			"/api/sync":                        {"post"},
+			"/api/sync/status":                 {"get"},
+			"/healthz":                         {"get"},
+			"/readyz":                          {"get"},
+			"/metrics":                         {"get"},
+			"/api/openapi.json":                {"get"},
+			"/docs":                            {"get"},
 		}, got)
 	})
 
@@ -72,7 +74,9 @@ func TestOpenAPI(t *testing.T) {
 			sort.Strings(out)
 			return out
 		}
-		require.Equal(t, []string{"200", "304", "400", "404", "405", "429", "500", "503"}, statuses("/api/users/{userId}/summary", "get"))
+		require.Equal(t, []string{"200", "304", "400", "404", "405", "409", "429", "500", "503"}, statuses("/api/users/{userId}/summary", "get"))
+		require.Equal(t, []string{"200", "304", "400", "404", "405", "429", "500", "503"}, statuses("/api/users/{userId}/transactions", "get"))
+		require.Equal(t, []string{"200", "304", "400", "404", "405", "429", "500", "503"}, statuses("/api/users/{userId}/payouts", "get"))
 		require.Equal(t, []string{"200", "304", "400", "405", "429", "500", "503"}, statuses("/api/payouts", "get"))
 		require.Equal(t, []string{"200", "202", "400", "401", "403", "405", "429", "500", "503"}, statuses("/api/sync", "post"))
 		require.Equal(t, []string{"200", "400", "401", "403", "405", "500", "503"}, statuses("/api/quarantine", "get"))

@@ -31,6 +31,10 @@ type fakeStore struct {
 	summaries map[string]scorekeeper.Summary
 	// quarantined is kept in listing order: newest first, then by key.
 	quarantined []db.QuarantineItem
+	// ledger holds every transaction applied, with when it was stored;
+	// payouts the state of each payout transaction (fakestore_ledger_test.go).
+	ledger  []db.LedgerEntry
+	payouts map[string]scorekeeper.Payout
 	// err, when set, is what every read returns, the change feed's too.
 	err error
 	// reads counts the calls of the Store's methods (the change feed and
@@ -50,7 +54,7 @@ var (
 )
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{summaries: map[string]scorekeeper.Summary{}}
+	return &fakeStore{summaries: map[string]scorekeeper.Summary{}, payouts: map[string]scorekeeper.Payout{}}
 }
 
 // seed stores the design's example, as MustSeed does in a database: user
@@ -81,6 +85,7 @@ func (s *fakeStore) apply(txs ...scorekeeper.Transaction) {
 			}
 			s.summaries[t.UserID] = sum
 			users = append(users, t.UserID)
+			s.record(t)
 		}
 		return users
 	})
@@ -92,6 +97,7 @@ func (s *fakeStore) pay(user string, amount scorekeeper.Amount) {
 		sum := s.summaries[user]
 		sum.PaidOut += amount
 		s.summaries[user] = sum
+		s.settle(user, amount)
 		return []string{user}
 	})
 }

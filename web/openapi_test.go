@@ -378,6 +378,70 @@ func TestOpenAPI_Contract(t *testing.T) {
 		k.check(t, exchange{app: down, method: http.MethodGet, target: target, status: http.StatusServiceUnavailable})
 		k.check(t, exchange{app: limited, method: http.MethodGet, target: target, status: http.StatusOK})
 		k.check(t, exchange{app: limited, method: http.MethodGet, target: target, status: http.StatusTooManyRequests})
+
+		// As of an instant: the seed before it settled, 409 after the
+		// watermark (or before any sync).
+		resp, body = k.check(t, exchange{app: ok, method: http.MethodGet, target: target + "?asOf=2023-02-01T00:00:00Z", status: http.StatusOK})
+		require.Equal(t, seedSummary, body)
+		k.check(t, exchange{app: ok, method: http.MethodGet, target: target + "?asOf=2023-01-31T23:59:59Z", status: http.StatusOK})
+		k.check(t, exchange{app: ok, method: http.MethodGet, target: target + "?asOf=2023-02-01T01:00:01Z", status: http.StatusConflict})
+		k.check(t, exchange{app: unsynced, method: http.MethodGet, target: target + "?asOf=2023-02-01T00:00:00Z", status: http.StatusConflict})
+		k.check(t, exchange{app: ok, method: http.MethodGet, target: target + "?asOf=soon", status: http.StatusBadRequest, request: reqInvalid})
+	})
+
+	t.Run("listUserTransactions", func(t *testing.T) {
+		ran = append(ran, "listUserTransactions")
+		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
+			t.Helper()
+			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
+		}
+		const target = "/api/users/445566/transactions"
+		resp, body := get(ok, target+"?limit=2", http.StatusOK, reqValid)
+		require.Contains(t, body, `{"id":"a4","type":"payout","amount":20,"createdAt":"2023-02-01T00:00:00Z","syncedAt":"2023-02-01T00:00:00Z","status":"paid"}`)
+		require.Equal(t, "4", resp.Header.Get(web.HeaderTotalCount))
+		get(ok, nextLink(t, resp), http.StatusOK, reqValid)
+		get(ok, target+"?limit=2", http.StatusNotModified, reqValid, "If-None-Match", resp.Header.Get("ETag"))
+		get(ok, target+"?type=earned&from=2023-02-01T00:00:00Z&to=2023-02-02T00:00:00Z", http.StatusOK, reqValid)
+		get(ok, "/api/users/999999/transactions", http.StatusNotFound, reqValid)
+		get(ok, target+"?type=refund", http.StatusBadRequest, reqInvalid)
+		get(ok, target+"?from=yesterday", http.StatusBadRequest, reqInvalid)
+		get(ok, target+"?limit=0", http.StatusBadRequest, reqInvalid)
+		get(ok, target+"?after=nobody", http.StatusBadRequest, reqValid)
+		get(ok, target+"?from=2023-02-02T00:00:00Z&to=2023-02-01T00:00:00Z", http.StatusBadRequest, reqValid)
+		get(ok, target+"?page=2", http.StatusBadRequest, reqUnchecked)
+		k.check(t, exchange{app: ok, method: http.MethodPost, target: target, opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
+		get(broken, target, http.StatusInternalServerError, reqValid)
+		get(down, target, http.StatusServiceUnavailable, reqValid)
+		// A client's one read a minute, on an app of its own.
+		limited, _, _ := MustNewApp(t, web.Config{Store: store, RateLimit: web.RateLimit{N: 1, Per: time.Minute}})
+		get(limited, target, http.StatusOK, reqValid)
+		get(limited, target, http.StatusTooManyRequests, reqValid)
+	})
+
+	t.Run("listUserPayouts", func(t *testing.T) {
+		ran = append(ran, "listUserPayouts")
+		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
+			t.Helper()
+			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
+		}
+		const target = "/api/users/445566/payouts"
+		resp, body := get(ok, target, http.StatusOK, reqValid)
+		require.Equal(t, `[{"id":"a4","amount":20,"requestedAt":"2023-02-01T00:00:00Z","status":"paid","reason":"","providerId":"po_a4","attempts":1,"settledAt":"2023-02-01T00:00:00Z"}]`, body)
+		get(ok, target, http.StatusNotModified, reqValid, "If-None-Match", resp.Header.Get("ETag"))
+		resp, _ = get(ok, "/api/users/112233/payouts?limit=1", http.StatusOK, reqValid)
+		require.Contains(t, resp.Header.Get("Link"), "after=", "a full page links onwards")
+		get(ok, nextLink(t, resp), http.StatusOK, reqValid)
+		get(ok, "/api/users/999999/payouts", http.StatusNotFound, reqValid)
+		get(ok, target+"?limit=10001", http.StatusBadRequest, reqInvalid)
+		get(ok, target+"?after=nobody", http.StatusBadRequest, reqValid)
+		get(ok, target+"?status=paid", http.StatusBadRequest, reqUnchecked)
+		k.check(t, exchange{app: ok, method: http.MethodPost, target: target, opMethod: http.MethodGet, status: http.StatusMethodNotAllowed, request: reqUnchecked})
+		get(broken, target, http.StatusInternalServerError, reqValid)
+		get(down, target, http.StatusServiceUnavailable, reqValid)
+		// A client's one read a minute, on an app of its own.
+		limited, _, _ := MustNewApp(t, web.Config{Store: store, RateLimit: web.RateLimit{N: 1, Per: time.Minute}})
+		get(limited, target, http.StatusOK, reqValid)
+		get(limited, target, http.StatusTooManyRequests, reqValid)
 	})
 
 	t.Run("listPayouts", func(t *testing.T) {

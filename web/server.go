@@ -208,7 +208,9 @@ func New(cfg Config) *fiber.App {
 		catchUp = cfg.Cache.CatchUp
 	}
 	limit := rateLimit(cfg.RateLimit)
-	app.Get("/api/users/:userId/summary", limit, getSummary(read))
+	app.Get("/api/users/:userId/summary", limit, getSummary(read, cfg.Store))
+	app.Get("/api/users/:userId/transactions", limit, listLedger(read, cfg.Store, cfg.PublicBaseURL))
+	app.Get("/api/users/:userId/payouts", limit, listUserPayouts(read, cfg.Store, cfg.PublicBaseURL))
 	app.Get("/api/payouts", limit, listPayouts(read, cfg.PublicBaseURL))
 	admin := requireAdmin(cfg.AdminToken)
 	// The sync limits run before the admin check: a client over its limit

@@ -30,6 +30,15 @@ type Store interface {
 	// QuarantinePage returns one page of quarantined items, newest first
 	// (see db.ListQuarantinePage), and how many are quarantined in all.
 	QuarantinePage(ctx context.Context, f db.QuarantineFilter) ([]db.QuarantineItem, int, error)
+	// Ledger returns one page of a user's transactions, newest first (see
+	// db.UserLedgerPage), and how many match the filter in all.
+	Ledger(ctx context.Context, f db.LedgerFilter) ([]db.LedgerEntry, int, error)
+	// SummaryAsOf returns a user's summary as of an instant (see
+	// db.SummaryAsOf); an unknown user is ENotFound.
+	SummaryAsOf(ctx context.Context, userID string, asOf time.Time) (scorekeeper.Summary, error)
+	// UserPayouts returns one page of a user's payouts, newest first (see
+	// db.UserPayoutPage), and how many the user has in all.
+	UserPayouts(ctx context.Context, f db.UserPayoutFilter) ([]scorekeeper.Payout, int, error)
 }
 
 // reader is what the summary and payout routes read, from the Store or,
@@ -57,6 +66,18 @@ func (s dbStore) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.Payo
 
 func (s dbStore) QuarantinePage(ctx context.Context, f db.QuarantineFilter) ([]db.QuarantineItem, int, error) {
 	return db.ListQuarantinePage(ctx, s.db, f)
+}
+
+func (s dbStore) Ledger(ctx context.Context, f db.LedgerFilter) ([]db.LedgerEntry, int, error) {
+	return db.UserLedgerPage(ctx, s.db, f)
+}
+
+func (s dbStore) SummaryAsOf(ctx context.Context, userID string, asOf time.Time) (scorekeeper.Summary, error) {
+	return db.SummaryAsOf(ctx, s.db, userID, asOf)
+}
+
+func (s dbStore) UserPayouts(ctx context.Context, f db.UserPayoutFilter) ([]scorekeeper.Payout, int, error) {
+	return db.UserPayoutPage(ctx, s.db, f)
 }
 
 // dataAsOf reads the watermark of the transaction feed from d (see

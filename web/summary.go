@@ -1,9 +1,7 @@
 package web
 
 import (
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -36,20 +34,21 @@ func toSummaryResponse(s scorekeeper.Summary) summaryResponse {
 // errBadUserID does not echo the id: it may be anything, of any length.
 var errBadUserID = errInvalidf("userId must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
 
-// getSummary serves GET /api/users/{userId}/summary.
-func getSummary(r reader) fiber.Handler {
+// getSummary serves GET /api/users/{userId}/summary, and with ?asOf= the
+// summary as of an instant, read from s (see summaryAsOf).
+func getSummary(r reader, s Store) fiber.Handler {
 	cache, _ := r.(*Cache)
 	return func(c *fiber.Ctx) error {
-		if _, err := queryParams(c); err != nil {
+		q, err := queryParams(c, "asOf")
+		if err != nil {
 			return err
 		}
-		// Routing matches the raw path, so the param is still
-		// percent-encoded. It is cloned because Fiber reuses the buffer
-		// behind it (and PathUnescape returns its input when there is
-		// nothing to unescape).
-		userID, err := url.PathUnescape(strings.Clone(c.Params("userId")))
-		if err != nil || !scorekeeper.ValidUserID(userID) {
-			return errBadUserID
+		userID, err := pathUserID(c)
+		if err != nil {
+			return err
+		}
+		if v, ok := q["asOf"]; ok {
+			return summaryAsOf(c, r, s, userID, v)
 		}
 
 		// Most reads are answered from memory: no query deadline to arm.

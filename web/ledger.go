@@ -1,0 +1,263 @@
+package web
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"scorekeeper"
+	"scorekeeper/db"
+)
+
+// Paging limits of GET /api/users/{userId}/transactions, as those of GET
+// /api/payouts.
+const (
+	DefaultLedgerLimit = 1000
+	MaxLedgerLimit     = 10000
+)
+
+// ledgerResponse is one row of GET /api/users/{userId}/transactions.
+type ledgerResponse struct {
+	ID        string             `json:"id"`
+	Type      scorekeeper.TxType `json:"type"`
+	Amount    scorekeeper.Amount `json:"amount"`
+	CreatedAt time.Time          `json:"createdAt"`
+	SyncedAt  time.Time          `json:"syncedAt"`
+	// Status is a payout's disbursement state, absent for other types.
+	Status scorekeeper.PayoutStatus `json:"status,omitempty"`
+}
+
+func toLedgerResponses(es []db.LedgerEntry) []ledgerResponse {
+	// make, not a nil slice: an empty page is [] in JSON, not null.
+	out := make([]ledgerResponse, len(es))
+	for i, e := range es {
+		out[i] = ledgerResponse{ID: e.ID, Type: e.Type, Amount: e.Amount, CreatedAt: e.CreatedAt.UTC(), SyncedAt: e.SyncedAt.UTC(), Status: e.Status}
+	}
+	return out
+}
+
+// ledgerCursor is the content of an `after` cursor of a ledger: the
+// previous page's last row. Both fields are required.
+type ledgerCursor struct {
+	// At is createdAt in Unix microseconds, the precision stored.
+	At *int64 `json:"t"`
+	// ID breaks ties within one instant.
+	ID *string `json:"i"`
+}
+
+// pathUserID reads and validates the {userId} path parameter. Routing
+// matches the raw path, so the param is still percent-encoded; it is
+// cloned because Fiber reuses the buffer behind it.
+func pathUserID(c *fiber.Ctx) (string, error) {
+	userID, err := url.PathUnescape(strings.Clone(c.Params("userId")))
+	if err != nil || !scorekeeper.ValidUserID(userID) {
+		return "", errBadUserID
+	}
+	return userID, nil
+}
+
+// parseInstant reads an RFC 3339 query parameter.
+func parseInstant(q map[string]string, name string) (time.Time, error) {
+	v, ok := q[name]
+	if !ok {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, errInvalidf("%s must be an RFC 3339 instant such as 2023-02-01T00:00:00Z", name)
+	}
+	return t.UTC(), nil
+}
+
+// parseLedgerFilter validates the query of GET
+// /api/users/{userId}/transactions.
+func parseLedgerFilter(c *fiber.Ctx, userID string) (db.LedgerFilter, map[string]string, error) {
+	q, err := queryParams(c, "type", "from", "to", "limit", "after")
+	if err != nil {
+		return db.LedgerFilter{}, nil, err
+	}
+	f := db.LedgerFilter{UserID: userID}
+	if v, ok := q["type"]; ok {
+		switch t := scorekeeper.TxType(v); t {
+		case scorekeeper.TxEarned, scorekeeper.TxSpent, scorekeeper.TxPayout:
+			f.Type = t
+		default:
+			return f, nil, errInvalidf("type must be earned, spent or payout")
+		}
+	}
+	if f.From, err = parseInstant(q, "from"); err != nil {
+		return f, nil, err
+	}
+	if f.To, err = parseInstant(q, "to"); err != nil {
+		return f, nil, err
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return f, nil, errInvalidf("from must be before to (from is inclusive, to exclusive)")
+	}
+	if f.Limit, err = parseLimit(q, DefaultLedgerLimit, MaxLedgerLimit); err != nil {
+		return f, nil, err
+	}
+	if f.After, err = parseLedgerCursor(q); err != nil {
+		return f, nil, err
+	}
+	return f, q, nil
+}
+
+// parseLedgerCursor reads the `after` of a ledger or a user's payouts.
+func parseLedgerCursor(q map[string]string) (db.LedgerCursor, error) {
+	v, ok := q["after"]
+	if !ok {
+		return db.LedgerCursor{}, nil
+	}
+	var lc ledgerCursor
+	if err := decodeCursor(v, &lc); err != nil || lc.At == nil || lc.ID == nil || *lc.ID == "" || len(*lc.ID) > 256 {
+		return db.LedgerCursor{}, errBadCursor
+	}
+	return db.LedgerCursor{CreatedAt: time.UnixMicro(*lc.At).UTC(), ID: *lc.ID}, nil
+}
+
+// ledgerCursorAt renders the cursor of a row at (createdAt, id).
+func ledgerCursorAt(createdAt time.Time, id string) string {
+	at := createdAt.UnixMicro()
+	return encodeCursor(ledgerCursor{At: &at, ID: &id})
+}
+
+// listLedger serves GET /api/users/{userId}/transactions: the user's
+// transactions, newest first, paged by cursor. The user must exist (as
+// for the summary, read through r); the rows come from the store. The
+// watermark is read before the rows, so they are at least that fresh.
+func listLedger(r reader, s Store, base string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		userID, err := pathUserID(c)
+		if err != nil {
+			return err
+		}
+		f, q, err := parseLedgerFilter(c, userID)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := queryContext(c)
+		defer cancel()
+		asOf, err := r.AsOf(ctx)
+		if err != nil {
+			return storeError(ctx, err)
+		}
+		if _, err := r.Summary(ctx, userID); err != nil {
+			return storeError(ctx, err)
+		}
+		rows, total, err := s.Ledger(ctx, f)
+		if err != nil {
+			return storeError(ctx, err)
+		}
+		c.Set(HeaderTotalCount, strconv.Itoa(total))
+		if len(rows) == f.Limit && len(rows) > 0 {
+			setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+"/transactions", q, ledgerCursorAt(rows[len(rows)-1].CreatedAt, rows[len(rows)-1].ID))
+		}
+		return sendCachable(c, toLedgerResponses(rows), asOf)
+	}
+}
+
+// summaryAsOf answers GET /api/users/{userId}/summary?asOf=…: the summary
+// over what was created (and settled) by that instant. An instant after
+// the watermark could still change as data arrives: 409, naming the
+// watermark. The user must exist now.
+func summaryAsOf(c *fiber.Ctx, r reader, s Store, userID, v string) error {
+	at, err := parseInstant(map[string]string{"asOf": v}, "asOf")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(c)
+	defer cancel()
+	asOf, err := r.AsOf(ctx)
+	if err != nil {
+		return storeError(ctx, err)
+	}
+	if asOf == nil {
+		return scorekeeper.Errorf(scorekeeper.EConflict, "nothing is synced yet: no summary as of %s can be final", at.Format(time.RFC3339Nano))
+	}
+	if at.After(*asOf) {
+		return scorekeeper.Errorf(scorekeeper.EConflict, "asOf %s is after the data synced through %s: the answer could still change; ask for an instant at or before it",
+			at.Format(time.RFC3339Nano), asOf.UTC().Format(time.RFC3339Nano))
+	}
+	if _, err := r.Summary(ctx, userID); err != nil {
+		return storeError(ctx, err)
+	}
+	sum, err := s.SummaryAsOf(ctx, userID, at)
+	if err != nil {
+		return storeError(ctx, err)
+	}
+	return sendCachable(c, toSummaryResponse(sum), asOf)
+}
+
+// userPayoutResponse is one row of GET /api/users/{userId}/payouts.
+type userPayoutResponse struct {
+	ID          string                   `json:"id"`
+	Amount      scorekeeper.Amount       `json:"amount"`
+	RequestedAt time.Time                `json:"requestedAt"`
+	Status      scorekeeper.PayoutStatus `json:"status"`
+	// Reason says why it failed; ProviderID is the provider's id of a
+	// paid payout; both "" otherwise.
+	Reason     string `json:"reason"`
+	ProviderID string `json:"providerId"`
+	// Attempts counts the requests sent to the provider.
+	Attempts int `json:"attempts"`
+	// SettledAt is null while the payout is requested.
+	SettledAt *time.Time `json:"settledAt"`
+}
+
+func toUserPayoutResponses(ps []scorekeeper.Payout) []userPayoutResponse {
+	out := make([]userPayoutResponse, len(ps))
+	for i, p := range ps {
+		out[i] = userPayoutResponse{ID: p.TransactionID, Amount: p.Amount, RequestedAt: p.CreatedAt.UTC(), Status: p.Status,
+			Reason: p.Reason, ProviderID: p.ProviderID, Attempts: p.Attempts}
+		if !p.SettledAt.IsZero() {
+			at := p.SettledAt.UTC()
+			out[i].SettledAt = &at
+		}
+	}
+	return out
+}
+
+// listUserPayouts serves GET /api/users/{userId}/payouts: the user's
+// payouts, newest first, paged by cursor like the ledger.
+func listUserPayouts(r reader, s Store, base string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		userID, err := pathUserID(c)
+		if err != nil {
+			return err
+		}
+		q, err := queryParams(c, "limit", "after")
+		if err != nil {
+			return err
+		}
+		f := db.UserPayoutFilter{UserID: userID}
+		if f.Limit, err = parseLimit(q, DefaultLedgerLimit, MaxLedgerLimit); err != nil {
+			return err
+		}
+		if f.After, err = parseLedgerCursor(q); err != nil {
+			return err
+		}
+		ctx, cancel := queryContext(c)
+		defer cancel()
+		asOf, err := r.AsOf(ctx)
+		if err != nil {
+			return storeError(ctx, err)
+		}
+		if _, err := r.Summary(ctx, userID); err != nil {
+			return storeError(ctx, err)
+		}
+		rows, total, err := s.UserPayouts(ctx, f)
+		if err != nil {
+			return storeError(ctx, err)
+		}
+		c.Set(HeaderTotalCount, strconv.Itoa(total))
+		if len(rows) == f.Limit && len(rows) > 0 {
+			last := rows[len(rows)-1]
+			setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+"/payouts", q, ledgerCursorAt(last.CreatedAt, last.TransactionID))
+		}
+		return sendCachable(c, toUserPayoutResponses(rows), asOf)
+	}
+}
