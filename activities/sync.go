@@ -22,7 +22,7 @@ import (
 // whatever starts syncs (the schedule, POST /api/sync, a signal, several
 // workers), only the holder asks upstream for pages, so no budget slot is
 // spent on a page another sync is already fetching.
-const FetcherLease = "transactions-fetcher"
+const FetcherLease = db.FetcherLease
 
 // LeaseInput names the sync asking for (or giving up) the fetcher lease:
 // its workflow id, which continue-as-new keeps.

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +92,67 @@ func TestDev_MetricsAndQuarantine(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	resp, _ = get("/api/quarantine", "wrong")
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// GET /api/sync/status and /metrics serve one read model: between two
+	// equal statuses (nothing moved), /metrics (cached up to 5 s) shows
+	// the same figures.
+	type status struct {
+		SyncedThrough      *time.Time     `json:"syncedThrough"`
+		LateCoveredThrough *time.Time     `json:"lateCoveredThrough"`
+		BudgetLimit        int            `json:"budgetLimit"`
+		BudgetSpent        map[string]int `json:"budgetSpentLastHour"`
+		Quarantined        int            `json:"quarantined"`
+		PagesFetchedTwice  int            `json:"pagesFetchedTwice"`
+		PayoutsOverdue     int            `json:"payoutsOverdue"`
+	}
+	read := func() (status, string) {
+		_, body := get("/api/sync/status", "")
+		var st status
+		require.NoError(t, json.Unmarshal([]byte(body), &st), body)
+		return st, body
+	}
+	eventually(t, 2*time.Minute, "/api/sync/status and /metrics to agree", func() (bool, string) {
+		before, body := read()
+		_, metrics := get("/metrics", "")
+		after, _ := read()
+		if !reflect.DeepEqual(before, after) || before.SyncedThrough == nil {
+			return false, "status moved, or no watermark yet: " + body
+		}
+		const lateSeries = "scorekeeper_sync_late_covered_through_timestamp_seconds"
+		if _, ok := metricValue(metrics, lateSeries); ok != (before.LateCoveredThrough != nil) {
+			return false, fmt.Sprintf("%s on /metrics: %v, lateCoveredThrough %v", lateSeries, ok, before.LateCoveredThrough)
+		}
+		want := map[string]float64{
+			"scorekeeper_sync_synced_through_timestamp_seconds": float64(before.SyncedThrough.Unix()),
+			"scorekeeper_upstream_budget_limit":                 float64(before.BudgetLimit),
+			"scorekeeper_transactions_quarantined_total":        float64(before.Quarantined),
+			"scorekeeper_upstream_pages_fetched_twice_total":    float64(before.PagesFetchedTwice),
+			"scorekeeper_payouts_overdue":                       float64(before.PayoutsOverdue),
+		}
+		if before.LateCoveredThrough != nil {
+			want[lateSeries] = float64(before.LateCoveredThrough.Unix())
+		}
+		for _, k := range []string{"fresh", "rescan", "probe"} {
+			want[`scorekeeper_upstream_budget_spent_last_hour{kind="`+k+`"}`] = float64(before.BudgetSpent[k])
+		}
+		for series, v := range want {
+			got, ok := metricValue(metrics, series)
+			if !ok || got != v {
+				return false, fmt.Sprintf("%s is %v (found %v) on /metrics, %v by the status: %s", series, got, ok, v, body)
+			}
+		}
+		return true, ""
+	})
+}
+
+// metricValue finds a sample's value in Prometheus text: series is the
+// name with its labels as rendered ({kind="fresh"}).
+func metricValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }

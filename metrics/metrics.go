@@ -20,13 +20,11 @@ import (
 
 	"scorekeeper"
 	"scorekeeper/db"
-	"scorekeeper/syncplan"
 	"scorekeeper/web"
 )
 
-// OverdueAfter is how long a payout may stay requested before it counts as
-// overdue in scorekeeper_payouts_overdue (an alerting threshold).
-const OverdueAfter = 15 * time.Minute
+// OverdueAfter is db.PayoutOverdueAfter, the dashboard's alert threshold.
+const OverdueAfter = db.PayoutOverdueAfter
 
 // Metrics holds the registry and the HTTP instruments.
 type Metrics struct {
@@ -172,41 +170,26 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
 	}
-	now, err := db.Now(ctx, s.db)
+	st, err := db.ReadSyncStatus(ctx, s.db, s.budget)
 	if err != nil {
 		return nil, err
 	}
-	st, err := db.GetSyncState(ctx, s.db, db.TransactionsStream)
-	switch {
-	case err == nil:
-		gauge(descLag, max(0, now.Sub(st.SyncedThrough).Seconds()))
+	if lag, ok := st.Lag(); ok {
+		gauge(descLag, lag.Seconds())
 		gauge(descThrough, float64(st.SyncedThrough.Unix()))
-		if late, ok := syncplan.LateCoverage(st.Cursor); ok {
-			gauge(descLateThrough, float64(late.Unix()))
-			gauge(descLateLag, max(0, now.Sub(late).Seconds()))
-		}
-	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
-		return nil, err
+	}
+	if lag, ok := st.LateLag(); ok {
+		gauge(descLateThrough, float64(st.LateCoveredThrough.Unix()))
+		gauge(descLateLag, lag.Seconds())
 	}
 	if s.budget.N > 0 {
-		used, err := s.budget.Used(ctx, s.db, now)
-		if err != nil {
-			return nil, err
-		}
-		gauge(descBudgetUsed, float64(used))
+		gauge(descBudgetUsed, float64(st.BudgetUsed))
 		gauge(descBudgetLimit, float64(s.budget.N))
-		spent, err := s.budget.Spent(ctx, s.db, now.Add(-time.Hour))
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range []string{"fresh", "rescan", "probe"} {
-			gauge(descBudgetSpent, float64(spent[k]), k)
+		for _, k := range db.BudgetKinds {
+			gauge(descBudgetSpent, float64(st.BudgetSpent[k]), string(k))
 		}
 	}
-	counters, err := db.Counters(ctx, s.db)
-	if err != nil {
-		return nil, err
-	}
+	counters := st.Counters
 	for _, typ := range scorekeeper.TxTypes {
 		out = append(out, prometheus.MustNewConstMetric(descApplied, prometheus.CounterValue,
 			float64(counters[db.CounterApplied][string(typ)]), string(typ)))
@@ -223,10 +206,6 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 	for code, n := range counters[db.CounterUpstreamRequests] {
 		out = append(out, prometheus.MustNewConstMetric(descUpstream, prometheus.CounterValue, float64(n), code))
 	}
-	overdue, err := db.OverduePayouts(ctx, s.db, now.Add(-OverdueAfter))
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(overdue)))
+	out = append(out, prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(st.PayoutsOverdue)))
 	return out, nil
 }

@@ -14,9 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"scorekeeper"
-	"scorekeeper/activities"
 	"scorekeeper/db"
-	"scorekeeper/metrics"
 	"scorekeeper/syncplan"
 	"scorekeeper/web"
 	"scorekeeper/workflows"
@@ -143,52 +141,22 @@ func result[T any](ctx context.Context, c client.Client, run web.SyncRun, what s
 // visibility store.
 func (c *Client) Status(ctx context.Context) (web.SyncStatus, error) {
 	var out web.SyncStatus
-	// Every figure on the database's clock, as the planner's: a web
-	// process's clock may be off by seconds.
-	now, err := db.Now(ctx, c.DB)
+	// One read model, on the database's clock, as /metrics (db.SyncStatus).
+	st, err := db.ReadSyncStatus(ctx, c.DB, c.Budget)
 	if err != nil {
 		return out, err
 	}
-	st, err := db.GetSyncState(ctx, c.DB, db.TransactionsStream)
-	switch {
-	case err == nil:
-		out.SyncedThrough = st.SyncedThrough
-		out.LagSeconds = max(0, now.Sub(st.SyncedThrough).Seconds())
-		if through, ok := syncplan.LateCoverage(st.Cursor); ok {
-			out.LateCoveredThrough = &through
-		}
-	case scorekeeper.ErrorCode(err) != scorekeeper.ENotFound:
-		return out, err
+	if lag, ok := st.Lag(); ok {
+		out.SyncedThrough, out.LagSeconds = st.SyncedThrough, lag.Seconds()
 	}
-	if out.LateCoveredThrough != nil {
-		out.LateLagSeconds = max(0, now.Sub(*out.LateCoveredThrough).Seconds())
+	if lag, ok := st.LateLag(); ok {
+		through := st.LateCoveredThrough
+		out.LateCoveredThrough, out.LateLagSeconds = &through, lag.Seconds()
 	}
-	b := c.Budget
-	if out.BudgetUsed, err = b.Used(ctx, c.DB, now); err != nil {
-		return out, err
-	}
-	out.BudgetLimit, out.BudgetWindow = b.N, b.Per.String()
-	spent, err := b.Spent(ctx, c.DB, now.Add(-time.Hour))
-	if err != nil {
-		return out, err
-	}
-	out.BudgetSpent = web.BudgetSpent{Fresh: spent["fresh"], Rescan: spent["rescan"], Probe: spent["probe"]}
-	counters, err := db.Counters(ctx, c.DB)
-	if err != nil {
-		return out, err
-	}
-	out.PagesFetchedTwice = int(counters[db.CounterPagesFetchedTwice][""])
-	if lease, ok, err := db.GetLease(ctx, c.DB, activities.FetcherLease); err != nil {
-		return out, err
-	} else if ok {
-		out.Fetcher = lease.Holder
-	}
-	if out.Quarantined, err = db.QuarantineCount(ctx, c.DB); err != nil {
-		return out, err
-	}
-	if out.PayoutsOverdue, err = db.OverduePayouts(ctx, c.DB, now.Add(-metrics.OverdueAfter)); err != nil {
-		return out, err
-	}
+	out.BudgetUsed, out.BudgetLimit, out.BudgetWindow = st.BudgetUsed, c.Budget.N, c.Budget.Per.String()
+	out.BudgetSpent = web.BudgetSpent{Fresh: st.BudgetSpent[syncplan.Fresh], Rescan: st.BudgetSpent[syncplan.Rescan], Probe: st.BudgetSpent[syncplan.Probe]}
+	out.PagesFetchedTwice = int(st.Counters[db.CounterPagesFetchedTwice][""])
+	out.Fetcher, out.Quarantined, out.PayoutsOverdue = st.Fetcher, st.Quarantined, st.PayoutsOverdue
 	out.LastRun, err = c.lastRun(ctx)
 	if err != nil {
 		return out, err
