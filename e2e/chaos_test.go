@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -20,19 +20,28 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
 	"scorekeeper"
+	"scorekeeper/activities"
+	"scorekeeper/db"
 	"scorekeeper/mockapi"
 )
 
 // The chaos suite: the real system under one fault at a time, each run
 // checked for violations of the invariants (design §8) rather than failing
 // at the first: summaries against the mock's ground truth, the store's
-// reconciliation, quarantine, the upstream budget (the mock's record), and
+// reconciliation, quarantine, the upstream budget (the mock's record),
 // payouts against the provider's own ledger (each paid at most once, every
-// payout ended as the provider decided, paidOut equal to what it paid).
+// payout ended as the provider decided, paidOut equal to what it paid),
+// and every summary as stored and as a web process serves it against the
+// truth and the ledger directly. Each scenario also proves its fault took
+// effect (the mock's counters, the killed worker's own requests, the
+// connections a restart or a cut dropped) and fails when it did not: a
+// run whose fault never happened proves nothing.
 //
 // `make chaos` (CHAOS=full) runs every scenario and prints the table; by
 // default (`make test`) the short form runs: the scenarios marked short.
@@ -45,7 +54,9 @@ type chaosRow struct {
 	transactions int
 	payouts      int
 	faults       string
-	violations   []string
+	// evidence is what shows the fault took effect.
+	evidence   string
+	violations []string
 }
 
 // chaosScenario is one fault, run on a fresh world.
@@ -82,9 +93,9 @@ func TestChaos(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| scenario | transactions | payouts | faults injected | violations |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n| scenario | transactions | payouts | faults injected | fault took effect | violations |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d |\n", r.scenario, r.transactions, r.payouts, r.faults, len(r.violations))
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %d |\n", r.scenario, r.transactions, r.payouts, r.faults, r.evidence, len(r.violations))
 	}
 	t.Log(b.String())
 	if full {
@@ -96,32 +107,62 @@ func chaosScenarios() []chaosScenario {
 	return []chaosScenario{
 		{"worker SIGKILL during sync", false, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := newWorldTB(t, 300, 13400, nil)
-			kills := killRepeatedly(t, w.env, rng, 3, 2*time.Second, 5*time.Second)
-			return w.chaosCheck(t, fmt.Sprintf("%d SIGKILLs", kills), 6*time.Minute)
+			kills := w.killRepeatedly(t, rng, 3, 2*time.Second, 5*time.Second)
+			row := w.chaosCheck(t, fmt.Sprintf("%d SIGKILLs", len(kills)), 6*time.Minute)
+			row.proveKills(kills, "fetching mid-sync", kill.fetching)
+			return row
 		}},
 		{"worker SIGKILL during payouts", false, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := payoutWorld(t)
-			kills := killRepeatedly(t, w.env, rng, 4, 3*time.Second, 6*time.Second)
-			return w.chaosCheck(t, fmt.Sprintf("%d SIGKILLs", kills), 6*time.Minute)
+			kills := w.killRepeatedly(t, rng, 4, 3*time.Second, 6*time.Second)
+			row := w.chaosCheck(t, fmt.Sprintf("%d SIGKILLs", len(kills)), 6*time.Minute)
+			row.proveKills(kills, "paying with payouts pending", kill.paying)
+			return row
 		}},
 		{"two workers, one killed", true, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := newWorldTB(t, 300, 13400, func(c *mockConfig) { c.PayoutFailRate = 0.1 })
-			a := startProc(t, "worker-a", "worker", w.env)
-			startProc(t, "worker-b", "worker", w.env)
+			ta, tb := w.tap(t), w.tap(t)
+			a := startProc(t, "worker-a", "worker", ta.env(w.env))
+			b := startProc(t, "worker-b", "worker", tb.env(w.env))
 			time.Sleep(time.Duration(3000+rng.IntN(4000)) * time.Millisecond)
-			a.kill()
-			return w.chaosCheck(t, "1 SIGKILL of 2 workers", 6*time.Minute)
+			// The one killed is the one fetching: whichever sent upstream
+			// the last request (waiting for the first if none has yet).
+			victim, vt := a, ta
+			eventually(t, time.Minute, "a worker to fetch", func() (bool, string) {
+				return ta.upstream.Load()+tb.upstream.Load() > 0, "no upstream request yet"
+			})
+			if tb.last.Load() > ta.last.Load() {
+				victim, vt = b, tb
+			}
+			k := w.killWorker(victim, vt)
+			row := w.chaosCheck(t, "1 SIGKILL of 2 workers", 6*time.Minute)
+			row.proveKills([]kill{k}, "fetching mid-sync", kill.fetching)
+			return row
 		}},
 		{"Postgres restarted mid-batch", false, func(t *testing.T, rng *rand.Rand) chaosRow {
 			pg := startCluster(t)
 			w := newWorldTB(t, 300, 13400, nil, pg.url(t))
-			startProc(t, "worker", "worker", w.env)
+			startProc(t, "worker", "worker", maps(w.env, map[string]string{"DATABASE_URL": w.env["DATABASE_URL"] + "&application_name=" + chaosWorkerApp}))
+			var restarts []string
+			dropped, midSync := 0, 0
 			for i := range 2 {
 				time.Sleep(time.Duration(3000+rng.IntN(4000)) * time.Millisecond)
+				at, conns, began := w.progress(), w.workerConns(), w.postmasterStart()
 				pg.restart(t)
 				t.Logf("restarted Postgres %d", i+1)
+				again := w.postmasterStart()
+				if conns > 0 && again.After(began) {
+					dropped++
+				}
+				if at.midSync() || at.pending > 0 {
+					midSync++
+				}
+				restarts = append(restarts, fmt.Sprintf("restart %d dropped %d worker connections (server up since %s, then %s) at %s",
+					i+1, conns, began.Format(time.TimeOnly), again.Format(time.TimeOnly), at))
 			}
-			return w.chaosCheck(t, "2 immediate restarts", 6*time.Minute)
+			row := w.chaosCheck(t, "2 immediate restarts", 6*time.Minute)
+			row.prove(dropped == 2 && midSync > 0, strings.Join(restarts, "; "))
+			return row
 		}},
 		{"worker-database network cut and latency", false, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := newWorldTB(t, 300, 13400, nil)
@@ -129,12 +170,24 @@ func chaosScenarios() []chaosScenario {
 			env := maps(w.env, map[string]string{"DATABASE_URL": px.url(w.env["DATABASE_URL"])})
 			startProc(t, "worker", "worker", env)
 			px.latency.Store(int64(40 * time.Millisecond))
-			for range 2 {
+			var cuts []string
+			cutAll, midSync := true, 0
+			for i := range 2 {
 				time.Sleep(time.Duration(3000+rng.IntN(3000)) * time.Millisecond)
-				px.cut(5 * time.Second)
+				at := w.progress()
+				n := px.cut(5 * time.Second)
+				cutAll = cutAll && n > 0
+				if at.midSync() || at.pending > 0 {
+					midSync++
+				}
+				cuts = append(cuts, fmt.Sprintf("cut %d closed %d connections at %s", i+1, n, at))
 			}
 			px.latency.Store(0)
-			return w.chaosCheck(t, "40 ms latency, 2 cuts of 5 s", 6*time.Minute)
+			row := w.chaosCheck(t, "40 ms latency, 2 cuts of 5 s", 6*time.Minute)
+			delayed, refused := px.delayed.Load(), px.refused.Load()
+			row.prove(cutAll && midSync > 0 && delayed > 0,
+				fmt.Sprintf("%s; %d chunks delayed, %d connections refused while cut", strings.Join(cuts, "; "), delayed, refused))
+			return row
 		}},
 		{"Temporal restarted on its state file", false, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := newWorldTB(t, 300, 13400, nil)
@@ -142,8 +195,19 @@ func chaosScenarios() []chaosScenario {
 			env := maps(w.env, map[string]string{"TEMPORAL_ADDRESS": srv.hostPort})
 			startProc(t, "worker", "worker", env)
 			time.Sleep(time.Duration(4000+rng.IntN(4000)) * time.Millisecond)
+			at := w.progress()
+			open, err := runningWorkflows(srv.srv.Client())
 			srv.restart(t, 3*time.Second)
-			return w.chaosCheck(t, "1 kill and restart", 6*time.Minute)
+			kept := 0
+			for _, e := range open {
+				if _, derr := srv.srv.Client().DescribeWorkflowExecution(context.Background(), e.GetWorkflowId(), e.GetRunId()); derr == nil {
+					kept++
+				}
+			}
+			row := w.chaosCheck(t, "1 kill and restart", 6*time.Minute)
+			row.prove(err == nil && len(open) > 0 && kept == len(open) && (at.midSync() || at.pending > 0),
+				fmt.Sprintf("%d workflows running at the restart (%v), %d found after it, at %s", len(open), err, kept, at))
+			return row
 		}},
 		{"provider answers lost after paying", true, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := newWorldTB(t, 300, 13400, nil)
@@ -151,9 +215,11 @@ func chaosScenarios() []chaosScenario {
 			require.NoError(t, w.mock.InjectFault(mockapi.Fault{Target: mockapi.FaultPayouts, AfterPay: true, Status: http.StatusServiceUnavailable, Count: n}))
 			startProc(t, "worker", "worker", w.env)
 			row := w.chaosCheck(t, fmt.Sprintf("%d answers lost", n), 6*time.Minute)
-			if r := w.mock.Stats().Payouts.Replayed; r == 0 {
-				row.violations = append(row.violations, "no payout was replayed: the lost answers were never retried")
-			}
+			// Every payment whose answer was lost must have been asked for
+			// again (and replayed, not paid again: checkPayouts).
+			lost, replayed := w.mock.PaymentAnswersLost(), w.mock.Stats().Payouts.Replayed
+			row.prove(lost > 0 && replayed >= int64(lost),
+				fmt.Sprintf("%d payments' answers lost, %d replays", lost, replayed))
 			return row
 		}},
 		{"truncated pages", true, func(t *testing.T, rng *rand.Rand) chaosRow {
@@ -161,7 +227,10 @@ func chaosScenarios() []chaosScenario {
 			n := 3 + rng.IntN(4)
 			require.NoError(t, w.mock.InjectFault(mockapi.Fault{Truncate: true, Count: n}))
 			startProc(t, "worker", "worker", w.env)
-			return w.chaosCheck(t, fmt.Sprintf("%d pages cut mid-body", n), 6*time.Minute)
+			row := w.chaosCheck(t, fmt.Sprintf("%d pages cut mid-body", n), 6*time.Minute)
+			cut := w.mock.TruncatedPages()
+			row.prove(cut == n, fmt.Sprintf("%d of %d pages served truncated", cut, n))
+			return row
 		}},
 		{"429 storm and 5xx", true, func(t *testing.T, rng *rand.Rand) chaosRow {
 			w := newWorldTB(t, 300, 13400, nil)
@@ -174,28 +243,204 @@ func chaosScenarios() []chaosScenario {
 			row := w.chaosCheck(t, fmt.Sprintf("%d 429s, 3 502s, 2 timeouts", n), 6*time.Minute)
 			// The injected 429s are the mock's answers, not budget
 			// overruns: what must hold is the record of requests received.
+			served, timedOut := w.mock.InjectedStatuses(), w.mock.AbandonedRequests()
+			row.prove(served[http.StatusTooManyRequests] == n && served[http.StatusBadGateway] == 3 && timedOut == 2,
+				fmt.Sprintf("served %d injected 429s, %d 502s; %d requests timed out", served[http.StatusTooManyRequests], served[http.StatusBadGateway], timedOut))
 			return row
 		}},
 	}
 }
 
+// prove records the evidence that a scenario's fault took effect, and a
+// violation when it did not (ok false): a run whose fault never happened
+// proves nothing about it.
+func (r *chaosRow) prove(ok bool, evidence string) {
+	r.evidence = evidence
+	if !ok {
+		r.violations = append(r.violations, "the fault did not take effect: "+evidence)
+	}
+}
+
+// proveKills requires at least one of the kills to have hit a worker in
+// the state the scenario is about (hit).
+func (r *chaosRow) proveKills(kills []kill, what string, hit func(kill) bool) {
+	var ks []string
+	n := 0
+	for _, k := range kills {
+		if hit(k) {
+			n++
+		}
+		ks = append(ks, k.String())
+	}
+	r.prove(n > 0, fmt.Sprintf("%d of %d SIGKILLs hit a worker %s: %s", n, len(kills), what, strings.Join(ks, "; ")))
+}
+
+// tap is a worker process's own door to the mock (its UPSTREAM_URL and
+// PAYOUT_URL), counting what that process asked, so the suite knows what
+// a worker it killed was doing.
+type tap struct {
+	url               string
+	upstream, payouts atomic.Int64
+	last              atomic.Int64 // when its last upstream request came, Unix ns
+}
+
+func (w *world) tap(t *testing.T) *tap {
+	t.Helper()
+	tp := &tap{}
+	hs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/transactions":
+			tp.upstream.Add(1)
+			tp.last.Store(time.Now().UnixNano())
+		case "/payouts":
+			tp.payouts.Add(1)
+		}
+		w.mock.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(hs.Close)
+	tp.url = hs.URL
+	return tp
+}
+
+// env is base with the tap as upstream and provider.
+func (tp *tap) env(base map[string]string) map[string]string {
+	return maps(base, map[string]string{"UPSTREAM_URL": tp.url, "PAYOUT_URL": tp.url})
+}
+
+// progress is where the work stood at an instant, read from the store.
+type progress struct {
+	stored, upstream int  // transactions stored, of those upstream shows
+	pending          int  // payouts requested, neither paid nor failed
+	lease            bool // the fetcher lease held (unexpired)
+	err              error
+}
+
+func (p progress) midSync() bool { return p.err == nil && p.stored < p.upstream }
+
+func (p progress) String() string {
+	if p.err != nil {
+		return fmt.Sprintf("(store unreadable: %v)", p.err)
+	}
+	return fmt.Sprintf("%d of %d transactions stored, %d payouts pending, fetcher lease held %t", p.stored, p.upstream, p.pending, p.lease)
+}
+
+func (w *world) progress() progress {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := progress{upstream: w.mock.ValidCount()}
+	stored, err := w.db.NewSelect().Table("transactions").Count(ctx)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	pending, err := w.db.NewSelect().Table("payouts").Where("status = ?", scorekeeper.PayoutRequested).Count(ctx)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	p.stored, p.pending = int(stored), int(pending)
+	_, p.lease, p.err = db.GetLease(ctx, w.db, activities.FetcherLease)
+	return p
+}
+
+// kill is what a SIGKILLed worker was doing: where the work stood, and
+// the requests it had sent upstream and to the provider in its life.
+type kill struct {
+	name              string
+	at                progress
+	upstream, payouts int64
+}
+
+// fetching: the worker fetched pages (with one worker at a time, or the
+// last request among several, it ran the fetcher's activities), the
+// fetcher lease was held and transactions were left to sync.
+func (k kill) fetching() bool { return k.upstream > 0 && k.at.lease && k.at.midSync() }
+
+// paying: the worker sent payouts and payouts were pending.
+func (k kill) paying() bool { return k.payouts > 0 && k.at.pending > 0 }
+
+func (k kill) String() string {
+	return fmt.Sprintf("%s after %d upstream requests and %d payout requests, at %s", k.name, k.upstream, k.payouts, k.at)
+}
+
+// killWorker SIGKILLs p, which reaches the mock through tp.
+func (w *world) killWorker(p *proc, tp *tap) kill {
+	at := w.progress()
+	p.kill()
+	return kill{name: p.name, at: at, upstream: tp.upstream.Load(), payouts: tp.payouts.Load()}
+}
+
 // killRepeatedly runs a worker and SIGKILLs it n times at random moments
 // between min and max apart, restarting it each time.
-func killRepeatedly(t *testing.T, env map[string]string, rng *rand.Rand, n int, min, max time.Duration) int {
-	p := startProc(t, "worker-0", "worker", env)
+func (w *world) killRepeatedly(t *testing.T, rng *rand.Rand, n int, min, max time.Duration) []kill {
+	start := func(i int) (*proc, *tap) {
+		tp := w.tap(t)
+		return startProc(t, fmt.Sprintf("worker-%d", i), "worker", tp.env(w.env)), tp
+	}
+	p, tp := start(0)
+	var kills []kill
 	for i := 1; i <= n; i++ {
 		time.Sleep(min + time.Duration(rng.Int64N(int64(max-min))))
-		p.kill()
-		p = startProc(t, fmt.Sprintf("worker-%d", i), "worker", env)
+		kills = append(kills, w.killWorker(p, tp))
+		p, tp = start(i)
+	}
+	return kills
+}
+
+// chaosWorkerApp is the application_name of the worker's connections in
+// the Postgres scenario, so the test can count them.
+const chaosWorkerApp = "scorekeeper-chaos-worker"
+
+// workerConns counts the worker's connections to the database server.
+func (w *world) workerConns() int {
+	var n int
+	if err := w.db.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", chaosWorkerApp).Scan(context.Background(), &n); err != nil {
+		return -1
 	}
 	return n
 }
 
+// postmasterStart is when the database server started, retried for a
+// while (a restart breaks the test's own connections too); zero if it
+// cannot be read.
+func (w *world) postmasterStart() time.Time {
+	var at time.Time
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := w.db.NewRaw("SELECT pg_postmaster_start_time()").Scan(ctx, &at)
+		cancel()
+		if err == nil {
+			return at
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return time.Time{}
+}
+
+// runningWorkflows lists the workflow executions running on c's server.
+func runningWorkflows(c client.Client) ([]*commonpb.WorkflowExecution, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "ExecutionStatus = 'Running'"})
+	if err != nil {
+		return nil, err
+	}
+	var out []*commonpb.WorkflowExecution
+	for _, e := range resp.GetExecutions() {
+		out = append(out, e.GetExecution())
+	}
+	return out, nil
+}
+
 // chaosCheck waits for the system to settle (every summary exact, no
-// payout pending) and lists every violation of the invariants.
+// payout pending) and lists every violation of the invariants: the
+// store's (reconciliation, quarantine, budget), the payouts' against the
+// provider's ledger, and every summary as stored and as a web process
+// serves it against the mock's truth and the ledger directly.
 func (w *world) chaosCheck(t *testing.T, faults string, timeout time.Duration) chaosRow {
 	t.Helper()
 	ctx := context.Background()
+	base := w.startWeb(t)
 	row := chaosRow{faults: faults, transactions: w.mock.ValidCount()}
 	for _, tx := range w.mock.Transactions() {
 		if tx.Type == scorekeeper.TxPayout {
@@ -218,6 +463,15 @@ func (w *world) chaosCheck(t *testing.T, faults string, timeout time.Duration) c
 		return row
 	}
 	row.violations = append(w.storeViolations(ctx), w.payoutViolations(ctx)...)
+	row.violations = append(row.violations, w.storedSummaryViolations(ctx)...)
+	// The web process follows the store's change feed: give it a moment.
+	var served []string
+	for end := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		if served = w.servedViolations(base); len(served) == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	row.violations = append(row.violations, served...)
 	return row
 }
 
@@ -300,14 +554,17 @@ func (pg *pgCluster) url(t *testing.T) string {
 }
 
 // proxy is a TCP proxy between the worker and the database that can add
-// latency and cut every connection.
+// latency and cut every connection, counting what it did.
 type proxy struct {
 	ln      net.Listener
 	target  string
 	latency atomic.Int64 // per chunk, nanoseconds
 	down    atomic.Bool
-	mu      sync.Mutex
-	conns   map[net.Conn]bool
+	// delayed counts chunks held back by latency; refused connections
+	// closed at once while cut.
+	delayed, refused atomic.Int64
+	mu               sync.Mutex
+	conns            map[net.Conn]net.Conn // open: client side → database side
 }
 
 func startProxy(t *testing.T, dsn string) *proxy {
@@ -315,7 +572,7 @@ func startProxy(t *testing.T, dsn string) *proxy {
 	u := strings.SplitN(strings.SplitN(dsn, "@", 2)[1], "/", 2)[0]
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &proxy{ln: ln, target: u, conns: map[net.Conn]bool{}}
+	p := &proxy{ln: ln, target: u, conns: map[net.Conn]net.Conn{}}
 	t.Cleanup(func() { ln.Close(); p.closeAll() })
 	go p.serve()
 	return p
@@ -333,6 +590,7 @@ func (p *proxy) serve() {
 			return
 		}
 		if p.down.Load() {
+			p.refused.Add(1)
 			c.Close()
 			continue
 		}
@@ -341,17 +599,16 @@ func (p *proxy) serve() {
 			c.Close()
 			continue
 		}
-		p.track(c, up)
-		go p.pipe(c, up)
+		p.mu.Lock()
+		p.conns[c] = up
+		p.mu.Unlock()
+		go func() {
+			p.pipe(c, up)
+			p.mu.Lock()
+			delete(p.conns, c)
+			p.mu.Unlock()
+		}()
 		go p.pipe(up, c)
-	}
-}
-
-func (p *proxy) track(cs ...net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range cs {
-		p.conns[c] = true
 	}
 }
 
@@ -363,6 +620,7 @@ func (p *proxy) pipe(from, to net.Conn) {
 		n, err := from.Read(buf)
 		if n > 0 {
 			if d := time.Duration(p.latency.Load()); d > 0 {
+				p.delayed.Add(1)
 				time.Sleep(d)
 			}
 			if _, werr := to.Write(buf[:n]); werr != nil {
@@ -370,29 +628,32 @@ func (p *proxy) pipe(from, to net.Conn) {
 			}
 		}
 		if err != nil {
-			if err != io.EOF {
-				return
-			}
 			return
 		}
 	}
 }
 
-func (p *proxy) closeAll() {
+// closeAll closes every open connection, returning how many.
+func (p *proxy) closeAll() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for c := range p.conns {
+	n := len(p.conns)
+	for c, up := range p.conns {
 		c.Close()
+		up.Close()
 	}
-	p.conns = map[net.Conn]bool{}
+	p.conns = map[net.Conn]net.Conn{}
+	return n
 }
 
-// cut drops every connection and refuses new ones for d.
-func (p *proxy) cut(d time.Duration) {
+// cut drops every connection and refuses new ones for d, returning how
+// many open connections it dropped.
+func (p *proxy) cut(d time.Duration) int {
 	p.down.Store(true)
-	p.closeAll()
+	n := p.closeAll()
 	time.Sleep(d)
 	p.down.Store(false)
+	return n
 }
 
 // restartableTemporal is a dev server on a fixed port and state file, so

@@ -28,9 +28,12 @@ func payoutWorld(t *testing.T) *world {
 }
 
 // requirePayoutsExact waits until the store is exact and no payout is
-// pending, then checks the provider's ledger against the store: nothing
-// paid twice, nothing missing, rejected users failed, and every paidOut
-// equal to what the provider paid.
+// pending, then checks the provider's ledger against upstream's payouts
+// and the store (checkPayouts: every payment a payout of the same user
+// and amount, paid once, under its own provider reference, no conflict,
+// nothing missing, rejected users never paid and failed, every paidOut
+// what the provider paid), and every stored summary against the truth
+// and the ledger directly.
 func (w *world) requirePayoutsExact(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
@@ -40,6 +43,7 @@ func (w *world) requirePayoutsExact(t *testing.T, timeout time.Duration) {
 		return off == "", off
 	})
 	requireNone(t, w.payoutViolations(ctx))
+	requireNone(t, w.storedSummaryViolations(ctx))
 
 	payouts, users, rejected := 0, map[string]bool{}, 0
 	for _, tx := range w.mock.Transactions() {

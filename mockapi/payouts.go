@@ -181,14 +181,24 @@ func (s *Server) handlePayout(w http.ResponseWriter, r *http.Request) {
 	if faulty && fault.AfterPay {
 		// The payment stands whatever happens to this answer.
 		if !sleep(r.Context(), fault.Delay) {
+			s.lostAfterPayment(status)
 			return
 		}
 		if fault.Status != 0 {
+			s.lostAfterPayment(status)
 			writeTransient(w, fault.Status)
 			return
 		}
 	}
 	writeRaw(w, status, resp)
+}
+
+// lostAfterPayment counts an answer an after-pay fault kept from the
+// client, when it was the answer of a first-time payment (201).
+func (s *Server) lostAfterPayment(status int) {
+	if status == http.StatusCreated {
+		s.stats.poLostAfterPayment.Add(1)
+	}
 }
 
 func writeTransient(w http.ResponseWriter, status int) {
@@ -259,12 +269,32 @@ func (s *Server) PaymentsByKey() map[string]int {
 	return out
 }
 
-// Payments returns every payment made, in order.
+// Payments returns every payment made, in order: the provider's ledger,
+// each with its idempotency key, user, amount and provider reference.
+// Unlike PaymentsByKey, which cannot exceed 1 while the mock replays a
+// repeated key, it records a client that pays the same payout twice under
+// two keys as two payments.
 func (s *Server) Payments() []Payment {
 	l := &s.payouts
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]Payment(nil), l.payments...)
+}
+
+// IdempotencyConflicts counts the POST /payouts requests answered 409: an
+// idempotency key used again with another body (user, amount or
+// currency). A client that keys each payout by its transaction id never
+// causes one.
+func (s *Server) IdempotencyConflicts() int {
+	return int(s.stats.poConflicts.Load())
+}
+
+// PaymentAnswersLost counts the first-time payments whose answer an
+// AfterPay fault kept from the client: replaced by the fault's status, or
+// given up on by the client during its delay. Each is a payment the client
+// does not know was made until it asks again with the same key.
+func (s *Server) PaymentAnswersLost() int {
+	return int(s.stats.poLostAfterPayment.Load())
 }
 
 // Rejected returns the idempotency keys answered 422 account_closed,

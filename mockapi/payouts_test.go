@@ -118,6 +118,40 @@ func TestPayouts(t *testing.T) {
 		status, _, _ = postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
 		require.Equal(t, http.StatusOK, status)
 		require.Equal(t, map[string]int{key: 1}, s.PaymentsByKey())
+		require.Equal(t, 2, s.IdempotencyConflicts())
+		require.Equal(t, int64(2), s.Stats().Payouts.Conflicts)
+	})
+
+	t.Run("NoConflictOnReplayOrRejection", func(t *testing.T) {
+		s, ts, _ := MustNewServer(t, func(c *Config) { c.PayoutRejectUsers = []string{"123456"} })
+		for range 2 {
+			postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
+			postPayout(t, ts.URL, key+"r", payoutBody("123456", "30", key+"r"))
+		}
+		require.Zero(t, s.IdempotencyConflicts())
+	})
+
+	t.Run("LedgerRecordsEachPayment", func(t *testing.T) {
+		// The same payout sent under a second key is paid twice: the
+		// ledger shows both payments (each key paid once), with each
+		// key, user, amount and its own provider reference.
+		s, ts, _ := MustNewServer(t, nil)
+		for _, k := range []string{key, key + "-again"} {
+			status, _, _ := postPayout(t, ts.URL, k, payoutBody("074092", "30.05", k))
+			require.Equal(t, http.StatusCreated, status)
+		}
+		postPayout(t, ts.URL, key, payoutBody("074092", "30.05", key)) // a replay pays nothing
+		ps := s.Payments()
+		require.Len(t, ps, 2)
+		require.Equal(t, map[string]int{key: 1, key + "-again": 1}, s.PaymentsByKey())
+		for i, k := range []string{key, key + "-again"} {
+			require.Equal(t, k, ps[i].Key)
+			require.Equal(t, "074092", ps[i].UserID)
+			require.Equal(t, scorekeeper.MustParseAmount("30.05"), ps[i].Amount)
+			require.True(t, strings.HasPrefix(ps[i].ProviderID, "po_"), ps[i].ProviderID)
+		}
+		require.NotEqual(t, ps[0].ProviderID, ps[1].ProviderID)
+		require.Equal(t, scorekeeper.MustParseAmount("60.10"), s.Paid()["074092"])
 	})
 
 	t.Run("ErrBadRequest", func(t *testing.T) {
@@ -187,6 +221,8 @@ func TestPayouts(t *testing.T) {
 		// The money left although the client saw a timeout; its retry gets
 		// the stored success instead of a second payment.
 		require.Equal(t, map[string]int{key: 1}, s.PaymentsByKey())
+		require.Eventually(t, func() bool { return s.PaymentAnswersLost() == 1 }, 10*time.Second, 10*time.Millisecond,
+			"the answer given up on during the delay is lost")
 		status, _, body := postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, body, s.Payments()[0].ProviderID)
@@ -199,7 +235,27 @@ func TestPayouts(t *testing.T) {
 		status, _, _ := postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
 		require.Equal(t, http.StatusBadGateway, status)
 		require.Equal(t, map[string]int{key: 1}, s.PaymentsByKey())
+		require.Equal(t, 1, s.PaymentAnswersLost())
+		require.Equal(t, int64(1), s.Stats().Payouts.LostAfterPayment)
 		status, _, _ = postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
 		require.Equal(t, http.StatusOK, status)
+	})
+
+	t.Run("AnswersLostCountOnlyFirstPayments", func(t *testing.T) {
+		// An after-pay fault on a replay or a rejection loses no payment's
+		// answer; one that is waited out loses nothing.
+		s, ts, _ := MustNewServer(t, func(c *Config) { c.PayoutRejectUsers = []string{"123456"} })
+		status, _, _ := postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
+		require.Equal(t, http.StatusCreated, status)
+		require.NoError(t, s.InjectFault(Fault{Target: FaultPayouts, Status: http.StatusBadGateway, AfterPay: true, Count: 2}))
+		status, _, _ = postPayout(t, ts.URL, key, payoutBody("074092", "30", key))
+		require.Equal(t, http.StatusBadGateway, status, "a replay's answer lost")
+		status, _, _ = postPayout(t, ts.URL, key+"r", payoutBody("123456", "30", key+"r"))
+		require.Equal(t, http.StatusBadGateway, status, "a rejection's answer lost")
+		require.NoError(t, s.InjectFault(Fault{Target: FaultPayouts, Delay: 20 * time.Millisecond, AfterPay: true}))
+		status, _, _ = postPayout(t, ts.URL, key+"2", payoutBody("074092", "30", key+"2"))
+		require.Equal(t, http.StatusCreated, status, "a delay waited out")
+		require.Zero(t, s.PaymentAnswersLost())
+		require.Zero(t, s.Stats().Payouts.LostAfterPayment)
 	})
 }

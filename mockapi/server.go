@@ -79,9 +79,15 @@ type Server struct {
 
 	stats struct {
 		txReceived, txAccepted, txRateLimited, txFailed, txBadRequest, txSlow, txOK        atomic.Int64
-		txDropped, txPageDuplicates                                                        atomic.Int64
+		txDropped, txPageDuplicates, txTruncated, txAbandoned                              atomic.Int64
 		poReceived, poPaid, poReplayed, poRejected, poConflicts, poTransient, poBadRequest atomic.Int64
+		poLostAfterPayment                                                                 atomic.Int64
 	}
+
+	// injected counts the GET /transactions answers carrying an injected
+	// fault's status, by status.
+	injectedMu sync.Mutex
+	injected   map[int]int64
 }
 
 // New generates the data described by cfg and returns the mock. Generation
@@ -381,6 +387,16 @@ type TransactionStats struct {
 	PageDuplicates int64 `json:"pageDuplicates"`
 	// Slow counts requests delayed by SlowRate.
 	Slow int64 `json:"slow"`
+	// Truncated counts pages cut off mid-body by a Truncate fault (also in
+	// Failed).
+	Truncated int64 `json:"truncated"`
+	// Injected counts the answers with an injected fault's status, by
+	// status (also in Failed).
+	Injected map[int]int64 `json:"injected,omitempty"`
+	// Abandoned counts admitted requests whose client gave up while their
+	// answer was delayed (an injected Delay, SlowRate): nothing was
+	// answered. A Delay beyond the client's timeout shows up here.
+	Abandoned int64 `json:"abandoned"`
 	// InWindow is how many accepted requests fall in the current window.
 	InWindow int `json:"inWindow"`
 }
@@ -388,7 +404,9 @@ type TransactionStats struct {
 // PayoutStats counts POST /payouts requests by outcome and the money paid.
 // Paid counts first-time payments (201), Replayed answers from a stored
 // result, Rejected first-time 422s, Conflicts 409s, TransientFailures the
-// 429/5xx answered before paying (random or injected).
+// 429/5xx answered before paying (random or injected), LostAfterPayment
+// the first-time payments whose answer an AfterPay fault kept from the
+// client (replaced by its status, or given up on during its delay).
 type PayoutStats struct {
 	Received          int64              `json:"received"`
 	Paid              int64              `json:"paid"`
@@ -397,6 +415,7 @@ type PayoutStats struct {
 	Conflicts         int64              `json:"conflicts"`
 	TransientFailures int64              `json:"transientFailures"`
 	BadRequests       int64              `json:"badRequests"`
+	LostAfterPayment  int64              `json:"lostAfterPayment"`
 	PaidTotal         scorekeeper.Amount `json:"paidTotal"`
 	PaidUsers         int                `json:"paidUsers"`
 }
@@ -425,12 +444,19 @@ func (s *Server) Stats() Stats {
 		Received: c.txReceived.Load(), Accepted: c.txAccepted.Load(), RateLimited: c.txRateLimited.Load(),
 		Failed: c.txFailed.Load(), BadRequests: c.txBadRequest.Load(), OK: c.txOK.Load(),
 		Dropped: c.txDropped.Load(), PageDuplicates: c.txPageDuplicates.Load(), Slow: c.txSlow.Load(),
+		Truncated: c.txTruncated.Load(), Abandoned: c.txAbandoned.Load(),
 		InWindow: s.limiter.inWindow(now),
+	}
+	for status, n := range s.InjectedStatuses() {
+		if st.Transactions.Injected == nil {
+			st.Transactions.Injected = map[int]int64{}
+		}
+		st.Transactions.Injected[status] = int64(n)
 	}
 	st.Payouts = PayoutStats{
 		Received: c.poReceived.Load(), Paid: c.poPaid.Load(), Replayed: c.poReplayed.Load(),
 		Rejected: c.poRejected.Load(), Conflicts: c.poConflicts.Load(), TransientFailures: c.poTransient.Load(),
-		BadRequests: c.poBadRequest.Load(),
+		BadRequests: c.poBadRequest.Load(), LostAfterPayment: c.poLostAfterPayment.Load(),
 	}
 	for _, a := range s.Paid() {
 		st.Payouts.PaidTotal += a

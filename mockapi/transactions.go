@@ -74,10 +74,12 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		delay += s.cfg.SlowDelay
 	}
 	if !sleep(r.Context(), delay) {
+		s.stats.txAbandoned.Add(1)
 		return // the client gave up; nobody reads the answer
 	}
 	if faulty && fault.Status != 0 {
 		s.stats.txFailed.Add(1)
+		s.countInjected(fault.Status)
 		if fault.Status == http.StatusTooManyRequests || fault.Status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -99,6 +101,7 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	body, duplicated := s.page(q, s.dataNow().UnixMilli(), &pr)
 	if faulty && fault.Truncate {
 		s.stats.txFailed.Add(1)
+		s.stats.txTruncated.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
@@ -490,6 +493,43 @@ func (s *Server) DroppedRequests() int {
 // (Config.PageDuplicates).
 func (s *Server) PagesWithDuplicate() int {
 	return int(s.stats.txPageDuplicates.Load())
+}
+
+// TruncatedPages counts the GET /transactions answers cut off mid-body by a
+// Truncate fault: the client got a 200 and half a page.
+func (s *Server) TruncatedPages() int {
+	return int(s.stats.txTruncated.Load())
+}
+
+// AbandonedRequests counts the admitted GET /transactions requests whose
+// client gave up while the answer was delayed (an injected Delay or
+// SlowRate), so nothing was answered: a Delay beyond the client's timeout
+// is counted here once the client times out.
+func (s *Server) AbandonedRequests() int {
+	return int(s.stats.txAbandoned.Load())
+}
+
+// countInjected records one answer with an injected fault's status.
+func (s *Server) countInjected(status int) {
+	s.injectedMu.Lock()
+	defer s.injectedMu.Unlock()
+	if s.injected == nil {
+		s.injected = map[int]int64{}
+	}
+	s.injected[status]++
+}
+
+// InjectedStatuses counts, by status, the GET /transactions answers that
+// carried an injected fault's status (429s and 5xx the mock served on
+// demand, apart from its rate limit's own 429s and FailRate's 503s).
+func (s *Server) InjectedStatuses() map[int]int {
+	s.injectedMu.Lock()
+	defer s.injectedMu.Unlock()
+	out := make(map[int]int, len(s.injected))
+	for status, n := range s.injected {
+		out[status] = int(n)
+	}
+	return out
 }
 
 // RequestTimes returns the times of every GET /transactions request
