@@ -362,17 +362,39 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 // comes is upstream counting a row twice).
 func advanceBurst(cfg Config, through time.Time, st *State, f *Feed, p Page) time.Time {
 	req := p.Request
-	if !p.complete(f.Before) {
+	switch burstNext(p, f.Before, f.Passes) {
+	case burstNextPage:
 		f.Page, f.Before = req.Page+1, f.Before+p.distinct()
 		st.Feed = f
 		return through
-	}
-	if p.Stored < p.Total && f.Passes+1 < maxBurstPasses {
+	case burstAgain:
 		st.Feed = &Feed{Start: req.Start, End: req.End, Fixed: true, Burst: true, Page: 1, Passes: f.Passes + 1}
 		return through
 	}
 	st.Feed = nil
 	return later(through, req.End)
+}
+
+// burstStep is what a page of a burst window means for it.
+type burstStep int
+
+const (
+	burstNextPage burstStep = iota // read on: the pass is not through
+	burstAgain                     // read the second again: a pass ended short of upstream's count
+	burstDone                      // the second is read: every item stored, or passes spent
+)
+
+// burstNext decides a burst window's next step after page p, with before
+// distinct items on the pass's earlier pages and passes passes made: one
+// rule for fresh and late windows alike.
+func burstNext(p Page, before, passes int) burstStep {
+	switch {
+	case !p.complete(before):
+		return burstNextPage
+	case p.Stored < p.Total && passes+1 < maxBurstPasses:
+		return burstAgain
+	}
+	return burstDone
 }
 
 // narrower is a fixed window of about half of [start, end], to be read
@@ -466,10 +488,10 @@ func advanceRescan(cfg Config, st *State, p Page) {
 	}
 	if w.Burst {
 		// As advanceBurst: proven by the count alone.
-		switch {
-		case !p.complete(w.Before):
+		switch burstNext(p, w.Before, w.Passes) {
+		case burstNextPage:
 			st.Late = &Window{Start: req.Start, End: req.End, Page: req.Page + 1, Before: w.Before + p.distinct(), Burst: true, Passes: w.Passes}
-		case p.Stored < p.Total && w.Passes+1 < maxBurstPasses:
+		case burstAgain:
 			st.Late = &Window{Start: req.Start, End: req.End, Page: 1, Burst: true, Passes: w.Passes + 1}
 		default:
 			st.Late = nil
