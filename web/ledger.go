@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/url"
 	"strconv"
 	"strings"
@@ -139,24 +140,10 @@ func listLedger(r reader, s Store, base string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := queryContext(c)
-		defer cancel()
-		asOf, err := r.AsOf(ctx)
-		if err != nil {
-			return storeError(ctx, err)
-		}
-		if _, err := r.Summary(ctx, userID); err != nil {
-			return storeError(ctx, err)
-		}
-		rows, total, err := s.Ledger(ctx, f)
-		if err != nil {
-			return storeError(ctx, err)
-		}
-		c.Set(HeaderTotalCount, strconv.Itoa(total))
-		if len(rows) == f.Limit && len(rows) > 0 {
-			setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+"/transactions", q, ledgerCursorAt(rows[len(rows)-1].CreatedAt, rows[len(rows)-1].ID))
-		}
-		return sendCachable(c, toLedgerResponses(rows), asOf)
+		return serveUserPage(c, r, userID, f.Limit, q, base, "/transactions",
+			func(ctx context.Context) ([]db.LedgerEntry, int, error) { return s.Ledger(ctx, f) },
+			func(e db.LedgerEntry) string { return ledgerCursorAt(e.CreatedAt, e.ID) },
+			toLedgerResponses)
 	}
 }
 
@@ -240,24 +227,36 @@ func listUserPayouts(r reader, s Store, base string) fiber.Handler {
 		if f.After, err = parseLedgerCursor(q); err != nil {
 			return err
 		}
-		ctx, cancel := queryContext(c)
-		defer cancel()
-		asOf, err := r.AsOf(ctx)
-		if err != nil {
-			return storeError(ctx, err)
-		}
-		if _, err := r.Summary(ctx, userID); err != nil {
-			return storeError(ctx, err)
-		}
-		rows, total, err := s.UserPayouts(ctx, f)
-		if err != nil {
-			return storeError(ctx, err)
-		}
-		c.Set(HeaderTotalCount, strconv.Itoa(total))
-		if len(rows) == f.Limit && len(rows) > 0 {
-			last := rows[len(rows)-1]
-			setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+"/payouts", q, ledgerCursorAt(last.CreatedAt, last.TransactionID))
-		}
-		return sendCachable(c, toUserPayoutResponses(rows), asOf)
+		return serveUserPage(c, r, userID, f.Limit, q, base, "/payouts",
+			func(ctx context.Context) ([]scorekeeper.Payout, int, error) { return s.UserPayouts(ctx, f) },
+			func(p scorekeeper.Payout) string { return ledgerCursorAt(p.CreatedAt, p.TransactionID) },
+			toUserPayoutResponses)
 	}
+}
+
+// serveUserPage answers one page of a user's listing at
+// /api/users/{userId}{path}: the user must exist (read through r, as for
+// the summary), the watermark is read before the rows (so they are at
+// least that fresh), then X-Total-Count, a Link to the next page when this
+// one is full, and the rows rendered as a cachable JSON body.
+func serveUserPage[T, R any](c *fiber.Ctx, r reader, userID string, limit int, q map[string]string, base, path string,
+	read func(context.Context) ([]T, int, error), cursor func(T) string, render func([]T) []R) error {
+	ctx, cancel := queryContext(c)
+	defer cancel()
+	asOf, err := r.AsOf(ctx)
+	if err != nil {
+		return storeError(ctx, err)
+	}
+	if _, err := r.Summary(ctx, userID); err != nil {
+		return storeError(ctx, err)
+	}
+	rows, total, err := read(ctx)
+	if err != nil {
+		return storeError(ctx, err)
+	}
+	c.Set(HeaderTotalCount, strconv.Itoa(total))
+	if len(rows) == limit && len(rows) > 0 {
+		setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+path, q, cursor(rows[len(rows)-1]))
+	}
+	return sendCachable(c, render(rows), asOf)
 }
