@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -101,14 +103,35 @@ func loadComposeStack(t *testing.T) composeStack {
 // service returns the one service whose image starts with prefix.
 func (s composeStack) service(t *testing.T, prefix string) types.ServiceConfig {
 	t.Helper()
+	found := s.services(prefix)
+	require.Len(t, found, 1, "one service runs %s…", prefix)
+	return found[0]
+}
+
+// services returns the services whose image starts with prefix, by name.
+func (s composeStack) services(prefix string) []types.ServiceConfig {
 	var found []types.ServiceConfig
 	for _, svc := range s.p.Services {
 		if strings.HasPrefix(svc.Image, prefix) {
 			found = append(found, svc)
 		}
 	}
-	require.Len(t, found, 1, "one service runs %s…", prefix)
-	return found[0]
+	slices.SortFunc(found, func(a, b types.ServiceConfig) int { return strings.Compare(a.Name, b.Name) })
+	return found
+}
+
+// oneShots returns the services another waits for to complete
+// (service_completed_successfully): jobs that run and exit.
+func (s composeStack) oneShots() map[string]bool {
+	out := map[string]bool{}
+	for _, svc := range s.p.Services {
+		for dep, d := range svc.DependsOn {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				out[dep] = true
+			}
+		}
+	}
+	return out
 }
 
 func composeEnviron(svc types.ServiceConfig) map[string]string {
@@ -185,10 +208,12 @@ func TestComposeFile(t *testing.T) {
 	require.True(t, strings.HasPrefix(migrate.Restart, "on-failure"), "migrate is retried on failure, got restart %q", migrate.Restart)
 	temporalHost, _, err := net.SplitHostPort(s.cfg(t, "web").TemporalAddress)
 	require.NoError(t, err)
+	tmp := s.temporal(t)
 	for _, cmd := range []string{"web", "worker"} {
 		svc := s.app[cmd]
 		require.Equal(t, types.ServiceConditionCompletedSuccessfully, svc.DependsOn[migrate.Name].Condition, "%s waits for the migrations", cmd)
 		require.Equal(t, types.ServiceConditionHealthy, svc.DependsOn[temporalHost].Condition, "%s waits for Temporal (TEMPORAL_ADDRESS) to be healthy", cmd)
+		require.Equal(t, types.ServiceConditionCompletedSuccessfully, svc.DependsOn[tmp.setup.Name].Condition, "%s waits for the Temporal setup (namespace, UserId) to complete", cmd)
 		// Drain: web waits up to 15 s for in-flight requests on SIGTERM.
 		require.NotNil(t, svc.StopGracePeriod, "%s: stop_grace_period", cmd)
 		require.GreaterOrEqual(t, time.Duration(*svc.StopGracePeriod), 30*time.Second, "%s: stop_grace_period", cmd)
@@ -203,9 +228,16 @@ func TestComposeFile(t *testing.T) {
 	}
 
 	// Every long-running service comes back after a crash or a reboot of
-	// the Docker host; only the one-shot migration may stay exited.
+	// the Docker host; only the one-shots (the migration, Temporal's schema
+	// and setup) may stay exited, once they succeeded: they are retried on
+	// failure, a bounded number of times.
+	oneShots := s.oneShots()
+	for _, name := range []string{migrate.Name, tmp.schema.Name, tmp.setup.Name} {
+		require.True(t, oneShots[name], "%s is a one-shot: a service waits for it to complete", name)
+	}
 	for _, svc := range s.p.Services {
-		if svc.Name == migrate.Name {
+		if oneShots[svc.Name] {
+			require.Regexp(t, `^on-failure(:\d+)?$`, svc.Restart, "%s: a one-shot is retried on failure", svc.Name)
 			continue
 		}
 		require.Contains(t, []string{"always", "unless-stopped"}, svc.Restart, "%s: restart policy", svc.Name)
@@ -224,7 +256,7 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 	composeRequirePublished(t, s.app["web"], "3000", composePort(t, s.cfg(t, "web").HTTPAddr))
-	composeRequirePublished(t, s.service(t, "temporalio/temporal:"), "8233", "8233")
+	composeRequirePublished(t, tmp.ui, "8233", tmp.uiPort())
 	composeRequirePublished(t, s.service(t, "prom/prometheus:"), "9090", "9090")
 	grafana := s.service(t, "grafana/grafana:")
 	require.Len(t, grafana.Ports, 1)
@@ -233,21 +265,42 @@ func TestComposeFile(t *testing.T) {
 	require.NotEmpty(t, grafana.Ports[0].Published)
 }
 
-// Ensure the third-party images are pinned, Temporal's to the CLI version
-// the Makefile installs, and the scorekeeper image is built with the Go
-// version go.mod asks for.
+// temporalCLIEmbeds is what each Temporal CLI release embeds in its dev
+// server (its go.mod: go.temporal.io/server and
+// github.com/temporalio/ui-server/v2): the compose stack runs that server
+// and that Web UI, so that it and `make run` run the same Temporal.
+// Bumping TEMPORAL_VER in the Makefile means a line here, and the images
+// of docker-compose.yml to match.
+var temporalCLIEmbeds = map[string]struct{ server, ui string }{
+	"1.5.1": {server: "1.29.1", ui: "2.42.1"},
+}
+
+// Ensure the third-party images are pinned, Temporal's to the versions the
+// CLI of the Makefile embeds (server, admin-tools of that server, UI), and
+// the scorekeeper image is built with the Go version go.mod asks for.
 func TestComposeImages(t *testing.T) {
 	s := loadComposeStack(t)
 	mk, err := os.ReadFile("Makefile")
 	require.NoError(t, err)
 	m := regexp.MustCompile(`(?m)^TEMPORAL_VER\s*:=\s*v?(\S+)`).FindSubmatch(mk)
 	require.NotNil(t, m, "Makefile: TEMPORAL_VER")
+	cli := string(m[1])
+	emb, ok := temporalCLIEmbeds[cli]
+	require.True(t, ok, "Makefile: TEMPORAL_VER %s: add the server and UI versions it embeds (its go.mod) to temporalCLIEmbeds, and pin them in %s", cli, composeFile)
+	temporalCLIEmbedsFromModCache(t, cli, emb.server, emb.ui)
+
 	want := map[string]*regexp.Regexp{
-		"postgres":            regexp.MustCompile(`^16(\.\d+)?$`),
-		"temporalio/temporal": regexp.MustCompile(`^` + regexp.QuoteMeta(string(m[1])) + `$`),
-		"prom/prometheus":     regexp.MustCompile(`^v[23]\.\d+\.\d+$`),
-		"grafana/grafana":     regexp.MustCompile(`^11\.\d+\.\d+$`),
+		"postgres":          regexp.MustCompile(`^16(\.\d+)?$`),
+		"temporalio/server": regexp.MustCompile(`^` + regexp.QuoteMeta(emb.server) + `$`),
+		// The admin-tools build of that server: its schema files and
+		// temporal-sql-tool are that server's (tags are
+		// <server>-tctl-<tctl>-cli-<cli> up to 1.29).
+		"temporalio/admin-tools": regexp.MustCompile(`^` + regexp.QuoteMeta(emb.server) + `(-tctl-\d+(\.\d+)*-cli-\d+(\.\d+)*)?$`),
+		"temporalio/ui":          regexp.MustCompile(`^` + regexp.QuoteMeta(emb.ui) + `$`),
+		"prom/prometheus":        regexp.MustCompile(`^v[23]\.\d+\.\d+$`),
+		"grafana/grafana":        regexp.MustCompile(`^11\.\d+\.\d+$`),
 	}
+	seen := map[string]bool{}
 	for _, svc := range s.p.Services {
 		if svc.Image == s.image {
 			continue
@@ -257,9 +310,20 @@ func TestComposeImages(t *testing.T) {
 		re, known := want[name]
 		require.True(t, known, "%s: unexpected image %q", svc.Name, svc.Image)
 		require.Regexp(t, re, tag, "%s: image %q", svc.Name, svc.Image)
-		delete(want, name)
+		seen[name] = true
 	}
-	require.Empty(t, want, "services missing")
+	for name := range want {
+		require.True(t, seen[name], "no service runs %s", name)
+	}
+	// Services of one image run one tag of it.
+	tags := map[string]string{}
+	for _, svc := range s.p.Services {
+		name, tag, _ := strings.Cut(svc.Image, ":")
+		if prev, ok := tags[name]; ok {
+			require.Equal(t, prev, tag, "%s: every service runs the same %s", svc.Name, name)
+		}
+		tags[name] = tag
+	}
 
 	df, err := os.ReadFile("Dockerfile")
 	require.NoError(t, err)
@@ -271,54 +335,186 @@ func TestComposeImages(t *testing.T) {
 	require.Regexp(t, `(?m)^ENTRYPOINT \["/usr/local/bin/scorekeeper"\]$`, string(df), "the services' commands are scorekeeper subcommands")
 }
 
-// Ensure the Temporal dev server (the CLI image, non-root uid 1000) can
-// write its state, is reachable from the other containers with the search
-// attribute the worker needs, and its healthcheck works with the CLI in the
-// image.
-func TestComposeTemporal(t *testing.T) {
-	s := loadComposeStack(t)
-	svc := s.service(t, "temporalio/temporal:")
-	args := []string(svc.Command)
-	require.GreaterOrEqual(t, len(args), 2)
-	require.Equal(t, []string{"server", "start-dev"}, args[:2], "the image's entrypoint is the CLI")
-	require.Equal(t, "0.0.0.0", composeFlag(args, "--ip"), "reachable from the other containers")
-	frontend := cmp.Or(composeFlag(args, "--port"), "7233")
-	require.Equal(t, cmp.Or(composeFlag(args, "--ui-port"), "8233"), "8233")
-	require.Contains(t, composeFlags(args, "--search-attribute"), "UserId=Keyword", "the worker refuses a namespace without UserId")
-	for _, cmd := range []string{"web", "worker"} {
-		require.Equal(t, net.JoinHostPort(svc.Name, frontend), s.cfg(t, cmd).TemporalAddress, "%s: TEMPORAL_ADDRESS", cmd)
+// temporalCLIEmbedsFromModCache checks temporalCLIEmbeds against the CLI's
+// own go.mod where the module cache has it (`make temporal` builds the CLI
+// from there); without it, the table alone is the reference.
+func temporalCLIEmbedsFromModCache(t *testing.T, cli, server, ui string) {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Logf("go env GOMODCACHE: %v: versions checked against temporalCLIEmbeds only", err)
+		return
 	}
+	path := filepath.Join(strings.TrimSpace(string(out)), "cache", "download", "github.com", "temporalio", "cli", "@v", "v"+cli+".mod")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Logf("%s is not in the module cache: versions checked against temporalCLIEmbeds only", path)
+		return
+	}
+	require.NoError(t, err)
+	for mod, v := range map[string]string{"go.temporal.io/server": server, "github.com/temporalio/ui-server/v2": ui} {
+		m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(mod) + ` v(\S+)`).FindSubmatch(b)
+		require.NotNil(t, m, "%s requires %s", path, mod)
+		require.Equal(t, v, string(m[1]), "the Temporal CLI %s embeds %s %s (%s): fix temporalCLIEmbeds", cli, mod, m[1], path)
+	}
+}
 
-	// State: a file in a named volume the server's user can write. The
-	// image runs as uid 1000 whose home, /home/temporal, it owns; a fresh
-	// named volume takes the ownership of the image directory it is
-	// mounted on, and is root-owned where the image has none (e.g. /data).
-	db := composeFlag(args, "--db-filename")
-	if db == "" {
-		db = composeFlag(args, "-f")
-	}
-	require.NotEmpty(t, db, "--db-filename: without it workflows are lost when the container restarts")
-	var mount *types.ServiceVolumeConfig
-	for i, v := range svc.Volumes {
-		if strings.HasPrefix(filepath.Dir(db)+"/", strings.TrimSuffix(v.Target, "/")+"/") {
-			mount = &svc.Volumes[i]
+// temporalStack is Temporal in the compose stack: the server, the
+// admin-tools one-shots before it (schema) and after it (namespace and
+// search attribute), and the Web UI.
+type temporalStack struct {
+	server, schema, setup, ui types.ServiceConfig
+}
+
+func (s composeStack) temporal(t *testing.T) temporalStack {
+	t.Helper()
+	ts := temporalStack{server: s.service(t, "temporalio/server:"), ui: s.service(t, "temporalio/ui:")}
+	tools := s.services("temporalio/admin-tools:")
+	require.Len(t, tools, 2, "two admin-tools one-shots: the schema before the server, the namespace after it")
+	for _, svc := range tools {
+		switch {
+		case ts.server.DependsOn[svc.Name].Condition == types.ServiceConditionCompletedSuccessfully:
+			ts.schema = svc
+		case svc.DependsOn[ts.server.Name].Condition == types.ServiceConditionHealthy:
+			ts.setup = svc
 		}
 	}
-	require.NotNil(t, mount, "%s is in a volume", db)
-	require.Equal(t, types.VolumeTypeVolume, mount.Type, "a named volume")
-	require.False(t, mount.ReadOnly)
-	if u := svc.User; u != "root" && u != "0" && !strings.HasPrefix(u, "0:") && !strings.HasPrefix(u, "root:") {
-		require.Equal(t, "/home/temporal", mount.Target, "running as uid 1000, the volume must be mounted where the image has a directory uid 1000 owns (or set user:)")
+	require.NotEmpty(t, ts.schema.Name, "the server waits for an admin-tools one-shot to complete: the schema")
+	require.NotEmpty(t, ts.setup.Name, "an admin-tools one-shot waits for the server to be healthy: namespace and UserId")
+	return ts
+}
+
+// frontendPort is the port the server's frontend listens on (its config
+// template's FRONTEND_GRPC_PORT).
+func (ts temporalStack) frontendPort() string {
+	return cmp.Or(composeEnviron(ts.server)["FRONTEND_GRPC_PORT"], "7233")
+}
+
+// uiPort is the port the Web UI listens on in its container.
+func (ts temporalStack) uiPort() string {
+	return cmp.Or(composeEnviron(ts.ui)["TEMPORAL_UI_PORT"], "8080")
+}
+
+// dynamicConfig returns the dynamic config file the server reads
+// (DYNAMIC_CONFIG_FILE_PATH), from the host directory mounted there.
+func (ts temporalStack) dynamicConfig(t *testing.T) []byte {
+	t.Helper()
+	path := composeEnviron(ts.server)["DYNAMIC_CONFIG_FILE_PATH"]
+	require.NotEmpty(t, path, "DYNAMIC_CONFIG_FILE_PATH: the image's default file has neither partition setting")
+	if !filepath.IsAbs(path) {
+		path = filepath.Join("/etc/temporal", path) // the image's working directory
+	}
+	raw, err := os.ReadFile(composeBind(t, ts.server, path))
+	require.NoError(t, err, "DYNAMIC_CONFIG_FILE_PATH")
+	return raw
+}
+
+// composeScript is the host file of the shell script a service runs as
+// `sh <script>` (entrypoint and command together), bind-mounted read-only.
+func composeScript(t *testing.T, svc types.ServiceConfig) string {
+	t.Helper()
+	args := append(slices.Clone([]string(svc.Entrypoint)), svc.Command...)
+	require.GreaterOrEqual(t, len(args), 2, "%s: runs a script: %q", svc.Name, args)
+	require.Contains(t, []string{"sh", "/bin/sh"}, args[0], "%s: the script runs with the image's POSIX sh: %q", svc.Name, args)
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeBind && (v.Target == args[1] || strings.HasPrefix(args[1], strings.TrimSuffix(v.Target, "/")+"/")) {
+			require.True(t, v.ReadOnly, "%s: %s is mounted read-only", svc.Name, v.Target)
+		}
+	}
+	host := composeBind(t, svc, args[1])
+	_, err := os.Stat(host)
+	require.NoError(t, err, "%s: %s", svc.Name, args[1])
+	return host
+}
+
+// Ensure Temporal runs as deployed: the server on the stack's Postgres (its
+// own databases, SQL visibility), its schema set up before it starts, the
+// namespace and UserId created once it is healthy, a dynamic config with one
+// task-queue partition, a Web UI on the frontend, and the scorekeeper
+// services pointed at the frontend and waiting for all of it.
+func TestComposeTemporal(t *testing.T) {
+	s := loadComposeStack(t)
+	ts := s.temporal(t)
+	pg := s.service(t, "postgres:")
+	pgEnv := composeEnviron(pg)
+	env := composeEnviron(ts.server)
+	frontend := net.JoinHostPort(ts.server.Name, ts.frontendPort())
+
+	// Persistence and visibility: the stack's Postgres, two databases of
+	// Temporal's own beside scorekeeper's.
+	require.Equal(t, "postgres12", env["DB"], "the server's SQL plugin for PostgreSQL 12+")
+	require.Equal(t, pg.Name, env["POSTGRES_SEEDS"])
+	require.Equal(t, "5432", env["DB_PORT"])
+	require.Equal(t, cmp.Or(pgEnv["POSTGRES_USER"], "postgres"), env["POSTGRES_USER"])
+	require.Equal(t, pgEnv["POSTGRES_PASSWORD"], env["POSTGRES_PWD"])
+	require.NotEmpty(t, env["DBNAME"])
+	require.NotEmpty(t, env["VISIBILITY_DBNAME"])
+	require.NotEqual(t, env["DBNAME"], env["VISIBILITY_DBNAME"])
+	for _, db := range []string{env["DBNAME"], env["VISIBILITY_DBNAME"]} {
+		require.NotEqual(t, pgEnv["POSTGRES_DB"], db, "Temporal's databases are its own, not scorekeeper's")
+	}
+	require.NotEqual(t, "true", strings.ToLower(env["ENABLE_ES"]), "SQL visibility (no Elasticsearch)")
+	require.Equal(t, "true", env["SKIP_SCHEMA_SETUP"], "the schema is the one-shot's job")
+	require.Equal(t, "0.0.0.0", env["BIND_ON_IP"], "the frontend is reachable from the other containers")
+	require.Equal(t, types.ServiceConditionHealthy, ts.server.DependsOn[pg.Name].Condition, "the server waits for Postgres")
+
+	// The schema one-shot sets up the databases the server uses, as the
+	// same user, before it starts (its script: TestComposeTemporalSchemaScript).
+	schemaEnv := composeEnviron(ts.schema)
+	for _, k := range []string{"DB", "POSTGRES_SEEDS", "DB_PORT", "POSTGRES_USER", "POSTGRES_PWD", "DBNAME", "VISIBILITY_DBNAME"} {
+		require.Equal(t, env[k], schemaEnv[k], "%s: %s as the server's", ts.schema.Name, k)
+	}
+	require.Equal(t, types.ServiceConditionHealthy, ts.schema.DependsOn[pg.Name].Condition, "%s waits for Postgres", ts.schema.Name)
+	composeScript(t, ts.schema)
+
+	// The setup one-shot creates the namespace scorekeeper uses (its
+	// script: TestComposeTemporalSetupScript).
+	setupEnv := composeEnviron(ts.setup)
+	require.Equal(t, frontend, setupEnv["TEMPORAL_ADDRESS"], "%s: TEMPORAL_ADDRESS", ts.setup.Name)
+	for _, cmd := range []string{"web", "worker"} {
+		cfg := s.cfg(t, cmd)
+		require.Equal(t, frontend, cfg.TemporalAddress, "%s: TEMPORAL_ADDRESS", cmd)
+		require.Equal(t, cfg.TemporalNamespace, setupEnv["TEMPORAL_NAMESPACE"], "%s: the namespace %s creates", cmd, ts.setup.Name)
+		require.Equal(t, types.ServiceConditionCompletedSuccessfully, s.app[cmd].DependsOn[ts.setup.Name].Condition, "%s waits for %s", cmd, ts.setup.Name)
+	}
+	retention, err := time.ParseDuration(setupEnv["TEMPORAL_RETENTION"])
+	require.NoError(t, err, "%s: TEMPORAL_RETENTION", ts.setup.Name)
+	require.GreaterOrEqual(t, retention, 24*time.Hour, "%s: TEMPORAL_RETENTION", ts.setup.Name)
+	composeScript(t, ts.setup)
+
+	// The dynamic config file: mounted, and one partition per task queue,
+	// as every dev server of the project is started (scripts/run.sh).
+	raw := ts.dynamicConfig(t)
+	var dyn map[string][]struct {
+		Value       any            `yaml:"value"`
+		Constraints map[string]any `yaml:"constraints"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &dyn))
+	for _, key := range []string{"matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"} {
+		require.Len(t, dyn[key], 1, "%s: one value", key)
+		require.Equal(t, 1, dyn[key][0].Value, "%s", key)
+		require.Empty(t, dyn[key][0].Constraints, "%s: for every task queue", key)
 	}
 
-	hc := svc.HealthCheck
+	// Health: the CLI in the server image asks the frontend.
+	hc := ts.server.HealthCheck
 	require.NotNil(t, hc)
 	require.Greater(t, len(hc.Test), 5)
 	require.Equal(t, []string{"CMD", "temporal", "operator", "cluster", "health"}, []string(hc.Test[:5]), "the CLI in the image checks the frontend")
 	host, p, err := net.SplitHostPort(composeFlag([]string(hc.Test[5:]), "--address"))
 	require.NoError(t, err)
 	require.Contains(t, []string{"127.0.0.1", "localhost"}, host)
-	require.Equal(t, frontend, p)
+	require.Equal(t, ts.frontendPort(), p)
+
+	// The Web UI: on the frontend, on the host's 8233, healthy on /healthz.
+	uiEnv := composeEnviron(ts.ui)
+	require.Equal(t, frontend, uiEnv["TEMPORAL_ADDRESS"], "%s: TEMPORAL_ADDRESS", ts.ui.Name)
+	composeRequirePublished(t, ts.ui, "8233", ts.uiPort())
+	require.Equal(t, types.ServiceConditionHealthy, ts.ui.DependsOn[ts.server.Name].Condition, "%s waits for the frontend", ts.ui.Name)
+	require.NotNil(t, ts.ui.HealthCheck)
+	require.True(t, slices.ContainsFunc([]string(ts.ui.HealthCheck.Test), func(a string) bool {
+		return a == "http://127.0.0.1:"+ts.uiPort()+"/healthz" || a == "http://localhost:"+ts.uiPort()+"/healthz"
+	}), "%s: healthcheck on the UI server's /healthz: %q", ts.ui.Name, ts.ui.HealthCheck.Test)
 }
 
 // Ensure Postgres is healthy only once the real server answers over TCP
@@ -413,11 +609,21 @@ func TestComposeEnvFile(t *testing.T) {
 		require.Contains(t, err.Error(), name)
 	}
 
+	// No secret is written into the compose file itself: each comes from
+	// the env file (the example's placeholder values never appear in it).
+	for _, name := range requiredSecrets {
+		require.NotContains(t, string(raw), env[name], "%s's value is written in %s: read it as ${%s:?message}", name, composeFile, name)
+	}
+
 	// And they reach the services.
 	s := loadComposeStack(t)
 	require.Equal(t, env["ADMIN_TOKEN"], s.cfg(t, "web").AdminToken)
 	require.Equal(t, env["POSTGRES_PASSWORD"], composeEnviron(s.service(t, "postgres:"))["POSTGRES_PASSWORD"])
 	require.Equal(t, env["GRAFANA_ADMIN_PASSWORD"], composeEnviron(s.service(t, "grafana/grafana:"))["GF_SECURITY_ADMIN_PASSWORD"])
+	ts := s.temporal(t)
+	for _, svc := range []types.ServiceConfig{ts.server, ts.schema} {
+		require.Equal(t, env["POSTGRES_PASSWORD"], composeEnviron(svc)["POSTGRES_PWD"], "%s: POSTGRES_PWD", svc.Name)
+	}
 }
 
 // Ensure Prometheus scrapes web's /metrics and the worker's (METRICS_ADDR).
