@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -29,11 +30,42 @@ type Client struct {
 	DB        *bun.DB
 	Namespace string
 	TaskQueue string
-	// SyncInterval is the schedule's interval, which a manual sync's
-	// windows use too.
+	// SyncInterval is this process's SYNC_INTERVAL, used for a manual
+	// sync only until the transactions-sync schedule can be read: the
+	// worker keeps the schedule at its own SYNC_INTERVAL, and that value
+	// wins (scheduleInterval), so a web process configured otherwise
+	// cannot run manual syncs at an interval the worker does not.
 	SyncInterval time.Duration
 	// Budget is the upstream request budget the status reports on.
 	Budget db.Budget
+
+	mu         sync.Mutex
+	interval   time.Duration
+	intervalAt time.Time
+}
+
+// scheduleIntervalTTL is how long the schedule's interval is kept before
+// it is read again (a worker restarted with another SYNC_INTERVAL updates
+// the schedule).
+const scheduleIntervalTTL = time.Minute
+
+// syncInterval is the interval of the transactions-sync schedule, which
+// the worker keeps at its SYNC_INTERVAL, read at most once a minute; this
+// process's own SyncInterval while the schedule cannot be read (no worker
+// has created it yet, or Temporal does not answer).
+func (c *Client) syncInterval(ctx context.Context) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.interval > 0 && time.Since(c.intervalAt) < scheduleIntervalTTL {
+		return c.interval
+	}
+	if d, err := c.Temporal.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Describe(ctx); err == nil {
+		if iv := d.Schedule.Spec.Intervals; len(iv) == 1 && iv[0].Every > 0 {
+			c.interval, c.intervalAt = iv[0].Every, time.Now()
+			return c.interval
+		}
+	}
+	return c.SyncInterval
 }
 
 var (
@@ -53,7 +85,7 @@ func (c *Client) StartSync(ctx context.Context) (web.SyncRun, error) {
 	}
 	run, err := c.Temporal.SignalWithStartWorkflow(ctx, workflows.ManualSyncWorkflowID, workflows.SyncSignal,
 		workflows.SyncRequest{Through: now}, manualSyncOptions(c.TaskQueue),
-		workflows.SyncWorkflow, workflows.SyncInput{Interval: c.SyncInterval, Want: now})
+		workflows.SyncWorkflow, workflows.SyncInput{Interval: c.syncInterval(ctx), Want: now})
 	return started(run, err, "start sync")
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"scorekeeper"
 	"scorekeeper/activities"
+	"scorekeeper/db/dbtest"
 	"scorekeeper/web"
 	"scorekeeper/workflows"
 )
@@ -160,4 +161,47 @@ func TestClient_Wait(t *testing.T) {
 		_, err := (&Client{Temporal: tc}).WaitReconcile(ctx, handle)
 		require.ErrorIs(t, err, context.Canceled)
 	})
+}
+
+// Ensure a manual sync runs at the interval of the transactions-sync
+// schedule, which the worker keeps at its SYNC_INTERVAL, not this
+// process's own (read once a minute), and at its own only while the
+// schedule cannot be read.
+func TestClient_StartSyncUsesTheScheduleInterval(t *testing.T) {
+	d := dbtest.NewSQLite(t)
+	withInterval := func(want time.Duration) any {
+		return mock.MatchedBy(func(in workflows.SyncInput) bool { return in.Interval == want })
+	}
+	run := mocks.NewWorkflowRun(t)
+	run.On("GetID").Return(workflows.ManualSyncWorkflowID)
+	run.On("GetRunID").Return("r1")
+
+	tc := mocks.NewClient(t)
+	sc := mocks.NewScheduleClient(t)
+	h := mocks.NewScheduleHandle(t)
+	tc.On("ScheduleClient").Return(sc)
+	sc.On("GetHandle", mock.Anything, workflows.ScheduleID).Return(h)
+	h.On("Describe", mock.Anything).Return(&client.ScheduleDescription{Schedule: client.Schedule{
+		Spec: &client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 10 * time.Second}}},
+	}}, nil).Once()
+	tc.On("SignalWithStartWorkflow", mock.Anything, workflows.ManualSyncWorkflowID, workflows.SyncSignal, mock.Anything, mock.Anything, mock.Anything, withInterval(10*time.Second)).
+		Return(run, nil).Twice()
+	c := &Client{Temporal: tc, DB: d, TaskQueue: "q", SyncInterval: time.Minute}
+	for range 2 {
+		_, err := c.StartSync(context.Background())
+		require.NoError(t, err)
+	}
+
+	// No schedule yet (no worker has started): this process's own.
+	tc2 := mocks.NewClient(t)
+	sc2 := mocks.NewScheduleClient(t)
+	h2 := mocks.NewScheduleHandle(t)
+	tc2.On("ScheduleClient").Return(sc2)
+	sc2.On("GetHandle", mock.Anything, workflows.ScheduleID).Return(h2)
+	h2.On("Describe", mock.Anything).Return(nil, serviceerror.NewNotFound("schedule not found"))
+	tc2.On("SignalWithStartWorkflow", mock.Anything, workflows.ManualSyncWorkflowID, workflows.SyncSignal, mock.Anything, mock.Anything, mock.Anything, withInterval(time.Minute)).
+		Return(run, nil).Once()
+	c2 := &Client{Temporal: tc2, DB: d, TaskQueue: "q", SyncInterval: time.Minute}
+	_, err := c2.StartSync(context.Background())
+	require.NoError(t, err)
 }
