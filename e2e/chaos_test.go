@@ -200,7 +200,7 @@ func chaosScenarios() []chaosScenario {
 			srv.restart(t, 3*time.Second)
 			kept := 0
 			for _, e := range open {
-				if _, derr := srv.srv.Client().DescribeWorkflowExecution(context.Background(), e.GetWorkflowId(), e.GetRunId()); derr == nil {
+				if _, derr := srv.srv.Client().DescribeWorkflow(context.Background(), e.GetWorkflowId(), e.GetRunId()); derr == nil {
 					kept++
 				}
 			}
