@@ -19,13 +19,9 @@ type ReconcilePageInput struct {
 	Repair bool `json:"repair"`
 }
 
-// DriftItem is one drifted field of one user's summary.
-type DriftItem struct {
-	UserID     string             `json:"userId"`
-	Field      string             `json:"field"`
-	Stored     scorekeeper.Amount `json:"stored"`
-	Recomputed scorekeeper.Amount `json:"recomputed"`
-}
+// DriftItem is one drifted field of one user's summary (the one
+// definition, scorekeeper.Drift).
+type DriftItem = scorekeeper.Drift
 
 // ReconcilePageResult is what one page found.
 type ReconcilePageResult struct {
@@ -44,10 +40,7 @@ func (a *Activities) ReconcilePage(ctx context.Context, in ReconcilePageInput) (
 	if err != nil {
 		return ReconcilePageResult{}, err
 	}
-	out := ReconcilePageResult{Checked: p.Checked, Repaired: p.Repaired, Next: p.Next}
-	for _, d := range p.Drifts {
-		out.Drifted = append(out.Drifted, DriftItem{UserID: d.UserID, Field: d.Field, Stored: d.Stored, Recomputed: d.Recomputed})
-	}
+	out := ReconcilePageResult{Checked: p.Checked, Drifted: p.Drifts, Repaired: p.Repaired, Next: p.Next}
 	if len(out.Drifted) > 0 {
 		activity.GetLogger(ctx).Warn("summaries drifted from their transactions", "fields", len(out.Drifted), "repaired", out.Repaired)
 	}

@@ -107,12 +107,7 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 
 // Drift is one field of a user's stored summary that differs from the
 // summary recomputed from the user's transactions and payouts.
-type Drift struct {
-	UserID     string
-	Field      string // earned, spent, payout, paidOut, failedPayout
-	Stored     scorekeeper.Amount
-	Recomputed scorekeeper.Amount
-}
+type Drift = scorekeeper.Drift
 
 // ReconcilePage is one page of a reconciliation.
 type ReconcilePage struct {

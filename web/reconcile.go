@@ -19,20 +19,11 @@ type Reconciler interface {
 }
 
 // ReconcileReport is what a reconciliation found.
-type ReconcileReport struct {
-	UsersChecked int
-	Drifted      []Drift
-	Repaired     int
-}
+type ReconcileReport = scorekeeper.ReconcileReport
 
 // Drift is one field of a user's summary that differs from the summary
 // recomputed from the user's transactions and payouts.
-type Drift struct {
-	UserID     string
-	Field      string
-	Stored     scorekeeper.Amount
-	Recomputed scorekeeper.Amount
-}
+type Drift = scorekeeper.Drift
 
 type reconcileResponse struct {
 	UsersChecked int             `json:"usersChecked"`

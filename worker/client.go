@@ -107,15 +107,9 @@ func (c *Client) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, 
 // WaitReconcile waits for the run (following continue-as-new) and returns
 // its report.
 func (c *Client) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
-	res, err := result[workflows.ReconcileResult](ctx, c.Temporal, run, "reconcile failed")
-	if err != nil {
-		return web.ReconcileReport{}, err
-	}
-	out := web.ReconcileReport{UsersChecked: res.UsersChecked, Repaired: res.Repaired}
-	for _, d := range res.Drifted {
-		out.Drifted = append(out.Drifted, web.Drift{UserID: d.UserID, Field: d.Field, Stored: d.Stored, Recomputed: d.Recomputed})
-	}
-	return out, nil
+	// One vocabulary (scorekeeper.ReconcileReport): the workflow's result
+	// is the report.
+	return result[workflows.ReconcileResult](ctx, c.Temporal, run, "reconcile failed")
 }
 
 // manualSyncOptions start the manual sync: one fixed id, so concurrent

@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"scorekeeper"
 	"scorekeeper/activities"
 )
 
@@ -33,13 +34,7 @@ type ReconcileInput struct {
 }
 
 // ReconcileResult is what POST /api/reconcile?wait=true returns.
-type ReconcileResult struct {
-	UsersChecked int                    `json:"usersChecked"`
-	Drifted      []activities.DriftItem `json:"drifted"`
-	// DriftedUsers counts users with at least one drifted field.
-	DriftedUsers int `json:"driftedUsers"`
-	Repaired     int `json:"repaired"`
-}
+type ReconcileResult = scorekeeper.ReconcileReport
 
 // reconcilePagesPerRun bounds a run's history; a larger store continues as
 // new.
@@ -77,7 +72,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileResult
 		if err := workflow.ExecuteActivity(ctx, a.ReconcilePage, activities.ReconcilePageInput{After: after, Limit: size, Repair: in.Repair}).Get(ctx, &p); err != nil {
 			return res, err
 		}
-		res.add(p)
+		addPage(&res, p)
 		if p.Next == "" {
 			break
 		}
@@ -87,8 +82,8 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileResult
 	return res, err
 }
 
-// add folds one page into the result.
-func (r *ReconcileResult) add(p activities.ReconcilePageResult) {
+// addPage folds one page into the result.
+func addPage(r *ReconcileResult, p activities.ReconcilePageResult) {
 	r.UsersChecked += p.Checked
 	r.Repaired += p.Repaired
 	last := ""
