@@ -150,7 +150,7 @@ func listLedger(r reader, s Store, base string) fiber.Handler {
 // summaryAsOf answers GET /api/users/{userId}/summary?asOf=…: the summary
 // over what was created (and settled) by that instant. An instant after
 // the watermark could still change as data arrives: 409, naming the
-// watermark. The user must exist now.
+// watermark. The user must exist now (the store says so).
 func summaryAsOf(c *fiber.Ctx, r reader, s Store, userID, v string) error {
 	at, err := parseInstant(map[string]string{"asOf": v}, "asOf")
 	if err != nil {
@@ -169,9 +169,7 @@ func summaryAsOf(c *fiber.Ctx, r reader, s Store, userID, v string) error {
 		return scorekeeper.Errorf(scorekeeper.EConflict, "asOf %s is after the data synced through %s: the answer could still change; ask for an instant at or before it",
 			at.Format(time.RFC3339Nano), asOf.UTC().Format(time.RFC3339Nano))
 	}
-	if _, err := r.Summary(ctx, userID); err != nil {
-		return storeError(ctx, err)
-	}
+	// An unknown user is the store's ENotFound (404).
 	sum, err := s.SummaryAsOf(ctx, userID, at)
 	if err != nil {
 		return storeError(ctx, err)

@@ -391,10 +391,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 
 	t.Run("listUserTransactions", func(t *testing.T) {
 		ran = append(ran, "listUserTransactions")
-		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
-			t.Helper()
-			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
-		}
+		get := getter(t, k)
 		const target = "/api/users/445566/transactions"
 		resp, body := get(ok, target+"?limit=2", http.StatusOK, reqValid)
 		require.Contains(t, body, `{"id":"a4","type":"payout","amount":20,"createdAt":"2023-02-01T00:00:00Z","syncedAt":"2023-02-01T00:00:00Z","status":"paid"}`)
@@ -420,10 +417,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 
 	t.Run("listUserPayouts", func(t *testing.T) {
 		ran = append(ran, "listUserPayouts")
-		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
-			t.Helper()
-			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
-		}
+		get := getter(t, k)
 		const target = "/api/users/445566/payouts"
 		resp, body := get(ok, target, http.StatusOK, reqValid)
 		require.Equal(t, `[{"id":"a4","amount":20,"requestedAt":"2023-02-01T00:00:00Z","status":"paid","reason":"","providerId":"po_a4","attempts":1,"settledAt":"2023-02-01T00:00:00Z"}]`, body)
@@ -589,10 +583,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 			// A big item: listed as an excerpt, truncated, with its size and hash.
 			scorekeeper.NewQuarantined("q2", []byte(`{"id":"q2","note":"`+strings.Repeat("n", 1<<20)+`"}`), "amount is missing"),
 		)
-		get := func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
-			t.Helper()
-			return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
-		}
+		get := getter(t, k)
 		_, body := get(ok, "/api/quarantine", http.StatusOK, reqValid, auth...)
 		require.Contains(t, body, `"id":null`)
 		require.Contains(t, body, `"id":"q1"`)
@@ -677,6 +668,15 @@ func TestOpenAPI_Contract(t *testing.T) {
 		slices.Sort(ran)
 		require.Equal(t, all, ran, "every documented operation has a subtest")
 	})
+}
+
+// getter returns a GET exchange checked against the document on t: app,
+// target, the status wanted, how the request is checked, and headers.
+func getter(t *testing.T, k *contract) func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
+	return func(app *fiber.App, target string, status int, rc reqCheck, header ...string) (*http.Response, string) {
+		t.Helper()
+		return k.check(t, exchange{app: app, method: http.MethodGet, target: target, header: header, status: status, request: rc})
+	}
 }
 
 // subtestsFiltered reports whether the command line may have deselected
