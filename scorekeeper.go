@@ -309,6 +309,9 @@ const (
 	PayoutFailed    PayoutStatus = "failed"
 )
 
+// PayoutStatuses are the statuses in the order reports list them.
+var PayoutStatuses = []PayoutStatus{PayoutRequested, PayoutPaid, PayoutFailed}
+
 // Payout is a payout transaction and its disbursement state.
 type Payout struct {
 	TransactionID string

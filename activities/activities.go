@@ -7,8 +7,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"scorekeeper/db"
 	"scorekeeper/payout"
 	"scorekeeper/syncplan"
@@ -57,7 +55,9 @@ func (c SyncConfig) leaseTTL() time.Duration { return max(3*c.Interval, 2*time.M
 // Activities holds the dependencies of every activity. The worker registers
 // one value; workflows refer to its methods through a nil pointer.
 type Activities struct {
-	DB       *bun.DB
+	// Store is the database; the activities write through db's functions
+	// on Store.DB() inside their own transactions.
+	Store    *db.Store
 	Upstream *upstream.Client
 	Payouts  *payout.Client
 	Sync     SyncConfig

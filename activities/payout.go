@@ -72,7 +72,7 @@ func (a *Activities) ListPayouts(ctx context.Context, in ListPayoutsInput) (List
 			fmt.Sprintf("list payouts: need a user id and a positive limit, got %q and %d", in.UserID, in.Limit),
 			ErrTypePayoutInvalidRequest, nil)
 	}
-	ps, err := db.UserPayouts(ctx, a.DB, in.UserID, scorekeeper.PayoutRequested, in.Limit)
+	ps, err := db.UserPayouts(ctx, a.Store.DB(), in.UserID, scorekeeper.PayoutRequested, in.Limit)
 	if err != nil {
 		return ListPayoutsResult{}, err
 	}
@@ -119,7 +119,7 @@ type SendPayoutResult struct {
 func (a *Activities) SendPayout(ctx context.Context, in SendPayoutInput) (SendPayoutResult, error) {
 	// Counted before it is sent (GET /api/users/{userId}/payouts shows
 	// it): a request whose answer is lost still counts.
-	if _, err := db.RecordPayoutAttempt(ctx, a.DB, in.TransactionID); err != nil {
+	if _, err := db.RecordPayoutAttempt(ctx, a.Store.DB(), in.TransactionID); err != nil {
 		return SendPayoutResult{}, err
 	}
 	res, err := a.Payouts.Pay(ctx, payout.Request{
@@ -211,13 +211,13 @@ func (a *Activities) RecordPayoutResult(ctx context.Context, in RecordPayoutResu
 			return RecordPayoutResultResult{}, temporal.NewNonRetryableApplicationError(
 				"record payout "+in.TransactionID+": a paid payout needs the provider's id", ErrTypePayoutInvalidRequest, nil)
 		}
-		p, err = db.MarkPayoutPaid(ctx, a.DB, in.TransactionID, in.ProviderID, a.now())
+		p, err = db.MarkPayoutPaid(ctx, a.Store.DB(), in.TransactionID, in.ProviderID, a.now())
 	case scorekeeper.PayoutFailed:
 		if in.Reason == "" {
 			return RecordPayoutResultResult{}, temporal.NewNonRetryableApplicationError(
 				"record payout "+in.TransactionID+": a failed payout needs a reason", ErrTypePayoutInvalidRequest, nil)
 		}
-		p, err = db.MarkPayoutFailed(ctx, a.DB, in.TransactionID, in.Reason, a.now())
+		p, err = db.MarkPayoutFailed(ctx, a.Store.DB(), in.TransactionID, in.Reason, a.now())
 	default:
 		return RecordPayoutResultResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("record payout %s: status %q is not paid or failed", in.TransactionID, in.Status), ErrTypePayoutInvalidRequest, nil)
@@ -226,7 +226,7 @@ func (a *Activities) RecordPayoutResult(ctx context.Context, in RecordPayoutResu
 	case "":
 		return RecordPayoutResultResult{Status: p.Status, ProviderID: p.ProviderID, Reason: p.Reason}, nil
 	case scorekeeper.EConflict:
-		cur, gerr := db.GetPayout(ctx, a.DB, in.TransactionID)
+		cur, gerr := db.GetPayout(ctx, a.Store.DB(), in.TransactionID)
 		if gerr != nil {
 			return RecordPayoutResultResult{}, gerr
 		}
@@ -300,7 +300,7 @@ func (a *Activities) RecoverPayouts(ctx context.Context, in RecoverPayoutsInput)
 			res.Cut = true
 			break
 		}
-		users, err := db.UsersWithStalePayouts(ctx, a.DB, before, after, limit)
+		users, err := db.UsersWithStalePayouts(ctx, a.Store.DB(), before, after, limit)
 		if err != nil {
 			return res, err
 		}

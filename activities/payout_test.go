@@ -57,7 +57,7 @@ func newPayoutFixture(t *testing.T, clientTimeout time.Duration) *payoutFixture 
 	require.NoError(t, err)
 
 	acts := &activities.Activities{
-		DB:      d,
+		Store:   db.NewStore(d, db.Budget{}),
 		Payouts: client,
 		Now:     func() time.Time { return payoutStoredAt.Add(time.Minute) },
 	}

@@ -94,7 +94,7 @@ func TestFetchApply_HugeMalformedItem(t *testing.T) {
 	require.Equal(t, 999, r.Inserted)
 	require.Equal(t, 1, r.Quarantined)
 	ctx := context.Background()
-	stored, total, err := db.ListQuarantinePage(ctx, acts.DB, db.QuarantineFilter{Limit: 10})
+	stored, total, err := db.ListQuarantinePage(ctx, acts.Store.DB(), scorekeeper.QuarantineFilter{Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, 1, total)
 	require.Equal(t, scorekeeper.Quarantined{ItemID: "huge-1", Raw: b.Raw, Truncated: true, Size: int64(len(huge)), SHA256: sha256Hex(huge), Reason: b.Reason}, stored[0].Quarantined)
@@ -104,7 +104,7 @@ func TestFetchApply_HugeMalformedItem(t *testing.T) {
 	r = run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: p, Page: page})
 	require.Equal(t, 0, r.Quarantined)
 	require.Equal(t, 0, r.Inserted)
-	n, err := db.QuarantineCount(ctx, acts.DB)
+	n, err := db.QuarantineCount(ctx, acts.Store.DB())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 }
@@ -142,7 +142,7 @@ func TestFetchApply_ThousandMalformedItems(t *testing.T) {
 
 	r := run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: p, Page: page})
 	require.Equal(t, 1000, r.Quarantined)
-	stored, total, err := db.ListQuarantinePage(context.Background(), acts.DB, db.QuarantineFilter{Limit: 1000})
+	stored, total, err := db.ListQuarantinePage(context.Background(), acts.Store.DB(), scorekeeper.QuarantineFilter{Limit: 1000})
 	require.NoError(t, err)
 	require.Equal(t, 1000, total)
 	for _, q := range stored {

@@ -19,15 +19,11 @@ type ReconcilePageInput struct {
 	Repair bool `json:"repair"`
 }
 
-// DriftItem is one drifted field of one user's summary (the one
-// definition, scorekeeper.Drift).
-type DriftItem = scorekeeper.Drift
-
 // ReconcilePageResult is what one page found.
 type ReconcilePageResult struct {
-	Checked  int         `json:"checked"`
-	Drifted  []DriftItem `json:"drifted,omitempty"`
-	Repaired int         `json:"repaired"`
+	Checked  int                 `json:"checked"`
+	Drifted  []scorekeeper.Drift `json:"drifted,omitempty"`
+	Repaired int                 `json:"repaired"`
 	// Next is where the next page starts; empty after the last page.
 	Next string `json:"next,omitempty"`
 }
@@ -36,7 +32,7 @@ type ReconcilePageResult struct {
 // transactions and payouts and compares them with the stored summaries
 // (db.ReconcileUsers); with Repair it rewrites the drifted ones.
 func (a *Activities) ReconcilePage(ctx context.Context, in ReconcilePageInput) (ReconcilePageResult, error) {
-	p, err := db.ReconcileUsers(ctx, a.DB, in.After, max(in.Limit, 1), in.Repair, a.now())
+	p, err := db.ReconcileUsers(ctx, a.Store.DB(), in.After, max(in.Limit, 1), in.Repair, a.now())
 	if err != nil {
 		return ReconcilePageResult{}, err
 	}
@@ -56,5 +52,5 @@ type RecordReconcileInput struct {
 // RecordReconcile stores the outcome for scorekeeper_reconcile_drift_users,
 // which every process reports from the database.
 func (a *Activities) RecordReconcile(ctx context.Context, in RecordReconcileInput) error {
-	return db.SetCounter(ctx, a.DB, db.CounterReconcileDrift, "", int64(in.DriftedUsers))
+	return db.SetCounter(ctx, a.Store.DB(), db.CounterReconcileDrift, "", int64(in.DriftedUsers))
 }

@@ -39,11 +39,11 @@ type LeaseResult struct {
 
 // AcquireFetcher takes or renews the fetcher lease for in.Holder.
 func (a *Activities) AcquireFetcher(ctx context.Context, in LeaseInput) (LeaseResult, error) {
-	cur, held, err := db.AcquireLease(ctx, a.DB, FetcherLease, in.Holder, a.Sync.leaseTTL())
+	cur, held, err := db.AcquireLease(ctx, a.Store.DB(), FetcherLease, in.Holder, a.Sync.leaseTTL())
 	if err != nil {
 		return LeaseResult{}, err
 	}
-	st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, a.now())
+	st, err := db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start, a.now())
 	if err != nil {
 		return LeaseResult{}, err
 	}
@@ -53,7 +53,7 @@ func (a *Activities) AcquireFetcher(ctx context.Context, in LeaseInput) (LeaseRe
 // ReleaseFetcher gives the lease up when in.Holder has it, so a waiting
 // sync takes over at once rather than when the lease expires.
 func (a *Activities) ReleaseFetcher(ctx context.Context, in LeaseInput) error {
-	return db.ReleaseLease(ctx, a.DB, FetcherLease, in.Holder)
+	return db.ReleaseLease(ctx, a.Store.DB(), FetcherLease, in.Holder)
 }
 
 // PlanInput asks PlanPage for the next request.
@@ -81,7 +81,7 @@ type PlanResult struct {
 // request, on the database's clock and the budget's grants. It writes
 // nothing else; ApplyPage records progress with the data.
 func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, error) {
-	cur, held, err := db.AcquireLease(ctx, a.DB, FetcherLease, in.Holder, a.Sync.leaseTTL())
+	cur, held, err := db.AcquireLease(ctx, a.Store.DB(), FetcherLease, in.Holder, a.Sync.leaseTTL())
 	if err != nil {
 		return PlanResult{}, err
 	}
@@ -92,11 +92,11 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 	if err != nil {
 		return PlanResult{}, err
 	}
-	now, err := db.Now(ctx, a.DB)
+	now, err := db.Now(ctx, a.Store.DB())
 	if err != nil {
 		return PlanResult{}, err
 	}
-	stamps, err := a.Sync.Budget.Stamps(ctx, a.DB, now)
+	stamps, err := a.Sync.Budget.Stamps(ctx, a.Store.DB(), now)
 	if err != nil {
 		return PlanResult{}, err
 	}
@@ -109,7 +109,7 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 	})
 	var aerr error
 	req = syncplan.Avoid(req, func(r syncplan.Request) bool {
-		answered, err := a.Sync.Budget.Answered(ctx, a.DB, requestKey(r))
+		answered, err := a.Sync.Budget.Answered(ctx, a.Store.DB(), requestKey(r))
 		if err != nil {
 			aerr = err
 		}
@@ -123,7 +123,7 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 
 // syncState reads the stored watermark and the planner's state.
 func (a *Activities) syncState(ctx context.Context) (db.SyncState, syncplan.State, error) {
-	st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, a.now())
+	st, err := db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start, a.now())
 	if err != nil {
 		return st, syncplan.State{}, err
 	}
@@ -205,12 +205,12 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 		// would otherwise lose it, and a second fetcher would fetch the
 		// same pages. Lost, the fetch stops and the sync joins the new
 		// holder.
-		if cur, held, err := db.AcquireLease(ctx, a.DB, FetcherLease, g.Holder, a.Sync.leaseTTL()); err != nil {
+		if cur, held, err := db.AcquireLease(ctx, a.Store.DB(), FetcherLease, g.Holder, a.Sync.leaseTTL()); err != nil {
 			return FetchPageResult{}, err
 		} else if !held {
 			return FetchPageResult{LeaseLost: true, Holder: cur.Holder}, nil
 		}
-		granted, at, wait, err := a.Sync.Budget.Acquire(ctx, a.DB, g)
+		granted, at, wait, err := a.Sync.Budget.Acquire(ctx, a.Store.DB(), g)
 		if err != nil {
 			return FetchPageResult{}, err
 		}
@@ -233,11 +233,11 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 	}
 	if !req.End.After(req.Start) && !req.End.Equal(req.Start) {
 		// A clock set back: nothing to read yet. The grant stays spent.
-		_, err := a.Sync.Budget.Settle(ctx, a.DB, g.ID, "", false)
+		_, err := a.Sync.Budget.Settle(ctx, a.Store.DB(), g.ID, "", false)
 		return FetchPageResult{Skipped: true}, err
 	}
 	p, err := a.Upstream.FetchPage(ctx, upstream.PageRequest{Start: req.Start, End: req.End, Page: req.Page, Limit: req.Limit})
-	twice, serr := a.Sync.Budget.Settle(context.WithoutCancel(ctx), a.DB, g.ID, requestKey(req), err == nil)
+	twice, serr := a.Sync.Budget.Settle(context.WithoutCancel(ctx), a.Store.DB(), g.ID, requestKey(req), err == nil)
 	a.countUpstreamRequest(ctx, err)
 	if err != nil {
 		return FetchPageResult{}, classifyUpstreamError(err)
@@ -295,7 +295,7 @@ func (a *Activities) countUpstreamRequest(ctx context.Context, err error) {
 	default:
 		code = "error"
 	}
-	if err := db.AddCounter(ctx, a.DB, db.CounterUpstreamRequests, code, 1); err != nil {
+	if err := db.AddCounter(ctx, a.Store.DB(), db.CounterUpstreamRequests, code, 1); err != nil {
 		activity.GetLogger(ctx).Warn("could not count upstream request", "error", err)
 	}
 }
@@ -383,7 +383,7 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 	for i, q := range in.Page.Quarantined {
 		batch.Quarantined[i] = scorekeeper.Quarantined{ItemID: q.ItemID, Raw: q.Raw, Truncated: q.Truncated, Size: q.Size, SHA256: q.SHA256, Reason: q.Reason}
 	}
-	res, err := db.ApplyBatch(ctx, a.DB, batch, now)
+	res, err := db.ApplyBatch(ctx, a.Store.DB(), batch, now)
 	conflict := false
 	if scorekeeper.ErrorCode(err) == scorekeeper.EConflict {
 		// Another sync moved on (or this is a retry of an apply that
@@ -391,8 +391,8 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 		// without touching progress, and let the workflow re-plan.
 		conflict = true
 		batch.CursorFunc = nil
-		res, err = db.ApplyBatch(ctx, a.DB, batch, now)
-		if cur, gerr := db.GetSyncState(ctx, a.DB, db.TransactionsStream); gerr == nil {
+		res, err = db.ApplyBatch(ctx, a.Store.DB(), batch, now)
+		if cur, gerr := db.GetSyncState(ctx, a.Store.DB(), db.TransactionsStream); gerr == nil {
 			through = cur.SyncedThrough
 		}
 	}
@@ -447,7 +447,7 @@ func (a *Activities) AwaitSync(ctx context.Context, in AwaitSyncInput) (AwaitSyn
 	}
 	deadline := time.Now().Add(maxWait)
 	for {
-		st, err := db.EnsureSyncState(ctx, a.DB, db.TransactionsStream, a.Sync.Start, a.now())
+		st, err := db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start, a.now())
 		if err != nil {
 			return AwaitSyncResult{}, err
 		}
@@ -456,7 +456,7 @@ func (a *Activities) AwaitSync(ctx context.Context, in AwaitSyncInput) (AwaitSyn
 			res.Reached = true
 			return res, nil
 		}
-		cur, ok, err := db.GetLease(ctx, a.DB, FetcherLease)
+		cur, ok, err := db.GetLease(ctx, a.Store.DB(), FetcherLease)
 		if err != nil {
 			return res, err
 		}

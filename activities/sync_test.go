@@ -55,7 +55,7 @@ func newSyncActivities(t *testing.T, d *bun.DB, upstreamURL string, n int) (*act
 		d = dbtest.NewPostgres(t)
 	}
 	acts := &activities.Activities{
-		DB:       d,
+		Store:    db.NewStore(d, db.Budget{}),
 		Upstream: up,
 		Sync: activities.SyncConfig{
 			Start:    time.Now().UTC().Add(-time.Hour).Truncate(time.Second),
@@ -137,13 +137,13 @@ func TestPlanFetchApply_Backfill(t *testing.T) {
 				require.False(t, r.Conflict)
 				through = append(through, r.SyncedThrough)
 			}
-			n, err := acts.DB.NewSelect().Table("transactions").Count(ctx)
+			n, err := acts.Store.DB().NewSelect().Table("transactions").Count(ctx)
 			require.NoError(t, err)
 			require.EqualValues(t, mock.ValidCount(), n)
-			q, err := db.QuarantineCount(ctx, acts.DB)
+			q, err := db.QuarantineCount(ctx, acts.Store.DB())
 			require.NoError(t, err)
 			require.Equal(t, mock.MalformedCount(), q)
-			dbtest.RequireReconciled(t, acts.DB)
+			dbtest.RequireReconciled(t, acts.Store.DB())
 			if ordered {
 				// Sorted pages move the watermark page by page.
 				moves := 0
@@ -154,7 +154,7 @@ func TestPlanFetchApply_Backfill(t *testing.T) {
 				}
 				require.GreaterOrEqual(t, moves, 5, "watermark %v", through)
 			}
-			spent, err := acts.Sync.Budget.Spent(ctx, acts.DB, time.Now().Add(-time.Hour))
+			spent, err := acts.Sync.Budget.Spent(ctx, acts.Store.DB(), time.Now().Add(-time.Hour))
 			require.NoError(t, err)
 			require.Equal(t, len(through), spent["fresh"], "one budget slot per page")
 			require.EqualValues(t, len(through), mock.Stats().Transactions.Received)
@@ -225,7 +225,7 @@ func TestFetchPage_Errors(t *testing.T) {
 	})
 	t.Run("FailedRequestsAreSettled", func(t *testing.T) {
 		// Each failed request still spent its slot, stamped when it ended.
-		stamps, err := acts.Sync.Budget.Stamps(context.Background(), acts.DB, time.Now())
+		stamps, err := acts.Sync.Budget.Stamps(context.Background(), acts.Store.DB(), time.Now())
 		require.NoError(t, err)
 		for _, s := range stamps {
 			require.False(t, s.After(time.Now()), "a settled grant is stamped when its answer came")
@@ -258,7 +258,7 @@ func TestApplyPage_Conflict(t *testing.T) {
 	require.Equal(t, 0, r.Inserted)
 	require.Equal(t, 1, r.Duplicates)
 	require.True(t, r.SyncedThrough.Equal(at.Add(time.Minute)))
-	dbtest.RequireReconciled(t, acts.DB)
+	dbtest.RequireReconciled(t, acts.Store.DB())
 }
 
 // Ensure a fetch never runs without the fetcher lease: an attempt whose
@@ -275,7 +275,7 @@ func TestFetchPage_LeaseLost(t *testing.T) {
 	t.Cleanup(hs.Close)
 	acts, env := newSyncActivities(t, nil, hs.URL, 5)
 	ctx := context.Background()
-	_, held, err := db.AcquireLease(ctx, acts.DB, activities.FetcherLease, "another-sync", time.Minute)
+	_, held, err := db.AcquireLease(ctx, acts.Store.DB(), activities.FetcherLease, "another-sync", time.Minute)
 	require.NoError(t, err)
 	require.True(t, held)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -286,7 +286,7 @@ func TestFetchPage_LeaseLost(t *testing.T) {
 	require.Zero(t, requests, "nothing asked of upstream")
 
 	// The lease free again, the same attempt takes it and fetches.
-	require.NoError(t, db.ReleaseLease(ctx, acts.DB, activities.FetcherLease, "another-sync"))
+	require.NoError(t, db.ReleaseLease(ctx, acts.Store.DB(), activities.FetcherLease, "another-sync"))
 	page = run[activities.FetchPageResult](t, env, acts.FetchPage, activities.FetchPageInput{Plan: plan})
 	require.False(t, page.LeaseLost)
 	require.Equal(t, 1, requests)

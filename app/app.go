@@ -26,14 +26,15 @@ import (
 // App is one process's connections. Create it with New, run one of RunWeb,
 // RunWorker or RunDev, and Close it when that returns.
 type App struct {
-	cfg      config.Config
-	log      *slog.Logger
-	db       *bun.DB
-	temporal client.Client
-	metrics  *metrics.Metrics
-	// budget is the upstream request budget every process shares through
-	// the database; the worker spends it, metrics and status report it.
-	budget      db.Budget
+	cfg config.Config
+	log *slog.Logger
+	db  *bun.DB
+	// store is db as the root's Store port, with the upstream budget
+	// every process shares through the database: the worker spends it,
+	// metrics and the status route report it.
+	store       *db.Store
+	temporal    client.Client
+	metrics     *metrics.Metrics
 	stopMetrics func()
 }
 
@@ -45,8 +46,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, db: d, budget: db.NewBudget("upstream", cfg.UpstreamRate.N, cfg.UpstreamRate.Per)}
-	a.metrics = metrics.New(d, log.With("component", "metrics"), a.budget)
+	a := &App{cfg: cfg, log: log, db: d, store: db.NewStore(d, db.NewBudget("upstream", cfg.UpstreamRate.N, cfg.UpstreamRate.Per))}
+	a.metrics = metrics.New(a.store, log.With("component", "metrics"))
 	var h client.MetricsHandler
 	h, a.stopMetrics = a.metrics.TemporalHandler(log.With("component", "metrics"))
 	if a.temporal, err = dialTemporal(ctx, cfg, log, h); err != nil {
@@ -119,7 +120,7 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, h cl
 // attributes.
 func (a *App) readyChecks() []web.ReadyCheck {
 	return []web.ReadyCheck{
-		web.DatabaseCheck(a.db),
+		web.StoreCheck(a.store),
 		{Name: "temporal", Check: func(ctx context.Context) error {
 			_, err := a.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err

@@ -27,18 +27,17 @@ func (a *App) RunWeb(ctx context.Context) error {
 func (a *App) serveWeb(ctx context.Context, cfg config.Config) error {
 	syncer := &worker.Client{
 		Temporal:     a.temporal,
-		DB:           a.db,
+		Store:        a.store,
 		Namespace:    cfg.TemporalNamespace,
 		TaskQueue:    cfg.TemporalTaskQueue,
 		SyncInterval: cfg.SyncInterval,
-		Budget:       a.budget,
 	}
-	cache := web.NewCache(a.db, a.log.With("component", "cache"))
+	cache := web.NewCache(a.store, a.log.With("component", "cache"))
 	go cache.Run(ctx)
 	api := web.New(web.Config{
 		Metrics:       a.metrics.Handler(),
 		Middleware:    []fiber.Handler{a.metrics.Middleware()},
-		DB:            a.db,
+		Store:         a.store,
 		Syncer:        syncer,
 		Cache:         cache,
 		AdminToken:    cfg.AdminToken,

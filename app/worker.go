@@ -72,7 +72,7 @@ func (a *App) newActivities(cfg config.Config) (*activities.Activities, error) {
 		return nil, fmt.Errorf("PAYOUT_URL: %w", err)
 	}
 	return &activities.Activities{
-		DB:            a.db,
+		Store:         a.store,
 		Upstream:      up,
 		Payouts:       po,
 		PayoutStarter: &worker.PayoutStarter{Client: a.temporal, TaskQueue: worker.PayoutTaskQueue(cfg.TemporalTaskQueue)},
@@ -81,7 +81,7 @@ func (a *App) newActivities(cfg config.Config) (*activities.Activities, error) {
 			Interval:  cfg.SyncInterval,
 			Overlap:   cfg.SyncOverlap,
 			PageSize:  cfg.UpstreamPageSize,
-			Budget:    a.budget,
+			Budget:    a.store.Budget(),
 			LateCheck: cfg.SyncLateCheck,
 		},
 	}, nil

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"scorekeeper"
 	"scorekeeper/internal/httpx"
 )
 
@@ -136,7 +137,7 @@ func Defaults() Config {
 		UpstreamPageSize:  1000,
 		UpstreamTimeout:   10 * time.Second,
 		SyncStart:         time.Unix(0, 0).UTC(),
-		SyncInterval:      time.Minute,
+		SyncInterval:      scorekeeper.DefaultSyncInterval,
 		SyncOverlap:       2 * time.Minute,
 		SyncLateCheck:     "auto",
 		APIRateLimit:      Rate{N: 100, Per: time.Second},

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"scorekeeper"
 )
 
 // Counter rows of the change feed.
@@ -79,31 +81,17 @@ func pruneChanges(ctx context.Context, tx bun.IDB, now time.Time) error {
 	return err
 }
 
-// Changes is one read of the change feed.
-type Changes struct {
-	// Gen is the generation the read saw: every change up to it is in
-	// Users (or was pruned, see Reset).
-	Gen int64
-	// Users changed after the generation asked for, up to Gen.
-	Users []string
-	// Reset is set when changes after the generation asked for were
-	// pruned: the reader must drop everything it cached.
-	Reset bool
-	// SyncState is the watermark as of Gen (nil before the first sync).
-	SyncState *SyncState
-}
-
 // ReadChanges reads, in one snapshot, the current generation, the users
 // changed after generation after, and the sync state, so a cache can pair
 // what it evicts with the watermark it serves.
-func ReadChanges(ctx context.Context, d *bun.DB, after int64) (Changes, error) {
-	var out Changes
+func ReadChanges(ctx context.Context, d *bun.DB, after int64) (scorekeeper.Changes, error) {
+	var out scorekeeper.Changes
 	var opts *sql.TxOptions
 	if IsPostgres(d) {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	}
 	err := d.RunInTx(ctx, opts, func(ctx context.Context, tx bun.Tx) error {
-		out = Changes{}
+		out = scorekeeper.Changes{}
 		var counters []counterRow
 		if err := tx.NewSelect().
 			Model(&counters).
@@ -149,8 +137,8 @@ func ReadChanges(ctx context.Context, d *bun.DB, after int64) (Changes, error) {
 		err := tx.NewSelect().Model(&st).Where("name = ?", TransactionsStream).Scan(ctx)
 		switch {
 		case err == nil:
-			s := toSyncState(st)
-			out.SyncState = &s
+			t := st.SyncedThrough.UTC()
+			out.SyncedThrough = &t
 		case err != sql.ErrNoRows:
 			return fmt.Errorf("read sync state: %w", err)
 		}

@@ -21,7 +21,7 @@ func TestReadChanges(t *testing.T) {
 		c, err := db.ReadChanges(ctx, d, 0)
 		require.NoError(t, err)
 		require.Equal(t, int64(0), c.Gen)
-		require.Nil(t, c.SyncState)
+		require.Nil(t, c.SyncedThrough)
 
 		_, err = db.EnsureSyncState(ctx, d, db.TransactionsStream, t0, time.Now())
 		require.NoError(t, err)
@@ -32,7 +32,7 @@ func TestReadChanges(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(1), c.Gen)
 		require.ElementsMatch(t, []string{"445566", "112233"}, c.Users)
-		require.True(t, c.SyncState.SyncedThrough.Equal(t0.Add(time.Hour)))
+		require.True(t, c.SyncedThrough.Equal(t0.Add(time.Hour)))
 
 		// A batch of duplicates changes nothing: no generation.
 		_, err = db.ApplyBatch(ctx, d, db.Batch{Transactions: seedBatch()}, time.Now())

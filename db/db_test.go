@@ -123,7 +123,7 @@ func TestApplyBatch_Quarantine(t *testing.T) {
 		n, err := db.QuarantineCount(ctx, d)
 		require.NoError(t, err)
 		require.Equal(t, 2, n)
-		items, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 10})
+		items, total, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, items, 2)
 		require.Equal(t, 2, total)

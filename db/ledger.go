@@ -11,37 +11,6 @@ import (
 	"scorekeeper"
 )
 
-// LedgerFilter selects a page of one user's ledger, newest first by
-// (createdAt, id). It is comparable, so read caches can key pages by it.
-type LedgerFilter struct {
-	UserID string
-	// Type keeps one type of transaction; "" keeps all.
-	Type scorekeeper.TxType
-	// From (inclusive) and To (exclusive) bound createdAt; zero: open.
-	From, To time.Time
-	// After is where the page starts: rows strictly older in (createdAt,
-	// id) order. The zero cursor is the first page.
-	After LedgerCursor
-	Limit int
-}
-
-// LedgerCursor is a position in a ledger: the last row of the previous
-// page. It holds values, not a row reference, so a row that arrives late
-// (older than the position) shows up on a later page and shifts nothing.
-type LedgerCursor struct {
-	CreatedAt time.Time
-	ID        string
-}
-
-// LedgerEntry is one row of a user's ledger.
-type LedgerEntry struct {
-	scorekeeper.Transaction
-	// SyncedAt is when scorekeeper stored the transaction.
-	SyncedAt time.Time
-	// Status is a payout's disbursement state; "" for other types.
-	Status scorekeeper.PayoutStatus
-}
-
 type ledgerRow struct {
 	ID          string         `bun:"id"`
 	UserID      string         `bun:"user_id"`
@@ -54,7 +23,7 @@ type ledgerRow struct {
 
 // UserLedgerPage returns a page of the user's transactions matching f,
 // newest first, and how many match f in all (the cursor aside).
-func UserLedgerPage(ctx context.Context, db bun.IDB, f LedgerFilter) ([]LedgerEntry, int, error) {
+func UserLedgerPage(ctx context.Context, db bun.IDB, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int, error) {
 	if f.Limit <= 0 {
 		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
 	}
@@ -92,9 +61,9 @@ func UserLedgerPage(ctx context.Context, db bun.IDB, f LedgerFilter) ([]LedgerEn
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, 0, fmt.Errorf("list ledger: %w", err)
 	}
-	out := make([]LedgerEntry, len(rows))
+	out := make([]scorekeeper.LedgerEntry, len(rows))
 	for i, r := range rows {
-		out[i] = LedgerEntry{
+		out[i] = scorekeeper.LedgerEntry{
 			Transaction: scorekeeper.Transaction{
 				ID: r.ID, UserID: r.UserID, CreatedAt: r.CreatedAt.UTC(),
 				Type: scorekeeper.TxType(r.Type), Amount: scorekeeper.AmountFromCents(r.AmountCents),

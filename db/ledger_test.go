@@ -56,8 +56,8 @@ func TestUserLedgerPage(t *testing.T) {
 			}
 			return ids
 		}
-		walk := func(t *testing.T, f db.LedgerFilter) ([]db.LedgerEntry, int) {
-			var all []db.LedgerEntry
+		walk := func(t *testing.T, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int) {
+			var all []scorekeeper.LedgerEntry
 			total := -1
 			for range 100 {
 				page, n, err := db.UserLedgerPage(ctx, d, f)
@@ -71,12 +71,12 @@ func TestUserLedgerPage(t *testing.T) {
 					return all, total
 				}
 				last := page[len(page)-1]
-				f.After = db.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+				f.After = scorekeeper.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.ID}
 			}
 			t.Fatal("the walk did not end")
 			return nil, 0
 		}
-		ids := func(es []db.LedgerEntry) []string {
+		ids := func(es []scorekeeper.LedgerEntry) []string {
 			var out []string
 			for _, e := range es {
 				out = append(out, e.ID)
@@ -86,7 +86,7 @@ func TestUserLedgerPage(t *testing.T) {
 
 		for _, limit := range []int{1, 2, 4, 100} {
 			t.Run(fmt.Sprintf("Limit%d", limit), func(t *testing.T) {
-				all, total := walk(t, db.LedgerFilter{UserID: "u1", Limit: limit})
+				all, total := walk(t, scorekeeper.LedgerFilter{UserID: "u1", Limit: limit})
 				require.Equal(t, newestFirst(txs), ids(all))
 				require.Equal(t, len(txs), total)
 				for _, e := range all {
@@ -111,12 +111,12 @@ func TestUserLedgerPage(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, want)
-			all, total := walk(t, db.LedgerFilter{UserID: "u1", Type: scorekeeper.TxSpent, From: from, To: to, Limit: 2})
+			all, total := walk(t, scorekeeper.LedgerFilter{UserID: "u1", Type: scorekeeper.TxSpent, From: from, To: to, Limit: 2})
 			require.Equal(t, newestFirst(want), ids(all), "from inclusive, to exclusive, one type")
 			require.Equal(t, len(want), total)
 		})
 		t.Run("RowsArrivingMidWalk", func(t *testing.T) {
-			f := db.LedgerFilter{UserID: "u1", Limit: 5}
+			f := scorekeeper.LedgerFilter{UserID: "u1", Limit: 5}
 			page, _, err := db.UserLedgerPage(ctx, d, f)
 			require.NoError(t, err)
 			last := page[len(page)-1]
@@ -124,7 +124,7 @@ func TestUserLedgerPage(t *testing.T) {
 			newer := scorekeeper.Transaction{ID: "late-new", UserID: "u1", CreatedAt: t0.Add(time.Minute), Type: scorekeeper.TxEarned, Amount: scorekeeper.AmountFromCents(1)}
 			_, err = db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{older, newer}}, t0.Add(3*time.Hour))
 			require.NoError(t, err)
-			f.After = db.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+			f.After = scorekeeper.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.ID}
 			rest, _ := walk(t, f)
 			want := newestFirst(append(slices.Clone(txs), older))
 			require.Equal(t, want, append(ids(page), ids(rest)...), "the older row at the end, the newer one not at all, nothing twice")
@@ -201,7 +201,7 @@ func TestUserPayoutPage(t *testing.T) {
 		require.False(t, again, "settled: not counted")
 
 		for _, limit := range []int{1, 3, 100} {
-			f := db.UserPayoutFilter{UserID: "u1", Limit: limit}
+			f := scorekeeper.UserPayoutFilter{UserID: "u1", Limit: limit}
 			var got []string
 			for range 20 {
 				page, total, err := db.UserPayoutPage(ctx, d, f)
@@ -222,7 +222,7 @@ func TestUserPayoutPage(t *testing.T) {
 					break
 				}
 				last := page[len(page)-1]
-				f.After = db.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.TransactionID}
+				f.After = scorekeeper.LedgerCursor{CreatedAt: last.CreatedAt, ID: last.TransactionID}
 			}
 			require.Equal(t, []string{"p6", "p5", "p4", "p3", "p2", "p1", "p0"}, got, "limit %d", limit)
 		}

@@ -123,37 +123,6 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 	return out, err
 }
 
-// PayoutFilter selects the rows of ListPayoutTotals. It is comparable, so
-// read caches can key listings by it.
-type PayoutFilter struct {
-	// Status is requested (all not-failed payouts; the default), pending
-	// (requested, not yet paid), paid or failed.
-	Status string
-	// After is where the page starts: rows strictly after it in Sort
-	// order. The zero cursor is the first page.
-	After PayoutCursor
-	// Sort is "userId" (default) or "-payoutAmount".
-	Sort  string
-	Limit int
-}
-
-// PayoutCursor is a position in a payout listing: the sort key of the last
-// row of the previous page. It holds values, not a reference to a row, so
-// the next page is well defined even when that row has since changed or
-// left the listing.
-type PayoutCursor struct {
-	// UserID is the last row's user; "" means the start of the listing.
-	UserID string
-	// Amount is the last row's amount; used by sort -payoutAmount only.
-	Amount scorekeeper.Amount
-}
-
-// PayoutTotal is one user's payout sum for a status.
-type PayoutTotal struct {
-	UserID string
-	Amount scorekeeper.Amount
-}
-
 // payoutAmountExpr maps a status filter to the summary column expression
 // holding that sum; only these fixed expressions ever reach the SQL.
 var payoutAmountExpr = map[string]string{
@@ -171,7 +140,7 @@ var payoutAmountExpr = map[string]string{
 // so it never fails and never repeats or skips a row that did not change
 // between pages. A row whose amount changes may move across the cursor
 // under sort -payoutAmount: it is then listed again or not at all.
-func ListPayoutTotals(ctx context.Context, db bun.IDB, f PayoutFilter) ([]PayoutTotal, int, error) {
+func ListPayoutTotals(ctx context.Context, db bun.IDB, f scorekeeper.PayoutFilter) ([]scorekeeper.PayoutTotal, int, error) {
 	if f.Status == "" {
 		f.Status = "requested"
 	}
@@ -219,9 +188,9 @@ func ListPayoutTotals(ctx context.Context, db bun.IDB, f PayoutFilter) ([]Payout
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, 0, fmt.Errorf("list payout totals: %w", err)
 	}
-	out := make([]PayoutTotal, len(rows))
+	out := make([]scorekeeper.PayoutTotal, len(rows))
 	for i, r := range rows {
-		out[i] = PayoutTotal{UserID: r.UserID, Amount: scorekeeper.AmountFromCents(r.Cents)}
+		out[i] = scorekeeper.PayoutTotal{UserID: r.UserID, Amount: scorekeeper.AmountFromCents(r.Cents)}
 	}
 	return out, int(total), nil
 }
@@ -247,18 +216,9 @@ func RecordPayoutAttempt(ctx context.Context, db bun.IDB, txID string) (bool, er
 	return n > 0, nil
 }
 
-// UserPayoutFilter selects a page of one user's payouts, newest first by
-// (requested at, id). It is comparable.
-type UserPayoutFilter struct {
-	UserID string
-	// After is the previous page's last row; zero: the first page.
-	After LedgerCursor
-	Limit int
-}
-
 // UserPayoutPage returns a page of the user's payouts, newest first, and
 // how many the user has in all.
-func UserPayoutPage(ctx context.Context, db bun.IDB, f UserPayoutFilter) ([]scorekeeper.Payout, int, error) {
+func UserPayoutPage(ctx context.Context, db bun.IDB, f scorekeeper.UserPayoutFilter) ([]scorekeeper.Payout, int, error) {
 	if f.Limit <= 0 {
 		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
 	}

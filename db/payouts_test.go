@@ -115,7 +115,7 @@ func TestListPayoutTotals(t *testing.T) {
 		}
 
 		t.Run("RequestedByUserID", func(t *testing.T) {
-			rows, total, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 1000})
+			rows, total, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Limit: 1000})
 			require.NoError(t, err)
 			require.Equal(t, 40, total)
 			require.Len(t, rows, 40)
@@ -124,22 +124,22 @@ func TestListPayoutTotals(t *testing.T) {
 			require.Equal(t, "2", rows[1].Amount.String(), "u001's 0.05 failed")
 		})
 		t.Run("Statuses", func(t *testing.T) {
-			_, total, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "paid", Limit: 1})
+			_, total, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Status: "paid", Limit: 1})
 			require.NoError(t, err)
 			require.Equal(t, 10, total)
-			_, total, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "failed", Limit: 1})
+			_, total, err = db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Status: "failed", Limit: 1})
 			require.NoError(t, err)
 			require.Equal(t, 4, total)
-			rows, total, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "pending", Limit: 1})
+			rows, total, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Status: "pending", Limit: 1})
 			require.NoError(t, err)
 			require.Equal(t, 40, total, "every user still has a requested 0.05 or more")
 			require.Equal(t, "0.05", rows[0].Amount.String(), "u000 paid 1, 0.05 pending")
 		})
 		t.Run("PagingByUserID", func(t *testing.T) {
 			seen := map[string]bool{}
-			var after db.PayoutCursor
+			var after scorekeeper.PayoutCursor
 			for {
-				rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 7, After: after})
+				rows, _, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Limit: 7, After: after})
 				require.NoError(t, err)
 				if len(rows) == 0 {
 					break
@@ -148,22 +148,22 @@ func TestListPayoutTotals(t *testing.T) {
 					require.False(t, seen[r.UserID])
 					seen[r.UserID] = true
 				}
-				after = db.PayoutCursor{UserID: rows[len(rows)-1].UserID}
+				after = scorekeeper.PayoutCursor{UserID: rows[len(rows)-1].UserID}
 			}
 			require.Len(t, seen, 40)
 		})
 		t.Run("PagingByAmountDesc", func(t *testing.T) {
-			var all []db.PayoutTotal
-			var after db.PayoutCursor
+			var all []scorekeeper.PayoutTotal
+			var after scorekeeper.PayoutCursor
 			for {
-				rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 6, After: after, Sort: "-payoutAmount"})
+				rows, _, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Limit: 6, After: after, Sort: "-payoutAmount"})
 				require.NoError(t, err)
 				if len(rows) == 0 {
 					break
 				}
 				all = append(all, rows...)
 				last := rows[len(rows)-1]
-				after = db.PayoutCursor{UserID: last.UserID, Amount: last.Amount}
+				after = scorekeeper.PayoutCursor{UserID: last.UserID, Amount: last.Amount}
 			}
 			require.Len(t, all, 40)
 			for i := 1; i < len(all); i++ {
@@ -172,27 +172,27 @@ func TestListPayoutTotals(t *testing.T) {
 			}
 		})
 		t.Run("ErrInvalid", func(t *testing.T) {
-			_, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Status: "bogus", Limit: 1})
+			_, _, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Status: "bogus", Limit: 1})
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
-			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "amount", Limit: 1})
+			_, _, err = db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Sort: "amount", Limit: 1})
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
-			_, _, err = db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 0})
+			_, _, err = db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Limit: 0})
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
 		})
 		t.Run("OKCursorOutsideListing", func(t *testing.T) {
 			// The cursor is a position, not a row: a user who is not (or no
 			// longer) listed still names where the next page starts.
-			all, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "-payoutAmount", Limit: 100})
+			all, _, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Sort: "-payoutAmount", Limit: 100})
 			require.NoError(t, err)
-			at := db.PayoutCursor{UserID: "earner", Amount: scorekeeper.MustParseAmount("4.05")}
-			var want []db.PayoutTotal
+			at := scorekeeper.PayoutCursor{UserID: "earner", Amount: scorekeeper.MustParseAmount("4.05")}
+			var want []scorekeeper.PayoutTotal
 			for _, r := range all {
 				if r.Amount < at.Amount || r.Amount == at.Amount && r.UserID > at.UserID {
 					want = append(want, r)
 				}
 			}
 			require.NotEmpty(t, want)
-			rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Sort: "-payoutAmount", Limit: 100, After: at})
+			rows, _, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Sort: "-payoutAmount", Limit: 100, After: at})
 			require.NoError(t, err)
 			require.Equal(t, want, rows)
 		})
@@ -211,7 +211,7 @@ func TestListPayoutTotals_ByteOrder(t *testing.T) {
 		}
 		_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
 		require.NoError(t, err)
-		rows, _, err := db.ListPayoutTotals(ctx, d, db.PayoutFilter{Limit: 100})
+		rows, _, err := db.ListPayoutTotals(ctx, d, scorekeeper.PayoutFilter{Limit: 100})
 		require.NoError(t, err)
 		var got []string
 		for _, r := range rows {

@@ -3,46 +3,11 @@ package db
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/uptrace/bun"
 
 	"scorekeeper"
 )
-
-// QuarantineItem is one quarantined upstream item as listed.
-type QuarantineItem struct {
-	scorekeeper.Quarantined
-	// ReceivedAt is when the item was first stored (its batch's clock),
-	// as the database keeps it (microseconds).
-	ReceivedAt time.Time
-	// Key is unique per item (the SHA-256 of its whole raw text, as
-	// Quarantined.SHA256) and breaks ties between items received at the
-	// same instant, typically one batch.
-	Key string
-}
-
-// Cursor returns the position just after the item, for the next page.
-func (q QuarantineItem) Cursor() QuarantineCursor {
-	return QuarantineCursor{ReceivedAt: q.ReceivedAt, Key: q.Key}
-}
-
-// QuarantineCursor is a position in the quarantine listing: the
-// (ReceivedAt, Key) of the last item of the previous page. The zero
-// cursor is the start.
-type QuarantineCursor struct {
-	ReceivedAt time.Time
-	Key        string
-}
-
-// QuarantineFilter selects a page of ListQuarantinePage.
-type QuarantineFilter struct {
-	// After is where the page starts: items strictly after it in listing
-	// order. Zero means from the newest.
-	After QuarantineCursor
-	// Limit is the page size; it must be positive.
-	Limit int
-}
 
 // ListQuarantinePage returns up to f.Limit quarantined items, newest
 // first and then by Key, strictly after f.After, and how many items are
@@ -52,7 +17,7 @@ type QuarantineFilter struct {
 // item: stored items never change, and an item stored while a client
 // pages carries a later instant than the cursor (its batch's clock), so it
 // lands before the cursor rather than shifting later pages.
-func ListQuarantinePage(ctx context.Context, db bun.IDB, f QuarantineFilter) ([]QuarantineItem, int, error) {
+func ListQuarantinePage(ctx context.Context, db bun.IDB, f scorekeeper.QuarantineFilter) ([]scorekeeper.QuarantineItem, int, error) {
 	if f.Limit <= 0 {
 		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "limit must be positive")
 	}
@@ -76,7 +41,7 @@ func ListQuarantinePage(ctx context.Context, db bun.IDB, f QuarantineFilter) ([]
 	if err := q.Scan(ctx); err != nil {
 		return nil, 0, fmt.Errorf("list quarantine: %w", err)
 	}
-	out := make([]QuarantineItem, len(rows))
+	out := make([]scorekeeper.QuarantineItem, len(rows))
 	for i, r := range rows {
 		// Bounded cuts what rows stored before records were bounded hold
 		// whole (raw, and a reason quoting a big value) as a record is cut.
@@ -86,7 +51,7 @@ func ListQuarantinePage(ctx context.Context, db bun.IDB, f QuarantineFilter) ([]
 		if err != nil {
 			return nil, 0, fmt.Errorf("list quarantine: row %s: %w", r.RawHash, err)
 		}
-		out[i] = QuarantineItem{Quarantined: q, ReceivedAt: r.FirstSeenAt.UTC(), Key: r.RawHash}
+		out[i] = scorekeeper.QuarantineItem{Quarantined: q, ReceivedAt: r.FirstSeenAt.UTC(), Key: r.RawHash}
 	}
 	return out, total, nil
 }

@@ -57,11 +57,11 @@ func TestListQuarantinePage(t *testing.T) {
 
 		for _, limit := range []int{1, 2, 4, 100} {
 			t.Run(fmt.Sprintf("Limit%d", limit), func(t *testing.T) {
-				var all []db.QuarantineItem
-				var after db.QuarantineCursor
+				var all []scorekeeper.QuarantineItem
+				var after scorekeeper.QuarantineCursor
 				for pages := 0; ; pages++ {
 					require.Less(t, pages, 100, "paging does not end")
-					page, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{After: after, Limit: limit})
+					page, total, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{After: after, Limit: limit})
 					require.NoError(t, err)
 					require.Equal(t, len(want), total)
 					require.LessOrEqual(t, len(page), limit)
@@ -94,7 +94,7 @@ func TestListQuarantinePage(t *testing.T) {
 		}
 
 		t.Run("OKItemIDs", func(t *testing.T) {
-			page, _, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 100})
+			page, _, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{Limit: 100})
 			require.NoError(t, err)
 			blank := 0
 			for _, q := range page {
@@ -106,11 +106,11 @@ func TestListQuarantinePage(t *testing.T) {
 		})
 
 		t.Run("OKStoredMidWalk", func(t *testing.T) {
-			first, _, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 5})
+			first, _, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{Limit: 5})
 			require.NoError(t, err)
 			_, err = db.ApplyBatch(ctx, d, db.Batch{Quarantined: []scorekeeper.Quarantined{{Raw: "late", Reason: "not JSON"}}}, at.Add(time.Hour))
 			require.NoError(t, err)
-			rest, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{After: first[len(first)-1].Cursor(), Limit: 100})
+			rest, total, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{After: first[len(first)-1].Cursor(), Limit: 100})
 			require.NoError(t, err)
 			require.Equal(t, len(want)+1, total)
 			require.Len(t, rest, len(want)-5)
@@ -120,7 +120,7 @@ func TestListQuarantinePage(t *testing.T) {
 		})
 
 		t.Run("ErrInvalid", func(t *testing.T) {
-			_, _, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{})
+			_, _, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{})
 			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err))
 		})
 	})
@@ -142,7 +142,7 @@ func TestApplyBatch_QuarantineBoundedRecords(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, res.Quarantined)
 
-		items, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 10})
+		items, total, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, 1, total)
 		require.Equal(t, rec, items[0].Quarantined)
@@ -219,7 +219,7 @@ func TestMigrate_QuarantineRowsFromBefore(t *testing.T) {
 			}
 
 			require.NoError(t, db.Migrate(ctx, d))
-			items, total, err := db.ListQuarantinePage(ctx, d, db.QuarantineFilter{Limit: 10})
+			items, total, err := db.ListQuarantinePage(ctx, d, scorekeeper.QuarantineFilter{Limit: 10})
 			require.NoError(t, err)
 			require.Equal(t, 2, total)
 			for _, it := range items {

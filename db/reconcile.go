@@ -105,16 +105,12 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 	return out, nil
 }
 
-// Drift is one field of a user's stored summary that differs from the
-// summary recomputed from the user's transactions and payouts.
-type Drift = scorekeeper.Drift
-
 // ReconcilePage is one page of a reconciliation.
 type ReconcilePage struct {
 	// Checked counts the users of the page.
 	Checked int
 	// Drifts lists every drifted field, by user id then field.
-	Drifts []Drift
+	Drifts []scorekeeper.Drift
 	// Repaired counts users whose summary was rewritten.
 	Repaired int
 	// Next is the last user id of the page: the next page starts after
@@ -208,8 +204,8 @@ func ReconcileUsers(ctx context.Context, d *bun.DB, after string, limit int, rep
 }
 
 // drifts lists the fields in which stored differs from computed.
-func drifts(stored, computed scorekeeper.Summary) []Drift {
-	var out []Drift
+func drifts(stored, computed scorekeeper.Summary) []scorekeeper.Drift {
+	var out []scorekeeper.Drift
 	for _, f := range []struct {
 		name string
 		s, c scorekeeper.Amount
@@ -221,7 +217,7 @@ func drifts(stored, computed scorekeeper.Summary) []Drift {
 		{"failedPayout", stored.FailedPayout, computed.FailedPayout},
 	} {
 		if f.s != f.c {
-			out = append(out, Drift{UserID: stored.UserID, Field: f.name, Stored: f.s, Recomputed: f.c})
+			out = append(out, scorekeeper.Drift{UserID: stored.UserID, Field: f.name, Stored: f.s, Recomputed: f.c})
 		}
 	}
 	return out

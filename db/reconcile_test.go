@@ -30,7 +30,7 @@ func TestReconcileUsers_CorruptedSummary(t *testing.T) {
 		_, err = d.NewRaw("UPDATE user_summaries SET earned_cents = earned_cents + 1, spent_cents = 0 WHERE user_id = 'u07'").Exec(ctx)
 		require.NoError(t, err)
 
-		walk := func(repair bool) (checked, repaired int, drifts []db.Drift) {
+		walk := func(repair bool) (checked, repaired int, drifts []scorekeeper.Drift) {
 			after := ""
 			for {
 				p, err := db.ReconcileUsers(ctx, d, after, 10, repair, time.Now())
@@ -47,7 +47,7 @@ func TestReconcileUsers_CorruptedSummary(t *testing.T) {
 		checked, repaired, drifts := walk(false)
 		require.Equal(t, 25, checked, "every user, across pages")
 		require.Zero(t, repaired)
-		require.Equal(t, []db.Drift{
+		require.Equal(t, []scorekeeper.Drift{
 			{UserID: "u07", Field: "earned", Stored: 1051, Recomputed: 1050},
 			{UserID: "u07", Field: "spent", Stored: 0, Recomputed: 300},
 		}, drifts)

@@ -47,7 +47,7 @@ func (w *world) summariesOff(ctx context.Context) string {
 // payoutsPending is "" when no payout waits to be paid, else how many
 // users have some.
 func (w *world) payoutsPending(ctx context.Context) string {
-	_, pending, err := db.ListPayoutTotals(ctx, w.db, db.PayoutFilter{Status: "pending", Limit: 1})
+	_, pending, err := db.ListPayoutTotals(ctx, w.db, scorekeeper.PayoutFilter{Status: "pending", Limit: 1})
 	if err != nil {
 		return err.Error()
 	}

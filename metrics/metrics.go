@@ -16,15 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
-	"scorekeeper/db"
-	"scorekeeper/web"
+	"scorekeeper/internal/httpx"
 )
-
-// OverdueAfter is db.PayoutOverdueAfter, the dashboard's alert threshold.
-const OverdueAfter = db.PayoutOverdueAfter
 
 // Metrics holds the registry and the HTTP instruments.
 type Metrics struct {
@@ -33,10 +28,10 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 }
 
-// New registers the collectors. d is read at scrape time (cached for a
-// few seconds, so frequent scrapes cost the database little); budget is the
-// upstream request budget whose use is reported.
-func New(d *bun.DB, log *slog.Logger, budget db.Budget) *Metrics {
+// New registers the collectors. The store's sync status is read at scrape
+// time (cached for a few seconds, so frequent scrapes cost the database
+// little).
+func New(store scorekeeper.Store, log *slog.Logger) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,7 +48,7 @@ func New(d *bun.DB, log *slog.Logger, budget db.Budget) *Metrics {
 		m.requests, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&storeCollector{db: d, log: log, ttl: 5 * time.Second, budget: budget},
+		&storeCollector{store: store, log: log, ttl: 5 * time.Second},
 	)
 	return m
 }
@@ -82,8 +77,8 @@ func (m *Metrics) Middleware() fiber.Handler {
 				status = fe.Code
 			}
 		}
-		// A constant, never c.Method() itself: see web.MethodName.
-		method := web.MethodName(c.Method())
+		// A constant, never c.Method() itself: see httpx.MethodName.
+		method := httpx.MethodName(c.Method())
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		return err
@@ -123,12 +118,12 @@ var (
 		"1 when the last read of the store's numbers succeeded.", nil, nil)
 )
 
-// storeCollector reads the service's numbers from the database.
+// storeCollector reports the store's sync status (Store.SyncStatus, the
+// one read model GET /api/sync/status serves too).
 type storeCollector struct {
-	db     *bun.DB
-	log    *slog.Logger
-	ttl    time.Duration
-	budget db.Budget
+	store scorekeeper.Store
+	log   *slog.Logger
+	ttl   time.Duration
 
 	mu      sync.Mutex
 	at      time.Time
@@ -170,7 +165,7 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
 	}
-	st, err := db.ReadSyncStatus(ctx, s.db, s.budget)
+	st, err := s.store.SyncStatus(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -182,30 +177,28 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 		gauge(descLateThrough, float64(st.LateCoveredThrough.Unix()))
 		gauge(descLateLag, lag.Seconds())
 	}
-	if s.budget.N > 0 {
+	if st.BudgetLimit > 0 {
 		gauge(descBudgetUsed, float64(st.BudgetUsed))
-		gauge(descBudgetLimit, float64(s.budget.N))
-		for _, k := range db.BudgetKinds {
+		gauge(descBudgetLimit, float64(st.BudgetLimit))
+		for _, k := range scorekeeper.BudgetKinds {
 			gauge(descBudgetSpent, float64(st.BudgetSpent[k]), string(k))
 		}
 	}
-	counters := st.Counters
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...))
+	}
 	for _, typ := range scorekeeper.TxTypes {
-		out = append(out, prometheus.MustNewConstMetric(descApplied, prometheus.CounterValue,
-			float64(counters[db.CounterApplied][string(typ)]), string(typ)))
+		counter(descApplied, st.Applied[typ], string(typ))
 	}
-	out = append(out, prometheus.MustNewConstMetric(descQuarantined, prometheus.CounterValue,
-		float64(counters[db.CounterQuarantined][""])))
-	for _, status := range []scorekeeper.PayoutStatus{scorekeeper.PayoutRequested, scorekeeper.PayoutPaid, scorekeeper.PayoutFailed} {
-		out = append(out, prometheus.MustNewConstMetric(descPayouts, prometheus.CounterValue,
-			float64(counters[db.CounterPayouts][string(status)]), string(status)))
+	counter(descQuarantined, st.QuarantinedTotal)
+	for _, status := range scorekeeper.PayoutStatuses {
+		counter(descPayouts, st.PayoutsEntered[status], string(status))
 	}
-	out = append(out, prometheus.MustNewConstMetric(descTwice, prometheus.CounterValue,
-		float64(counters[db.CounterPagesFetchedTwice][""])))
-	gauge(descDrift, float64(counters[db.CounterReconcileDrift][""]))
-	for code, n := range counters[db.CounterUpstreamRequests] {
-		out = append(out, prometheus.MustNewConstMetric(descUpstream, prometheus.CounterValue, float64(n), code))
+	counter(descTwice, st.PagesFetchedTwice)
+	gauge(descDrift, float64(st.DriftedUsers))
+	for code, n := range st.UpstreamRequests {
+		counter(descUpstream, n, code)
 	}
-	out = append(out, prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(st.PayoutsOverdue)))
+	gauge(descOverdue, float64(st.PayoutsOverdue))
 	return out, nil
 }

@@ -52,8 +52,9 @@ func TestMetrics(t *testing.T) {
 		require.True(t, ok)
 	}
 
-	m := metrics.New(d, nil, budget)
-	app := web.New(web.Config{DB: d, Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()}})
+	store := db.NewStore(d, budget)
+	m := metrics.New(store, nil)
+	app := web.New(web.Config{Store: store, Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()}})
 	resp, err := app.Test(httptest.NewRequest("GET", "/api/users/445566/summary", nil), -1)
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode)
@@ -96,8 +97,9 @@ func TestMetrics(t *testing.T) {
 // once turned GET into "DEL" (and two equal series failed every scrape).
 func TestMetrics_MethodsOverKeepAlive(t *testing.T) {
 	d := dbtest.NewSQLite(t)
-	m := metrics.New(d, nil, db.Budget{})
-	app := web.New(web.Config{DB: d, Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()}})
+	store := db.NewStore(d, db.Budget{})
+	m := metrics.New(store, nil)
+	app := web.New(web.Config{Store: store, Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = app.Listener(ln) }()

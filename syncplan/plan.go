@@ -20,17 +20,21 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"scorekeeper"
 )
 
 // Kind names what a request is for.
 type Kind string
 
-// The kinds of request, and Wait for "nothing to fetch yet".
+// The kinds of request, and Wait for "nothing to fetch yet". The others
+// are the budget's kinds (scorekeeper.BudgetKinds), which every grant is
+// recorded under.
 const (
 	Wait   Kind = "wait"
-	Fresh  Kind = "fresh"
-	Rescan Kind = "rescan"
-	Probe  Kind = "probe"
+	Fresh       = Kind(scorekeeper.BudgetFresh)
+	Rescan      = Kind(scorekeeper.BudgetRescan)
+	Probe       = Kind(scorekeeper.BudgetProbe)
 )
 
 // Late-coverage strategies (SyncConfig.LateCheck).

@@ -40,7 +40,8 @@ func BenchmarkSummaryRoute(b *testing.B) {
 	}
 	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0)
 	require.NoError(b, err)
-	cache := web.NewCache(d, nil)
+	store := db.NewStore(d, db.Budget{Name: "upstream", N: 5, Per: time.Minute})
+	cache := web.NewCache(store, nil)
 	require.NoError(b, cache.Poll(ctx))
 	require.NoError(b, cache.Warm(ctx))
 	go cache.Run(ctx)
@@ -70,9 +71,9 @@ func BenchmarkSummaryRoute(b *testing.B) {
 		b.Cleanup(func() { w.Close(); pw.Close(); r.Close() })
 		opts := &slog.HandlerOptions{Level: level}
 		log := slog.New(logbuf.Split(slog.LevelWarn, slog.NewTextHandler(w.Lossy(), opts), slog.NewTextHandler(w, opts)))
-		m := metrics.New(d, slog.New(slog.DiscardHandler), db.Budget{Name: "upstream", N: 5, Per: time.Minute})
+		m := metrics.New(store, slog.New(slog.DiscardHandler))
 		return web.New(web.Config{
-			DB: d, Cache: cache, Logger: log,
+			Store: store, Cache: cache, Logger: log,
 			Metrics: m.Handler(), Middleware: []fiber.Handler{m.Middleware()},
 		}).Handler()
 	}

@@ -9,15 +9,13 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/uptrace/bun"
-
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
-// Cache keeps summaries and payout listings in memory so most reads do not
-// touch the database. Correct with any number of web processes: each
-// process follows the store's change feed (db.ReadChanges) every
+// Cache is a scorekeeper.Store in front of another: it keeps summaries and
+// payout listings in memory so most reads do not touch the database.
+// Correct with any number of web processes: each process follows the
+// store's change feed (Store.Changes) every
 // PollInterval and evicts exactly the users a committed write changed; a
 // listing is kept only while no write at all has committed. So a process
 // serves nothing older than the last commit it has seen, at most one poll
@@ -42,7 +40,9 @@ import (
 // overlapped a change may predate it, or come from a store that has since
 // been replaced; its caller gets it, the cache does not keep it.
 type Cache struct {
-	src cacheSource
+	// Store is the store the cache decorates: it answers what the cache
+	// does not keep (the methods Cache does not override) and every miss.
+	scorekeeper.Store
 	log *slog.Logger
 	// maxBytes bounds bytes: DefaultCacheBytes (tests set it lower).
 	maxBytes int64
@@ -63,7 +63,7 @@ type Cache struct {
 	asOf  *time.Time
 
 	summaries map[string]*cacheEntry
-	listings  map[db.PayoutFilter]*cacheEntry
+	listings  map[scorekeeper.PayoutFilter]*cacheEntry
 	// recent is the sentinel of a ring of all entries, newest (or most
 	// recently given a second chance) first; eviction looks at
 	// recent.prev.
@@ -105,7 +105,7 @@ const (
 const (
 	entryBytes   = int64(unsafe.Sizeof(cacheEntry{})) + 48
 	listingBytes = int64(unsafe.Sizeof(cachedListing{}))
-	rowBytes     = int64(unsafe.Sizeof(db.PayoutTotal{}))
+	rowBytes     = int64(unsafe.Sizeof(scorekeeper.PayoutTotal{}))
 	changedBytes = 48
 )
 
@@ -123,8 +123,8 @@ type cacheEntry struct {
 }
 
 type cachedListing struct {
-	filter db.PayoutFilter
-	rows   []db.PayoutTotal
+	filter scorekeeper.PayoutFilter
+	rows   []scorekeeper.PayoutTotal
 	total  int
 }
 
@@ -134,37 +134,15 @@ type cacheStamp struct {
 	epoch uint64
 }
 
-// cacheSource is what a Cache reads: the database (dbStore) in
-// production, an in-memory store in tests.
-type cacheSource interface {
-	reader
-	// Changes reads the change feed after generation after (see
-	// db.ReadChanges).
-	Changes(ctx context.Context, after int64) (db.Changes, error)
-	// SummariesAfter returns up to limit summaries of users after after,
-	// by user id (see db.SummariesAfter).
-	SummariesAfter(ctx context.Context, after string, limit int) ([]scorekeeper.Summary, error)
-}
+var _ scorekeeper.Store = (*Cache)(nil)
 
-func (s dbStore) Changes(ctx context.Context, after int64) (db.Changes, error) {
-	return db.ReadChanges(ctx, s.db, after)
-}
-
-func (s dbStore) SummariesAfter(ctx context.Context, after string, limit int) ([]scorekeeper.Summary, error) {
-	return db.SummariesAfter(ctx, s.db, after, limit)
-}
-
-// NewCache returns an empty cache over d, bounded by DefaultCacheBytes;
-// Run fills and follows it.
-func NewCache(d *bun.DB, log *slog.Logger) *Cache {
-	return newCache(dbStore{d}, log)
-}
-
-func newCache(src cacheSource, log *slog.Logger) *Cache {
+// NewCache returns an empty cache in front of store, bounded by
+// DefaultCacheBytes; Run fills and follows it.
+func NewCache(store scorekeeper.Store, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{src: src, log: log, maxBytes: DefaultCacheBytes}
+	c := &Cache{Store: store, log: log, maxBytes: DefaultCacheBytes}
 	c.startOver()
 	return c
 }
@@ -210,7 +188,7 @@ func (c *Cache) Poll(ctx context.Context) error {
 	c.mu.RLock()
 	after := c.gen
 	c.mu.RUnlock()
-	ch, err := c.src.Changes(ctx, after)
+	ch, err := c.Store.Changes(ctx, after)
 	if err != nil {
 		return err
 	}
@@ -235,8 +213,8 @@ func (c *Cache) Poll(ctx context.Context) error {
 	}
 	c.gen = ch.Gen
 	c.asOf = nil
-	if ch.SyncState != nil {
-		t := ch.SyncState.SyncedThrough.UTC()
+	if ch.SyncedThrough != nil {
+		t := ch.SyncedThrough.UTC()
 		c.asOf = &t
 	}
 	c.polledAt = now
@@ -264,7 +242,7 @@ func (c *Cache) CatchUp(ctx context.Context) error {
 // startOver empties the cache and makes every read in flight unkeepable.
 func (c *Cache) startOver() {
 	c.summaries = map[string]*cacheEntry{}
-	c.listings = map[db.PayoutFilter]*cacheEntry{}
+	c.listings = map[scorekeeper.PayoutFilter]*cacheEntry{}
 	c.recent.prev, c.recent.next = &c.recent, &c.recent
 	c.bytes = 0
 	c.changed, c.changedBytes = nil, 0
@@ -390,7 +368,7 @@ func (c *Cache) AsOf(ctx context.Context) (*time.Time, error) {
 		return c.asOf, nil
 	}
 	c.mu.RUnlock()
-	return c.src.AsOf(ctx)
+	return c.Store.AsOf(ctx)
 }
 
 // cacheLookup is what the memory alone says about a summary.
@@ -443,7 +421,7 @@ func (c *Cache) Summary(ctx context.Context, userID string) (scorekeeper.Summary
 	c.mu.RLock()
 	live, st := c.liveAt(now), c.stamp()
 	c.mu.RUnlock()
-	s, err := c.src.Summary(ctx, userID)
+	s, err := c.Store.Summary(ctx, userID)
 	if err != nil || !live {
 		return s, err
 	}
@@ -497,7 +475,7 @@ func (c *Cache) Warm(ctx context.Context) error {
 		c.mu.Lock()
 		gen := c.gen
 		c.mu.Unlock()
-		page, err := c.src.SummariesAfter(ctx, after, warmPage)
+		page, err := c.Store.SummariesAfter(ctx, after, warmPage)
 		if err != nil {
 			return err
 		}
@@ -536,7 +514,7 @@ func (c *Cache) Warm(ctx context.Context) error {
 
 // PayoutTotals serves a listing cached at the current generation, or reads
 // it and caches it if nothing changed while it was read.
-func (c *Cache) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error) {
+func (c *Cache) PayoutTotals(ctx context.Context, f scorekeeper.PayoutFilter) ([]scorekeeper.PayoutTotal, int, error) {
 	now := time.Now()
 	c.mu.RLock()
 	live, st := c.liveAt(now), c.stamp()
@@ -547,7 +525,7 @@ func (c *Cache) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.Payou
 		return rows, total, nil
 	}
 	c.mu.RUnlock()
-	rows, total, err := c.src.PayoutTotals(ctx, f)
+	rows, total, err := c.Store.PayoutTotals(ctx, f)
 	if err != nil || !live {
 		return rows, total, err
 	}

@@ -33,7 +33,7 @@ func TestCache(t *testing.T) {
 		require.NoError(t, err)
 	}
 	apply(cacheTx("a1", "alice", 100), cacheTx("b1", "bob", 200))
-	c := NewCache(d, nil)
+	c := NewCache(db.NewStore(d, db.Budget{}), nil)
 
 	t.Run("NotLiveReadsDatabase", func(t *testing.T) {
 		s, err := c.Summary(ctx, "alice")
@@ -87,7 +87,7 @@ func TestCache(t *testing.T) {
 		require.Contains(t, c.summaries, "bob", "a read after the change is cached")
 	})
 	t.Run("ListingsLastOneGeneration", func(t *testing.T) {
-		f := db.PayoutFilter{Limit: 10}
+		f := scorekeeper.PayoutFilter{Limit: 10}
 		rows, total, err := c.PayoutTotals(ctx, f)
 		require.NoError(t, err)
 		require.Equal(t, 2, total)
@@ -118,7 +118,7 @@ func TestCache_Warm(t *testing.T) {
 	d := dbtest.NewSQLite(t)
 	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{cacheTx("a1", "alice", 100)}}, time.Now())
 	require.NoError(t, err)
-	c := NewCache(d, nil)
+	c := NewCache(db.NewStore(d, db.Budget{}), nil)
 	require.NoError(t, c.Poll(ctx))
 	require.NoError(t, c.Warm(ctx))
 	require.True(t, c.complete)
@@ -175,7 +175,7 @@ func TestCache_BoundedBySize(t *testing.T) {
 	ctx := context.Background()
 	d := dbtest.NewSQLite(t)
 	seedUsers(t, d, 40)
-	c := NewCache(d, nil)
+	c := NewCache(db.NewStore(d, db.Budget{}), nil)
 	one := newSummaryEntry(scorekeeper.Summary{UserID: "u00"}, "u00").size
 	c.maxBytes = 20 * one
 	require.NoError(t, c.Poll(ctx))
@@ -205,7 +205,7 @@ func TestCache_BoundedBySize(t *testing.T) {
 	})
 
 	t.Run("ListingsShareTheBudget", func(t *testing.T) {
-		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 2}
+		f := scorekeeper.PayoutFilter{Status: "requested", Sort: "userId", Limit: 2}
 		rows, total, err := c.PayoutTotals(ctx, f)
 		require.NoError(t, err)
 		require.Len(t, rows, 2)
@@ -221,14 +221,14 @@ func TestCache_BoundedBySize(t *testing.T) {
 	})
 
 	t.Run("TooLargeIsNotCached", func(t *testing.T) {
-		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 40}
+		f := scorekeeper.PayoutFilter{Status: "requested", Sort: "userId", Limit: 40}
 		_, _, err := c.PayoutTotals(ctx, f)
 		require.NoError(t, err)
 		require.NotContains(t, c.listings, f, "one listing may not take over an eighth of the budget")
 	})
 
 	t.Run("WarmUpStopsAtTheBudget", func(t *testing.T) {
-		w := NewCache(d, nil)
+		w := NewCache(db.NewStore(d, db.Budget{}), nil)
 		w.maxBytes = 20 * one
 		require.NoError(t, w.Poll(ctx))
 		require.NoError(t, w.Warm(ctx))
@@ -243,7 +243,7 @@ func TestCache_BoundedBySize(t *testing.T) {
 	})
 
 	t.Run("EvictionEndsCompleteness", func(t *testing.T) {
-		w := NewCache(d, nil)
+		w := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, w.Poll(ctx))
 		require.NoError(t, w.Warm(ctx))
 		require.True(t, w.complete)
@@ -327,7 +327,7 @@ func TestCache_ResetSafety(t *testing.T) {
 	apply(cacheTx("a1", "alice", 100), cacheTx("b1", "bob", 200), cacheTx("b2", "bob", 300))
 
 	t.Run("SummaryInFlightAcrossRecreation", func(t *testing.T) {
-		c := NewCache(d, nil)
+		c := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, c.Poll(ctx))
 		reached, release := hook.arm("user_summaries")
 		got := make(chan string, 1)
@@ -351,9 +351,9 @@ func TestCache_ResetSafety(t *testing.T) {
 
 	t.Run("ListingInFlightAcrossRecreation", func(t *testing.T) {
 		apply(cacheTx("d1", "dave", 1)) // generation 1 again, so it can go back
-		c := NewCache(d, nil)
+		c := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, c.Poll(ctx))
-		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 10}
+		f := scorekeeper.PayoutFilter{Status: "requested", Sort: "userId", Limit: 10}
 		reached, release := hook.arm("user_summaries")
 		done := make(chan error, 1)
 		go func() {
@@ -373,10 +373,10 @@ func TestCache_ResetSafety(t *testing.T) {
 	})
 
 	t.Run("CachedBeforeRecreationIsDropped", func(t *testing.T) {
-		c := NewCache(d, nil)
+		c := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, c.Poll(ctx))
 		require.Equal(t, "9", payout(c))
-		f := db.PayoutFilter{Status: "requested", Sort: "userId", Limit: 10}
+		f := scorekeeper.PayoutFilter{Status: "requested", Sort: "userId", Limit: 10}
 		_, _, err := c.PayoutTotals(ctx, f)
 		require.NoError(t, err)
 		apply(cacheTx("c1", "carol", 5)) // the generation moves on: 1
@@ -390,7 +390,7 @@ func TestCache_ResetSafety(t *testing.T) {
 	})
 
 	t.Run("FeedResetStartsOver", func(t *testing.T) {
-		c := NewCache(d, nil)
+		c := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, c.Poll(ctx))
 		require.Equal(t, "4", payout(c))
 		c.mu.Lock()
@@ -407,7 +407,7 @@ func TestCache_ResetSafety(t *testing.T) {
 	})
 
 	t.Run("FirstPollAfterStoppingStartsOver", func(t *testing.T) {
-		c := NewCache(d, nil)
+		c := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, c.Poll(ctx))
 		require.Equal(t, "5", payout(c))
 		c.mu.Lock()
@@ -424,7 +424,7 @@ func TestCache_ResetSafety(t *testing.T) {
 	})
 
 	t.Run("CatchUpFailureStandsAside", func(t *testing.T) {
-		c := NewCache(d, nil)
+		c := NewCache(db.NewStore(d, db.Budget{}), nil)
 		require.NoError(t, c.Poll(ctx))
 		require.Equal(t, "6", payout(c))
 		canceled, cancel := context.WithCancel(ctx)

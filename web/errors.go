@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"scorekeeper"
+	"scorekeeper/internal/httpx"
 )
 
 // Codes the web layer adds to the domain's for failures that only exist
@@ -65,7 +66,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			if status == fiber.StatusInternalServerError {
 				level = slog.LevelError
 			}
-			attrs := []any{"err", err, "status", status, "method", MethodName(c.Method()), "path", strings.Clone(c.Path()), "request_id", requestIDOf(c)}
+			attrs := []any{"err", err, "status", status, "method", httpx.MethodName(c.Method()), "path", strings.Clone(c.Path()), "request_id", requestIDOf(c)}
 			var p *panicError
 			if errors.As(err, &p) {
 				attrs = append(attrs, "stack", string(p.stack))

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
 // The fake's ledger follows the documented contract of db.UserLedgerPage,
@@ -17,7 +16,7 @@ import (
 // record keeps t in the ledger, stored at t0 (the seed's clock), and a
 // payout's state. Called by apply with s.mu held.
 func (s *fakeStore) record(t scorekeeper.Transaction) {
-	e := db.LedgerEntry{Transaction: t, SyncedAt: t0}
+	e := scorekeeper.LedgerEntry{Transaction: t, SyncedAt: t0}
 	if t.Type == scorekeeper.TxPayout {
 		e.Status = scorekeeper.PayoutRequested
 		s.payouts[t.ID] = scorekeeper.Payout{TransactionID: t.ID, UserID: t.UserID, Amount: t.Amount, Status: scorekeeper.PayoutRequested, CreatedAt: t.CreatedAt}
@@ -50,26 +49,26 @@ func newestFirst(a, b time.Time, aID, bID string) int {
 
 // afterCursor reports whether (at, id) comes after the cursor in a listing
 // newest first (the zero cursor: everything does).
-func afterCursor(c db.LedgerCursor, at time.Time, id string) bool {
+func afterCursor(c scorekeeper.LedgerCursor, at time.Time, id string) bool {
 	return c.ID == "" || newestFirst(c.CreatedAt, at, c.ID, id) < 0
 }
 
-func (s *fakeStore) Ledger(ctx context.Context, f db.LedgerFilter) ([]db.LedgerEntry, int, error) {
+func (s *fakeStore) Ledger(ctx context.Context, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++
 	if s.err != nil {
 		return nil, 0, s.err
 	}
-	var match []db.LedgerEntry
+	var match []scorekeeper.LedgerEntry
 	for _, e := range s.ledger {
 		if e.UserID == f.UserID && (f.Type == "" || e.Type == f.Type) &&
 			(f.From.IsZero() || !e.CreatedAt.Before(f.From)) && (f.To.IsZero() || e.CreatedAt.Before(f.To)) {
 			match = append(match, e)
 		}
 	}
-	slices.SortFunc(match, func(a, b db.LedgerEntry) int { return newestFirst(a.CreatedAt, b.CreatedAt, a.ID, b.ID) })
-	var page []db.LedgerEntry
+	slices.SortFunc(match, func(a, b scorekeeper.LedgerEntry) int { return newestFirst(a.CreatedAt, b.CreatedAt, a.ID, b.ID) })
+	var page []scorekeeper.LedgerEntry
 	for _, e := range match {
 		if afterCursor(f.After, e.CreatedAt, e.ID) && len(page) < f.Limit {
 			page = append(page, e)
@@ -109,7 +108,7 @@ func (s *fakeStore) SummaryAsOf(ctx context.Context, userID string, asOf time.Ti
 	return sum, nil
 }
 
-func (s *fakeStore) UserPayouts(ctx context.Context, f db.UserPayoutFilter) ([]scorekeeper.Payout, int, error) {
+func (s *fakeStore) UserPayouts(ctx context.Context, f scorekeeper.UserPayoutFilter) ([]scorekeeper.Payout, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++

@@ -11,11 +11,10 @@ import (
 	"time"
 
 	"scorekeeper"
-	"scorekeeper/db"
 	"scorekeeper/web"
 )
 
-// fakeStore is a web.Store in memory, for tests of HTTP behaviour. Its
+// fakeStore is a scorekeeper.Store in memory, for tests of HTTP behaviour. Its
 // listings follow the documented contract of db.ListPayoutTotals and
 // db.ListQuarantinePage (filters, order, keyset cursors, totals); whether
 // the SQL keeps that contract is for the tests that run on a database.
@@ -30,10 +29,10 @@ type fakeStore struct {
 	asOf      *time.Time
 	summaries map[string]scorekeeper.Summary
 	// quarantined is kept in listing order: newest first, then by key.
-	quarantined []db.QuarantineItem
+	quarantined []scorekeeper.QuarantineItem
 	// ledger holds every transaction applied, with when it was stored;
 	// payouts the state of each payout transaction (fakestore_ledger_test.go).
-	ledger  []db.LedgerEntry
+	ledger  []scorekeeper.LedgerEntry
 	payouts map[string]scorekeeper.Payout
 	// err, when set, is what every read returns, the change feed's too.
 	err error
@@ -48,10 +47,7 @@ type fakeStore struct {
 	followers []*web.Cache
 }
 
-var (
-	_ web.Store       = (*fakeStore)(nil)
-	_ web.CacheSource = (*fakeStore)(nil)
-)
+var _ scorekeeper.Store = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{summaries: map[string]scorekeeper.Summary{}, payouts: map[string]scorekeeper.Payout{}}
@@ -151,10 +147,10 @@ func (s *fakeStore) quarantine(at time.Time, items ...scorekeeper.Quarantined) {
 			panic(err)
 		}
 		key := q.SHA256
-		if slices.ContainsFunc(s.quarantined, func(it db.QuarantineItem) bool { return it.Key == key }) {
+		if slices.ContainsFunc(s.quarantined, func(it scorekeeper.QuarantineItem) bool { return it.Key == key }) {
 			continue
 		}
-		s.quarantined = append(s.quarantined, db.QuarantineItem{Quarantined: q, ReceivedAt: at, Key: key})
+		s.quarantined = append(s.quarantined, scorekeeper.QuarantineItem{Quarantined: q, ReceivedAt: at, Key: key})
 	}
 	slices.SortFunc(s.quarantined, compareQuarantine)
 }
@@ -183,13 +179,13 @@ var errBroken = errors.New("sql: database is closed")
 // Changes reads the change feed as db.ReadChanges does: the generation,
 // the users changed after generation after, and the watermark. The fake
 // keeps every change, so it never resets a reader.
-func (s *fakeStore) Changes(ctx context.Context, after int64) (db.Changes, error) {
+func (s *fakeStore) Changes(ctx context.Context, after int64) (scorekeeper.Changes, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return db.Changes{}, s.err
+		return scorekeeper.Changes{}, s.err
 	}
-	out := db.Changes{Gen: s.gen}
+	out := scorekeeper.Changes{Gen: s.gen}
 	seen := map[string]bool{}
 	for _, users := range s.changed[min(max(after, 0), s.gen):] {
 		for _, u := range users {
@@ -200,9 +196,42 @@ func (s *fakeStore) Changes(ctx context.Context, after int64) (db.Changes, error
 		}
 	}
 	if s.asOf != nil {
-		out.SyncState = &db.SyncState{Name: db.TransactionsStream, SyncedThrough: *s.asOf}
+		t := *s.asOf
+		out.SyncedThrough = &t
 	}
 	return out, nil
+}
+
+// Now is the process's clock: the fake has no other.
+func (s *fakeStore) Now(ctx context.Context) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return time.Time{}, s.err
+	}
+	return time.Now().UTC(), nil
+}
+
+// Ping fails with the injected error.
+func (s *fakeStore) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// SyncStatus reports the watermark; the fake keeps no other sync state.
+func (s *fakeStore) SyncStatus(ctx context.Context) (scorekeeper.SyncStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.err != nil {
+		return scorekeeper.SyncStatus{}, s.err
+	}
+	st := scorekeeper.SyncStatus{Now: time.Now().UTC()}
+	if s.asOf != nil {
+		st.SyncedThrough = *s.asOf
+	}
+	return st, nil
 }
 
 // SummariesAfter lists summaries by user id after after, as
@@ -279,47 +308,47 @@ func (s *fakeStore) listingRead(limit int) error {
 	return nil
 }
 
-func (s *fakeStore) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error) {
+func (s *fakeStore) PayoutTotals(ctx context.Context, f scorekeeper.PayoutFilter) ([]scorekeeper.PayoutTotal, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.listingRead(f.Limit); err != nil {
 		return nil, 0, err
 	}
-	var cmpRows func(a, b db.PayoutTotal) int
+	var cmpRows func(a, b scorekeeper.PayoutTotal) int
 	switch f.Sort {
 	case "", "userId":
-		cmpRows = func(a, b db.PayoutTotal) int { return cmp.Compare(a.UserID, b.UserID) }
+		cmpRows = func(a, b scorekeeper.PayoutTotal) int { return cmp.Compare(a.UserID, b.UserID) }
 	case "-payoutAmount":
-		cmpRows = func(a, b db.PayoutTotal) int {
+		cmpRows = func(a, b scorekeeper.PayoutTotal) int {
 			return cmp.Or(cmp.Compare(b.Amount, a.Amount), cmp.Compare(a.UserID, b.UserID))
 		}
 	default:
 		return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "unknown sort %q", f.Sort)
 	}
-	var rows []db.PayoutTotal
+	var rows []scorekeeper.PayoutTotal
 	for _, sum := range s.summaries {
 		a, ok := payoutAmount(f.Status, sum)
 		if !ok {
 			return nil, 0, scorekeeper.Errorf(scorekeeper.EInvalid, "unknown payout status %q", f.Status)
 		}
 		if a > 0 {
-			rows = append(rows, db.PayoutTotal{UserID: sum.UserID, Amount: a})
+			rows = append(rows, scorekeeper.PayoutTotal{UserID: sum.UserID, Amount: a})
 		}
 	}
 	slices.SortFunc(rows, cmpRows)
 	total := len(rows)
 	if f.After.UserID != "" {
-		after := db.PayoutTotal{UserID: f.After.UserID, Amount: f.After.Amount}
-		rows = slices.DeleteFunc(rows, func(r db.PayoutTotal) bool { return cmpRows(r, after) <= 0 })
+		after := scorekeeper.PayoutTotal{UserID: f.After.UserID, Amount: f.After.Amount}
+		rows = slices.DeleteFunc(rows, func(r scorekeeper.PayoutTotal) bool { return cmpRows(r, after) <= 0 })
 	}
 	return rows[:min(f.Limit, len(rows))], total, nil
 }
 
-func compareQuarantine(a, b db.QuarantineItem) int {
+func compareQuarantine(a, b scorekeeper.QuarantineItem) int {
 	return cmp.Or(b.ReceivedAt.Compare(a.ReceivedAt), cmp.Compare(a.Key, b.Key))
 }
 
-func (s *fakeStore) QuarantinePage(ctx context.Context, f db.QuarantineFilter) ([]db.QuarantineItem, int, error) {
+func (s *fakeStore) QuarantinePage(ctx context.Context, f scorekeeper.QuarantineFilter) ([]scorekeeper.QuarantineItem, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.listingRead(f.Limit); err != nil {
@@ -327,8 +356,8 @@ func (s *fakeStore) QuarantinePage(ctx context.Context, f db.QuarantineFilter) (
 	}
 	page := s.quarantined
 	if f.After.Key != "" {
-		after := db.QuarantineItem{ReceivedAt: f.After.ReceivedAt, Key: f.After.Key}
-		i := slices.IndexFunc(page, func(it db.QuarantineItem) bool { return compareQuarantine(it, after) > 0 })
+		after := scorekeeper.QuarantineItem{ReceivedAt: f.After.ReceivedAt, Key: f.After.Key}
+		i := slices.IndexFunc(page, func(it scorekeeper.QuarantineItem) bool { return compareQuarantine(it, after) > 0 })
 		if i < 0 {
 			i = len(page)
 		}

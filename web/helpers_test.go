@@ -60,12 +60,12 @@ func MustSeed(tb testing.TB, d *bun.DB) {
 	require.NoError(tb, err)
 }
 
-// fakeSyncer is a web.Syncer whose answers the test sets.
+// fakeSyncer is a scorekeeper.Syncer whose answers the test sets.
 type fakeSyncer struct {
 	mu        sync.Mutex
-	run       web.SyncRun
-	stats     web.SyncStats
-	status    web.SyncStatus
+	run       scorekeeper.SyncRun
+	stats     scorekeeper.SyncStats
+	status    scorekeeper.SyncStatus
 	startErr  error
 	waitErr   error
 	statusErr error
@@ -76,21 +76,21 @@ type fakeSyncer struct {
 	// onWait runs when a WaitSync returns normally: the sync's writes.
 	onWait func()
 	starts int
-	waits  []web.SyncRun
+	waits  []scorekeeper.SyncRun
 	// report is what WaitReconcile returns; repairs records the repair
 	// flag of each StartReconcile.
-	report  web.ReconcileReport
+	report  scorekeeper.ReconcileReport
 	repairs []bool
 }
 
-func (f *fakeSyncer) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, error) {
+func (f *fakeSyncer) StartReconcile(ctx context.Context, repair bool) (scorekeeper.SyncRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.repairs = append(f.repairs, repair)
-	return web.SyncRun{WorkflowID: "reconcile-manual", RunID: "run-r"}, f.startErr
+	return scorekeeper.SyncRun{WorkflowID: "reconcile-manual", RunID: "run-r"}, f.startErr
 }
 
-func (f *fakeSyncer) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
+func (f *fakeSyncer) WaitReconcile(ctx context.Context, run scorekeeper.SyncRun) (scorekeeper.ReconcileReport, error) {
 	f.mu.Lock()
 	onWait := f.onWait
 	f.mu.Unlock()
@@ -100,27 +100,27 @@ func (f *fakeSyncer) WaitReconcile(ctx context.Context, run web.SyncRun) (web.Re
 	return f.report, f.waitErr
 }
 
-func (f *fakeSyncer) StartSync(ctx context.Context) (web.SyncRun, error) {
+func (f *fakeSyncer) StartSync(ctx context.Context) (scorekeeper.SyncRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starts++
 	return f.run, f.startErr
 }
 
-func (f *fakeSyncer) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
+func (f *fakeSyncer) WaitSync(ctx context.Context, run scorekeeper.SyncRun) (scorekeeper.SyncStats, error) {
 	f.mu.Lock()
 	f.waits = append(f.waits, run)
 	block, gate, onWait := f.block, f.gate, f.onWait
 	f.mu.Unlock()
 	if block {
 		<-ctx.Done()
-		return web.SyncStats{}, ctx.Err()
+		return scorekeeper.SyncStats{}, ctx.Err()
 	}
 	if gate != nil {
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return web.SyncStats{}, ctx.Err()
+			return scorekeeper.SyncStats{}, ctx.Err()
 		}
 	}
 	if onWait != nil {
@@ -129,7 +129,7 @@ func (f *fakeSyncer) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncSta
 	return f.stats, f.waitErr
 }
 
-func (f *fakeSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
+func (f *fakeSyncer) Status(ctx context.Context) (scorekeeper.SyncStatus, error) {
 	return f.status, f.statusErr
 }
 
@@ -154,12 +154,11 @@ func (b *logBuffer) String() string {
 // MustNewApp returns web.New(cfg) wired as production wires it
 // (app/web.go): the summary and payout routes read through a web.Cache in
 // front of the store, which its own loop (Cache.Run) follows until the
-// test ends. A cfg without DB or Store gets an empty fakeStore. A Store
-// with a change feed (a fakeStore) gets the cache in front of it through
-// web.NewCacheOver, a DB through web.NewCache; a cfg with its own Cache
-// keeps it, run (or not) by the test. Writes through a fakeStore's methods
-// are polled into its caches before they return (fakeStore.write); a test
-// that writes to a database directly calls mustCatchUp before reading.
+// test ends. A cfg without a Store gets an empty fakeStore; a cfg with its
+// own Cache keeps it, run (or not) by the test. Writes through a
+// fakeStore's methods are polled into its caches before they return
+// (fakeStore.write); a test that writes to a database directly calls
+// mustCatchUp before reading.
 //
 // It also returns the store when it is a fakeStore (nil otherwise), and a
 // logger writing JSON into the returned buffer. The cache logs elsewhere
@@ -167,7 +166,7 @@ func (b *logBuffer) String() string {
 // routes.
 func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *fakeStore, *logBuffer) {
 	tb.Helper()
-	if cfg.DB == nil && cfg.Store == nil {
+	if cfg.Store == nil {
 		cfg.Store = newFakeStore()
 	}
 	store, _ := cfg.Store.(*fakeStore)
@@ -176,18 +175,10 @@ func MustNewApp(tb testing.TB, cfg web.Config) (*fiber.App, *fakeStore, *logBuff
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if cfg.Cache == nil {
-		src, _ := cfg.Store.(web.CacheSource)
-		switch {
-		case src != nil:
-			cfg.Cache = web.NewCacheOver(src, nil)
-		case cfg.Store == nil:
-			cfg.Cache = web.NewCache(cfg.DB, nil)
-		}
-		if cfg.Cache != nil {
-			mustRunCache(tb, cfg.Cache)
-			if store != nil {
-				store.follow(cfg.Cache)
-			}
+		cfg.Cache = web.NewCache(cfg.Store, nil)
+		mustRunCache(tb, cfg.Cache)
+		if store != nil {
+			store.follow(cfg.Cache)
 		}
 	}
 	app := web.New(cfg)

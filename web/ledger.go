@@ -10,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
 // Paging limits of GET /api/users/{userId}/transactions, as those of GET
@@ -31,7 +30,7 @@ type ledgerResponse struct {
 	Status scorekeeper.PayoutStatus `json:"status,omitempty"`
 }
 
-func toLedgerResponses(es []db.LedgerEntry) []ledgerResponse {
+func toLedgerResponses(es []scorekeeper.LedgerEntry) []ledgerResponse {
 	// make, not a nil slice: an empty page is [] in JSON, not null.
 	out := make([]ledgerResponse, len(es))
 	for i, e := range es {
@@ -75,12 +74,12 @@ func parseInstant(q map[string]string, name string) (time.Time, error) {
 
 // parseLedgerFilter validates the query of GET
 // /api/users/{userId}/transactions.
-func parseLedgerFilter(c *fiber.Ctx, userID string) (db.LedgerFilter, map[string]string, error) {
+func parseLedgerFilter(c *fiber.Ctx, userID string) (scorekeeper.LedgerFilter, map[string]string, error) {
 	q, err := queryParams(c, "type", "from", "to", "limit", "after")
 	if err != nil {
-		return db.LedgerFilter{}, nil, err
+		return scorekeeper.LedgerFilter{}, nil, err
 	}
-	f := db.LedgerFilter{UserID: userID}
+	f := scorekeeper.LedgerFilter{UserID: userID}
 	if v, ok := q["type"]; ok {
 		switch t := scorekeeper.TxType(v); t {
 		case scorekeeper.TxEarned, scorekeeper.TxSpent, scorekeeper.TxPayout:
@@ -108,16 +107,16 @@ func parseLedgerFilter(c *fiber.Ctx, userID string) (db.LedgerFilter, map[string
 }
 
 // parseLedgerCursor reads the `after` of a ledger or a user's payouts.
-func parseLedgerCursor(q map[string]string) (db.LedgerCursor, error) {
+func parseLedgerCursor(q map[string]string) (scorekeeper.LedgerCursor, error) {
 	v, ok := q["after"]
 	if !ok {
-		return db.LedgerCursor{}, nil
+		return scorekeeper.LedgerCursor{}, nil
 	}
 	var lc ledgerCursor
 	if err := decodeCursor(v, &lc); err != nil || lc.At == nil || lc.ID == nil || *lc.ID == "" || len(*lc.ID) > 256 {
-		return db.LedgerCursor{}, errBadCursor
+		return scorekeeper.LedgerCursor{}, errBadCursor
 	}
-	return db.LedgerCursor{CreatedAt: time.UnixMicro(*lc.At).UTC(), ID: *lc.ID}, nil
+	return scorekeeper.LedgerCursor{CreatedAt: time.UnixMicro(*lc.At).UTC(), ID: *lc.ID}, nil
 }
 
 // ledgerCursorAt renders the cursor of a row at (createdAt, id).
@@ -128,9 +127,9 @@ func ledgerCursorAt(createdAt time.Time, id string) string {
 
 // listLedger serves GET /api/users/{userId}/transactions: the user's
 // transactions, newest first, paged by cursor. The user must exist (as
-// for the summary, read through r); the rows come from the store. The
+// for the summary); the rows come from the store. The
 // watermark is read before the rows, so they are at least that fresh.
-func listLedger(r reader, s Store, base string) fiber.Handler {
+func listLedger(st scorekeeper.Store, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		userID, err := pathUserID(c)
 		if err != nil {
@@ -140,9 +139,9 @@ func listLedger(r reader, s Store, base string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return serveUserPage(c, r, userID, f.Limit, q, base, "/transactions",
-			func(ctx context.Context) ([]db.LedgerEntry, int, error) { return s.Ledger(ctx, f) },
-			func(e db.LedgerEntry) string { return ledgerCursorAt(e.CreatedAt, e.ID) },
+		return serveUserPage(c, st, userID, f.Limit, q, base, "/transactions",
+			func(ctx context.Context) ([]scorekeeper.LedgerEntry, int, error) { return st.Ledger(ctx, f) },
+			func(e scorekeeper.LedgerEntry) string { return ledgerCursorAt(e.CreatedAt, e.ID) },
 			toLedgerResponses)
 	}
 }
@@ -151,14 +150,14 @@ func listLedger(r reader, s Store, base string) fiber.Handler {
 // over what was created (and settled) by that instant. An instant after
 // the watermark could still change as data arrives: 409, naming the
 // watermark. The user must exist now (the store says so).
-func summaryAsOf(c *fiber.Ctx, r reader, s Store, userID, v string) error {
+func summaryAsOf(c *fiber.Ctx, st scorekeeper.Store, userID, v string) error {
 	at, err := parseInstant(map[string]string{"asOf": v}, "asOf")
 	if err != nil {
 		return err
 	}
 	ctx, cancel := queryContext(c)
 	defer cancel()
-	asOf, err := r.AsOf(ctx)
+	asOf, err := st.AsOf(ctx)
 	if err != nil {
 		return storeError(ctx, err)
 	}
@@ -170,7 +169,7 @@ func summaryAsOf(c *fiber.Ctx, r reader, s Store, userID, v string) error {
 			at.Format(time.RFC3339Nano), asOf.UTC().Format(time.RFC3339Nano))
 	}
 	// An unknown user is the store's ENotFound (404).
-	sum, err := s.SummaryAsOf(ctx, userID, at)
+	sum, err := st.SummaryAsOf(ctx, userID, at)
 	if err != nil {
 		return storeError(ctx, err)
 	}
@@ -208,7 +207,7 @@ func toUserPayoutResponses(ps []scorekeeper.Payout) []userPayoutResponse {
 
 // listUserPayouts serves GET /api/users/{userId}/payouts: the user's
 // payouts, newest first, paged by cursor like the ledger.
-func listUserPayouts(r reader, s Store, base string) fiber.Handler {
+func listUserPayouts(st scorekeeper.Store, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		userID, err := pathUserID(c)
 		if err != nil {
@@ -218,34 +217,33 @@ func listUserPayouts(r reader, s Store, base string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		f := db.UserPayoutFilter{UserID: userID}
+		f := scorekeeper.UserPayoutFilter{UserID: userID}
 		if f.Limit, err = parseLimit(q, DefaultLedgerLimit, MaxLedgerLimit); err != nil {
 			return err
 		}
 		if f.After, err = parseLedgerCursor(q); err != nil {
 			return err
 		}
-		return serveUserPage(c, r, userID, f.Limit, q, base, "/payouts",
-			func(ctx context.Context) ([]scorekeeper.Payout, int, error) { return s.UserPayouts(ctx, f) },
+		return serveUserPage(c, st, userID, f.Limit, q, base, "/payouts",
+			func(ctx context.Context) ([]scorekeeper.Payout, int, error) { return st.UserPayouts(ctx, f) },
 			func(p scorekeeper.Payout) string { return ledgerCursorAt(p.CreatedAt, p.TransactionID) },
 			toUserPayoutResponses)
 	}
 }
 
 // serveUserPage answers one page of a user's listing at
-// /api/users/{userId}{path}: the user must exist (read through r, as for
-// the summary), the watermark is read before the rows (so they are at
+// /api/users/{userId}{path}: the user must exist (as for the summary), the watermark is read before the rows (so they are at
 // least that fresh), then X-Total-Count, a Link to the next page when this
 // one is full, and the rows rendered as a cachable JSON body.
-func serveUserPage[T, R any](c *fiber.Ctx, r reader, userID string, limit int, q map[string]string, base, path string,
+func serveUserPage[T, R any](c *fiber.Ctx, st scorekeeper.Store, userID string, limit int, q map[string]string, base, path string,
 	read func(context.Context) ([]T, int, error), cursor func(T) string, render func([]T) []R) error {
 	ctx, cancel := queryContext(c)
 	defer cancel()
-	asOf, err := r.AsOf(ctx)
+	asOf, err := st.AsOf(ctx)
 	if err != nil {
 		return storeError(ctx, err)
 	}
-	if _, err := r.Summary(ctx, userID); err != nil {
+	if _, err := st.Summary(ctx, userID); err != nil {
 		return storeError(ctx, err)
 	}
 	rows, total, err := read(ctx)

@@ -39,7 +39,7 @@ func TestLedger(t *testing.T) {
 		through := t0.Add(time.Hour)
 		_, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, through, time.Now())
 		require.NoError(t, err)
-		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 		mustCatchUp(t, app)
 
 		walk := func(t *testing.T, target string) ([]ledgerRow, *http.Response) {
@@ -114,7 +114,7 @@ func TestSummaryAsOf(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
 		ctx := context.Background()
 		MustSeed(t, d) // created, applied and paid at t0
-		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 		at := func(when time.Time) string {
 			return "/api/users/445566/summary?asOf=" + url.QueryEscape(when.Format(time.RFC3339Nano))
 		}
@@ -161,7 +161,7 @@ func TestUserPayouts(t *testing.T) {
 		require.NoError(t, err)
 		_, err = db.MarkPayoutFailed(ctx, d, "b1", "account_closed: closed", t0.Add(time.Minute))
 		require.NoError(t, err)
-		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 		mustCatchUp(t, app)
 
 		resp, body := do(t, app, http.MethodGet, "/api/users/445566/payouts")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+
+	"scorekeeper/internal/httpx"
 )
 
 // HeaderRequestID carries the request id, in requests and responses.
@@ -106,7 +108,7 @@ func accessLog(log *slog.Logger, handleError fiber.ErrorHandler) fiber.Handler {
 		// values longer: the method is a constant, the path a copy.
 		r := slog.NewRecord(time.Now(), level, "http request", 0)
 		r.AddAttrs(
-			slog.String("method", MethodName(c.Method())),
+			slog.String("method", httpx.MethodName(c.Method())),
 			slog.String("path", strings.Clone(c.Path())),
 			slog.Int("status", status),
 			slog.Duration("duration", r.Time.Sub(start)),
@@ -117,39 +119,6 @@ func accessLog(log *slog.Logger, handleError fiber.ErrorHandler) fiber.Handler {
 		_ = h.Handle(ctx, r)
 		return nil
 	}
-}
-
-// MethodName maps a request method onto a fixed set of strings: the
-// constant of each method Fiber serves, and "other" for anything else.
-// c.Method() points into a buffer fasthttp reuses for the next request on
-// the connection, so a value kept past the request (a log attribute a
-// handler may hold on to, a metric label) must not be it: kept as a
-// label, a GET was once read back as "DEL". The constants are never
-// overwritten, and a made-up method cannot mint label values. (Fiber
-// answers methods outside its nine with 400 before any middleware runs,
-// so "other" is a safeguard, not an expected value.)
-func MethodName(m string) string {
-	switch m {
-	case fiber.MethodGet:
-		return fiber.MethodGet
-	case fiber.MethodHead:
-		return fiber.MethodHead
-	case fiber.MethodPost:
-		return fiber.MethodPost
-	case fiber.MethodPut:
-		return fiber.MethodPut
-	case fiber.MethodPatch:
-		return fiber.MethodPatch
-	case fiber.MethodDelete:
-		return fiber.MethodDelete
-	case fiber.MethodOptions:
-		return fiber.MethodOptions
-	case fiber.MethodConnect:
-		return fiber.MethodConnect
-	case fiber.MethodTrace:
-		return fiber.MethodTrace
-	}
-	return "other"
 }
 
 // renderErrors turns an error from the rest of the chain into its

@@ -5,9 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"unsafe"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,25 +25,5 @@ func TestValidRequestID(t *testing.T) {
 	}
 	for _, id := range cases {
 		require.Equal(t, pattern.MatchString(id), validRequestID(id), "%q", id)
-	}
-}
-
-// Ensure MethodName answers each of Fiber's methods with a string that
-// does not share the caller's bytes, which fasthttp reuses (simulated by
-// overwriting them), and anything else with "other".
-func TestMethodName(t *testing.T) {
-	for _, m := range []string{
-		fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
-		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace,
-	} {
-		buf := []byte(m)
-		got := MethodName(unsafe.String(&buf[0], len(buf)))
-		for i := range buf {
-			buf[i] = 'X'
-		}
-		require.Equal(t, m, got)
-	}
-	for _, m := range []string{"", "get", "BREW", "GETS"} {
-		require.Equal(t, "other", MethodName(m), "%q", m)
 	}
 }

@@ -263,28 +263,28 @@ func headerDump(h http.Header) string {
 
 // syncStatusFixture is a full status: a completed last run with stats,
 // late coverage, and SyncedThrough set by the adapter.
-func syncStatusFixture() web.SyncStatus {
+func syncStatusFixture() scorekeeper.SyncStatus {
 	started := time.Date(2023, 3, 16, 12, 34, 0, 0, time.UTC)
 	closed := started.Add(5 * time.Second)
 	late := started.Add(-2 * time.Minute)
-	return web.SyncStatus{
-		LastRun: &web.SyncRunInfo{
+	return scorekeeper.SyncStatus{
+		LastRun: &scorekeeper.SyncRunInfo{
 			WorkflowID: "transactions-sync-manual",
 			RunID:      "0f6c2c1e-7d0e-4d7e-9a53-3b1f1e9b2c4a",
 			Status:     "completed",
 			StartedAt:  started,
 			ClosedAt:   &closed,
-			Stats: &web.SyncStats{
+			Stats: &scorekeeper.SyncStats{
 				Fetched: 1200, Inserted: 1180, Duplicates: 19, Quarantined: 1, Pages: 2, SyncedThrough: started,
 			},
 		},
+		Now:                started.Add(12500 * time.Millisecond),
 		SyncedThrough:      started,
-		LagSeconds:         12.5,
 		BudgetUsed:         3,
 		BudgetLimit:        5,
-		BudgetWindow:       "1m",
+		BudgetWindow:       time.Minute,
 		Quarantined:        4,
-		LateCoveredThrough: &late,
+		LateCoveredThrough: late,
 	}
 }
 
@@ -303,24 +303,24 @@ func TestOpenAPI_Contract(t *testing.T) {
 	// read a database of their own, SQLite (no server needed).
 	store := newFakeStore().seed()
 	store.setAsOf(t0.Add(time.Hour))
-	d := dbtest.NewSQLite(t)
+	d := db.NewStore(dbtest.NewSQLite(t), db.Budget{Name: "upstream", N: 5, Per: time.Minute})
 	syncer := newFakeSyncer()
 	syncer.status = syncStatusFixture()
-	syncer.report = web.ReconcileReport{UsersChecked: 3, Repaired: 1, Drifted: []web.Drift{{UserID: "445566", Field: "earned", Stored: 5130, Recomputed: 5120}}}
+	syncer.report = scorekeeper.ReconcileReport{UsersChecked: 3, Repaired: 1, Drifted: []scorekeeper.Drift{{UserID: "445566", Field: "earned", Stored: 5130, Recomputed: 5120}}}
 	ok, _, _ := MustNewApp(t, web.Config{
 		Store:      store,
 		Syncer:     syncer,
 		Reconciler: syncer,
 		AdminToken: adminToken,
-		Ready:      []web.ReadyCheck{web.DatabaseCheck(d)},
-		Metrics:    metrics.New(d, discard, db.Budget{Name: "upstream", N: 5, Per: time.Minute}).Handler(),
+		Ready:      []web.ReadyCheck{web.StoreCheck(d)},
+		Metrics:    metrics.New(d, discard).Handler(),
 	})
 
 	// bare runs without Temporal or metrics, and its readiness check fails.
 	bare, _, _ := MustNewApp(t, web.Config{
 		Store: store,
 		Ready: []web.ReadyCheck{
-			web.DatabaseCheck(d),
+			web.StoreCheck(d),
 			{Name: "temporal", Check: func(context.Context) error { return errors.New("connection refused") }},
 		},
 	})
@@ -560,7 +560,7 @@ func TestOpenAPI_Contract(t *testing.T) {
 		fresh, _, _ := MustNewApp(t, web.Config{Store: store, Syncer: empty, Now: func() time.Time { return t0.Add(2 * time.Hour) }})
 		require.JSONEq(t, `{"lastRun":null,"syncedThrough":"2023-02-01T01:00:00Z","lagSeconds":3600,"budgetUsed":0,"budgetLimit":0,"budgetWindow":"","quarantined":0,"lateCoveredThrough":null,"payoutsOverdue":0,"lateLagSeconds":0,"budgetSpentLastHour":{"fresh":0,"rescan":0,"probe":0},"pagesFetchedTwice":0,"fetcher":null}`, get(fresh, http.StatusOK))
 		// A running sync: no closedAt, no stats yet.
-		empty.status = web.SyncStatus{LastRun: &web.SyncRunInfo{WorkflowID: "w", RunID: "r", Status: "running", StartedAt: t0}}
+		empty.status = scorekeeper.SyncStatus{LastRun: &scorekeeper.SyncRunInfo{WorkflowID: "w", RunID: "r", Status: "running", StartedAt: t0}}
 		get(fresh, http.StatusOK)
 		// Nothing synced at all: syncedThrough is null too.
 		nothing, _, _ := MustNewApp(t, web.Config{Syncer: newFakeSyncer()})

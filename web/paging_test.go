@@ -52,7 +52,7 @@ func TestPayouts_PagingAtScale(t *testing.T) {
 	}
 	ctx := context.Background()
 	d := dbtest.NewPostgres(t)
-	app, _, _ := MustNewApp(t, web.Config{DB: d})
+	app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 
 	// Users are stored in shuffled order. Every fifth user has a second
 	// payout, and every hundredth of those second payouts failed (so the
@@ -242,7 +242,7 @@ func TestPayouts_PagingWhileDataChanges(t *testing.T) {
 	for _, sort := range []string{"userId", "-payoutAmount"} {
 		t.Run(sort, func(t *testing.T) {
 			d := dbtest.NewPostgres(t)
-			app, _, _ := MustNewApp(t, web.Config{DB: d})
+			app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 			l := &changingListing{t: t, d: d, rng: rand.New(rand.NewPCG(7, uint64(len(sort)))),
 				requested: map[string]map[string]scorekeeper.Amount{}, changed: map[string]bool{}}
 			var seeded []string

@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
 // Paging limits of GET /api/payouts.
@@ -32,7 +31,7 @@ type payoutResponse struct {
 	PayoutAmount scorekeeper.Amount `json:"payoutAmount"`
 }
 
-func toPayoutResponses(ts []db.PayoutTotal) []payoutResponse {
+func toPayoutResponses(ts []scorekeeper.PayoutTotal) []payoutResponse {
 	// make, not a nil slice: an empty page is [] in JSON, not null.
 	out := make([]payoutResponse, len(ts))
 	for i, t := range ts {
@@ -54,7 +53,7 @@ type payoutCursor struct {
 }
 
 // payoutCursorOf is the cursor after row t in sort order sort.
-func payoutCursorOf(sort string, t db.PayoutTotal) string {
+func payoutCursorOf(sort string, t scorekeeper.PayoutTotal) string {
 	pc := payoutCursor{Sort: sort, UserID: t.UserID}
 	if sort == "-payoutAmount" {
 		cents := t.Amount.Cents()
@@ -65,21 +64,21 @@ func payoutCursorOf(sort string, t db.PayoutTotal) string {
 
 // parsePayoutCursor decodes an after cursor for a listing in sort order
 // sort.
-func parsePayoutCursor(s, sort string) (db.PayoutCursor, error) {
+func parsePayoutCursor(s, sort string) (scorekeeper.PayoutCursor, error) {
 	var pc payoutCursor
 	if err := decodeCursor(s, &pc); err != nil || !slices.Contains(payoutSorts, pc.Sort) || !scorekeeper.ValidUserID(pc.UserID) {
-		return db.PayoutCursor{}, errBadCursor
+		return scorekeeper.PayoutCursor{}, errBadCursor
 	}
 	if pc.Sort != sort {
-		return db.PayoutCursor{}, errInvalidf("after is a cursor of sort=%s, but this request is sort=%s: keep the sort while paging", pc.Sort, sort)
+		return scorekeeper.PayoutCursor{}, errInvalidf("after is a cursor of sort=%s, but this request is sort=%s: keep the sort while paging", pc.Sort, sort)
 	}
 	// Listed amounts are positive, so a cursor without one, or with
 	// another, was not made by us.
 	byAmount := sort == "-payoutAmount"
 	if byAmount != (pc.Cents != nil) || byAmount && *pc.Cents <= 0 {
-		return db.PayoutCursor{}, errBadCursor
+		return scorekeeper.PayoutCursor{}, errBadCursor
 	}
-	c := db.PayoutCursor{UserID: pc.UserID}
+	c := scorekeeper.PayoutCursor{UserID: pc.UserID}
 	if byAmount {
 		c.Amount = scorekeeper.AmountFromCents(*pc.Cents)
 	}
@@ -87,12 +86,12 @@ func parsePayoutCursor(s, sort string) (db.PayoutCursor, error) {
 }
 
 // parsePayoutFilter validates the query of GET /api/payouts.
-func parsePayoutFilter(c *fiber.Ctx) (db.PayoutFilter, map[string]string, error) {
+func parsePayoutFilter(c *fiber.Ctx) (scorekeeper.PayoutFilter, map[string]string, error) {
 	q, err := queryParams(c, "status", "limit", "after", "sort")
 	if err != nil {
-		return db.PayoutFilter{}, nil, err
+		return scorekeeper.PayoutFilter{}, nil, err
 	}
-	f := db.PayoutFilter{Status: payoutStatuses[0], Sort: payoutSorts[0]}
+	f := scorekeeper.PayoutFilter{Status: payoutStatuses[0], Sort: payoutSorts[0]}
 	if v, ok := q["status"]; ok {
 		if !slices.Contains(payoutStatuses, v) {
 			return f, nil, errInvalidf("status must be one of requested, pending, paid or failed")
@@ -118,7 +117,7 @@ func parsePayoutFilter(c *fiber.Ctx) (db.PayoutFilter, map[string]string, error)
 
 // listPayouts serves GET /api/payouts. base is the PUBLIC_BASE_URL of
 // next-page links ("" for relative links).
-func listPayouts(r reader, base string) fiber.Handler {
+func listPayouts(st scorekeeper.Store, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		f, q, err := parsePayoutFilter(c)
 		if err != nil {
@@ -126,11 +125,11 @@ func listPayouts(r reader, base string) fiber.Handler {
 		}
 		ctx, cancel := queryContext(c)
 		defer cancel()
-		asOf, err := r.AsOf(ctx)
+		asOf, err := st.AsOf(ctx)
 		if err != nil {
 			return storeError(ctx, err)
 		}
-		rows, total, err := r.PayoutTotals(ctx, f)
+		rows, total, err := st.PayoutTotals(ctx, f)
 		if err != nil {
 			return storeError(ctx, err)
 		}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"scorekeeper/db"
+	"scorekeeper"
 )
 
 // Paging limits of GET /api/quarantine, as those of GET /api/payouts.
@@ -34,7 +34,7 @@ type quarantineResponse struct {
 	Truncated bool   `json:"truncated"`
 }
 
-func toQuarantineResponses(items []db.QuarantineItem) []quarantineResponse {
+func toQuarantineResponses(items []scorekeeper.QuarantineItem) []quarantineResponse {
 	// make, not a nil slice: an empty page is [] in JSON, not null.
 	out := make([]quarantineResponse, len(items))
 	for i, q := range items {
@@ -61,18 +61,18 @@ type quarantineCursor struct {
 	Key *string `json:"k"`
 }
 
-func quarantineCursorOf(q db.QuarantineItem) string {
+func quarantineCursorOf(q scorekeeper.QuarantineItem) string {
 	at, key := q.ReceivedAt.UnixMicro(), q.Key
 	return encodeCursor(quarantineCursor{At: &at, Key: &key})
 }
 
 // parseQuarantineFilter validates the query of GET /api/quarantine.
-func parseQuarantineFilter(c *fiber.Ctx) (db.QuarantineFilter, map[string]string, error) {
+func parseQuarantineFilter(c *fiber.Ctx) (scorekeeper.QuarantineFilter, map[string]string, error) {
 	q, err := queryParams(c, "limit", "after")
 	if err != nil {
-		return db.QuarantineFilter{}, nil, err
+		return scorekeeper.QuarantineFilter{}, nil, err
 	}
-	var f db.QuarantineFilter
+	var f scorekeeper.QuarantineFilter
 	if f.Limit, err = parseLimit(q, DefaultQuarantineLimit, MaxQuarantineLimit); err != nil {
 		return f, nil, err
 	}
@@ -81,16 +81,16 @@ func parseQuarantineFilter(c *fiber.Ctx) (db.QuarantineFilter, map[string]string
 		if err := decodeCursor(v, &qc); err != nil || qc.At == nil || qc.Key == nil || *qc.Key == "" || len(*qc.Key) > 128 {
 			return f, nil, errBadCursor
 		}
-		f.After = db.QuarantineCursor{ReceivedAt: time.UnixMicro(*qc.At).UTC(), Key: *qc.Key}
+		f.After = scorekeeper.QuarantineCursor{ReceivedAt: time.UnixMicro(*qc.At).UTC(), Key: *qc.Key}
 	}
 	return f, q, nil
 }
 
 // listQuarantine serves GET /api/quarantine: the malformed upstream items
-// kept for inspection, newest first. It reads the store, never the Cache:
+// kept for inspection, newest first. The cache passes it to the store:
 // an operator looking into bad data wants it as stored now, and the route
 // is admin-only, so it needs no cache. base is as for listPayouts.
-func listQuarantine(s Store, base string) fiber.Handler {
+func listQuarantine(s scorekeeper.Store, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		f, q, err := parseQuarantineFilter(c)
 		if err != nil {

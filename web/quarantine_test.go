@@ -268,7 +268,7 @@ func walkQuarantine(t *testing.T, app *fiber.App, limit, total int, header ...st
 // cursor, shifts nothing.
 func TestQuarantine_Store(t *testing.T) {
 	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
-		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 		seeded := seedQuarantine(intoDB(t, d), 5, 5)
 
 		_, body := do(t, app, http.MethodGet, "/api/quarantine")
@@ -345,7 +345,7 @@ func TestQuarantine_BigItems(t *testing.T) {
 		check(t, app)
 	})
 	dbtest.ForEachDialect(t, func(t *testing.T, d *bun.DB) {
-		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 		intoDB(t, d)(t0, items)
 		// The same big item again, whole this time: one row still.
 		intoDB(t, d)(t0.Add(time.Minute), []scorekeeper.Quarantined{{ItemID: "big", Raw: string(big), Reason: "again"}})

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"scorekeeper"
-	"scorekeeper/db"
 	"scorekeeper/web"
 )
 
@@ -36,7 +35,7 @@ type hangingStore struct {
 
 const noDeadline = time.Duration(-1)
 
-var _ web.CacheSource = (*hangingStore)(nil)
+var _ scorekeeper.Store = (*hangingStore)(nil)
 
 // read records a route read's deadline and, when hang is set, waits for
 // ctx to end and returns the driver's error for it.
@@ -63,12 +62,12 @@ func (s *hangingStore) recorded() (feedReads int, budgets []time.Duration) {
 	return s.feedReads, append([]time.Duration(nil), s.budgets...)
 }
 
-func (s *hangingStore) Changes(ctx context.Context, after int64) (db.Changes, error) {
+func (s *hangingStore) Changes(ctx context.Context, after int64) (scorekeeper.Changes, error) {
 	s.mu.Lock()
 	s.feedReads++
 	s.mu.Unlock()
 	if err := s.read(ctx, s.hangFeed, false); err != nil {
-		return db.Changes{}, err
+		return scorekeeper.Changes{}, err
 	}
 	return s.fakeStore.Changes(ctx, after)
 }
@@ -94,14 +93,14 @@ func (s *hangingStore) Summary(ctx context.Context, userID string) (scorekeeper.
 	return s.fakeStore.Summary(ctx, userID)
 }
 
-func (s *hangingStore) PayoutTotals(ctx context.Context, f db.PayoutFilter) ([]db.PayoutTotal, int, error) {
+func (s *hangingStore) PayoutTotals(ctx context.Context, f scorekeeper.PayoutFilter) ([]scorekeeper.PayoutTotal, int, error) {
 	if err := s.read(ctx, s.hangReads, true); err != nil {
 		return nil, 0, err
 	}
 	return s.fakeStore.PayoutTotals(ctx, f)
 }
 
-func (s *hangingStore) QuarantinePage(ctx context.Context, f db.QuarantineFilter) ([]db.QuarantineItem, int, error) {
+func (s *hangingStore) QuarantinePage(ctx context.Context, f scorekeeper.QuarantineFilter) ([]scorekeeper.QuarantineItem, int, error) {
 	if err := s.read(ctx, s.hangReads, true); err != nil {
 		return nil, 0, err
 	}

@@ -9,22 +9,6 @@ import (
 	"scorekeeper"
 )
 
-// Reconciler runs reconciliations (ReconcileWorkflow); the Temporal adapter
-// implements it.
-type Reconciler interface {
-	// StartReconcile starts a reconciliation, or returns the one running.
-	StartReconcile(ctx context.Context, repair bool) (SyncRun, error)
-	// WaitReconcile blocks until run finishes (or ctx ends).
-	WaitReconcile(ctx context.Context, run SyncRun) (ReconcileReport, error)
-}
-
-// ReconcileReport is what a reconciliation found.
-type ReconcileReport = scorekeeper.ReconcileReport
-
-// Drift is one field of a user's summary that differs from the summary
-// recomputed from the user's transactions and payouts.
-type Drift = scorekeeper.Drift
-
 type reconcileResponse struct {
 	UsersChecked int             `json:"usersChecked"`
 	Drifted      []driftResponse `json:"drifted"`
@@ -45,7 +29,7 @@ var errNoReconciler = scorekeeper.Errorf(scorekeeper.EUnavailable, "reconciling 
 // rewrites drifted summaries; otherwise nothing is changed. After a
 // repair it waited for, catchUp (when set) makes this process's reads
 // serve the repaired summaries before the answer goes out.
-func startReconcile(r Reconciler, waitTimeout time.Duration, catchUp func(context.Context) error) fiber.Handler {
+func startReconcile(r scorekeeper.Reconciler, waitTimeout time.Duration, catchUp func(context.Context) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := queryParams(c, "wait", "repair")
 		if err != nil {
@@ -89,7 +73,7 @@ func startReconcile(r Reconciler, waitTimeout time.Duration, catchUp func(contex
 	}
 }
 
-func toReconcileResponse(r ReconcileReport) reconcileResponse {
+func toReconcileResponse(r scorekeeper.ReconcileReport) reconcileResponse {
 	out := reconcileResponse{UsersChecked: r.UsersChecked, Repaired: r.Repaired, Drifted: make([]driftResponse, len(r.Drifted))}
 	for i, d := range r.Drifted {
 		out.Drifted[i] = driftResponse{UserID: d.UserID, Field: d.Field, Stored: d.Stored, Recomputed: d.Recomputed}

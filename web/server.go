@@ -3,10 +3,10 @@
 // upstream), starts on-demand syncs through a Syncer, and serves its own
 // OpenAPI document and docs page.
 //
-// The package speaks HTTP only at its edge: handlers call the Store (the
-// database through db/, by default) and the Syncer, which return domain
-// errors (*scorekeeper.Error), and one error handler turns their codes
-// into statuses and JSON bodies.
+// The package speaks HTTP only at its edge: handlers call the root
+// package's ports (scorekeeper.Store, Syncer and Reconciler), which return
+// domain errors (*scorekeeper.Error), and one error handler turns their
+// codes into statuses and JSON bodies. Only app imports this package.
 package web
 
 import (
@@ -17,10 +17,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
-	"scorekeeper/db"
 )
 
 // Limits of the HTTP server. The API takes no request bodies worth the
@@ -68,20 +66,18 @@ var (
 	DefaultSyncStatusRateLimit = RateLimit{N: 60, Per: time.Minute}
 )
 
-// Config holds the dependencies of the REST API. DB or Store is required;
-// the rest is optional.
+// Config holds the dependencies of the REST API. Store is required; the
+// rest is optional.
 type Config struct {
-	// DB is the database every query is answered from when Store is nil.
-	DB *bun.DB
-	// Store, when set, answers every query instead of DB (tests give an
+	// Store answers every query (db.Store in production; tests give an
 	// in-memory one).
-	Store Store
+	Store scorekeeper.Store
 	// Syncer starts and reports syncs. When nil, the sync routes answer
 	// 503 unavailable (a web process running without Temporal).
-	Syncer Syncer
+	Syncer scorekeeper.Syncer
 	// Reconciler runs reconciliations. When nil, POST /api/reconcile
 	// answers 503.
-	Reconciler Reconciler
+	Reconciler scorekeeper.Reconciler
 	// AdminToken, when set, is the bearer token the admin routes (POST
 	// /api/sync, GET /api/quarantine) require.
 	AdminToken string
@@ -102,9 +98,9 @@ type Config struct {
 	SyncWaitTimeout time.Duration
 	// Metrics, when set, is mounted at GET /metrics (Prometheus text).
 	Metrics fiber.Handler
-	// Cache, when set, serves summaries and listings from memory (see
-	// Cache), reading the database it was made with; the caller runs it.
-	// Nil reads the Store every time.
+	// Cache, when set, is a Cache made over Store (NewCache): the routes
+	// read through it, and it serves summaries and listings from memory;
+	// the caller runs it. Nil reads the Store every time.
 	Cache *Cache
 	// RateLimit is the per-client (per IP) request limit on the public
 	// read routes, per process; zero N turns it off.
@@ -139,21 +135,19 @@ type ReadyCheck struct {
 	Check func(ctx context.Context) error
 }
 
-// DatabaseCheck returns the readiness check of the database d.
-func DatabaseCheck(d *bun.DB) ReadyCheck {
-	return ReadyCheck{Name: "database", Check: func(ctx context.Context) error { return db.Ping(ctx, d) }}
+// StoreCheck returns the readiness check of the store s, named
+// "database".
+func StoreCheck(s scorekeeper.Store) ReadyCheck {
+	return ReadyCheck{Name: "database", Check: s.Ping}
 }
 
 // New returns the REST API as a Fiber app with every route registered. The
 // caller listens (app.Listen or app.Listener) and stops it with
 // app.ShutdownWithContext, which lets in-flight requests finish. A config
-// with neither DB nor Store is a wiring mistake and panics.
+// without a Store is a wiring mistake and panics.
 func New(cfg Config) *fiber.App {
 	if cfg.Store == nil {
-		if cfg.DB == nil {
-			panic("web.New: Config.DB and Config.Store are both nil")
-		}
-		cfg.Store = dbStore{cfg.DB}
+		panic("web.New: Config.Store is nil")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -198,7 +192,7 @@ func New(cfg Config) *fiber.App {
 
 	app.Get("/healthz", healthz)
 	app.Get("/readyz", readyz(cfg.Ready, log))
-	var read reader = cfg.Store
+	read := cfg.Store
 	// catchUp brings this process's reads up to date with the store after
 	// a sync or repair it waited for, so the client's next read sees the
 	// data it just waited for (read-your-writes).
@@ -208,9 +202,9 @@ func New(cfg Config) *fiber.App {
 		catchUp = cfg.Cache.CatchUp
 	}
 	limit := rateLimit(cfg.RateLimit)
-	app.Get("/api/users/:userId/summary", limit, getSummary(read, cfg.Store))
-	app.Get("/api/users/:userId/transactions", limit, listLedger(read, cfg.Store, cfg.PublicBaseURL))
-	app.Get("/api/users/:userId/payouts", limit, listUserPayouts(read, cfg.Store, cfg.PublicBaseURL))
+	app.Get("/api/users/:userId/summary", limit, getSummary(read, cfg.Cache))
+	app.Get("/api/users/:userId/transactions", limit, listLedger(read, cfg.PublicBaseURL))
+	app.Get("/api/users/:userId/payouts", limit, listUserPayouts(read, cfg.PublicBaseURL))
 	app.Get("/api/payouts", limit, listPayouts(read, cfg.PublicBaseURL))
 	admin := requireAdmin(cfg.AdminToken)
 	// The sync limits run before the admin check: a client over its limit
@@ -220,7 +214,7 @@ func New(cfg Config) *fiber.App {
 		"too many waiting syncs: at most %d POST /api/sync?wait=true per %s per client; poll GET /api/sync/status instead")
 	app.Post("/api/sync", rateLimit(cfg.SyncRateLimit), waitLimit, admin,
 		startSync(cfg.Syncer, cfg.SyncWaitTimeout, waits, catchUp))
-	app.Get("/api/quarantine", admin, listQuarantine(cfg.Store, cfg.PublicBaseURL))
+	app.Get("/api/quarantine", admin, listQuarantine(read, cfg.PublicBaseURL))
 	app.Post("/api/reconcile", admin, startReconcile(cfg.Reconciler, cfg.SyncWaitTimeout, catchUp))
 	app.Get("/api/sync/status", rateLimit(cfg.SyncStatusRateLimit), syncStatus(cfg.Syncer, cfg.Store, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)

@@ -16,7 +16,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
 	"scorekeeper/db"
@@ -260,7 +259,7 @@ func TestHealth(t *testing.T) {
 
 	t.Run("OKReadyz", func(t *testing.T) {
 		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{
-			web.DatabaseCheck(d),
+			web.StoreCheck(db.NewStore(d, db.Budget{})),
 			{Name: "temporal", Check: func(context.Context) error { return nil }},
 		}})
 		resp, body := do(t, app, http.MethodGet, "/readyz")
@@ -270,7 +269,7 @@ func TestHealth(t *testing.T) {
 
 	t.Run("ErrReadyzCheckFails", func(t *testing.T) {
 		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{
-			web.DatabaseCheck(d),
+			web.StoreCheck(db.NewStore(d, db.Budget{})),
 			{Name: "temporal", Check: func(context.Context) error {
 				return errors.New("dial tcp 10.1.2.3:7233: connect: connection refused")
 			}},
@@ -293,25 +292,26 @@ func TestHealth(t *testing.T) {
 	})
 
 	t.Run("ErrReadyzDatabaseDown", func(t *testing.T) {
-		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{web.DatabaseCheck(mustOpenDownDB(t))}})
+		app, _, _ := MustNewApp(t, web.Config{Ready: []web.ReadyCheck{web.StoreCheck(mustOpenDownStore(t))}})
 		resp, body := do(t, app, http.MethodGet, "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
 		require.Equal(t, `{"status":"unavailable","checks":[{"name":"database","status":"unreachable"}]}`, body)
 	})
 }
 
-// mustOpenDownDB returns a database handle whose server is not there.
-func mustOpenDownDB(tb testing.TB) *bun.DB {
+// mustOpenDownStore returns a store over a database whose server is not
+// there.
+func mustOpenDownStore(tb testing.TB) *db.Store {
 	tb.Helper()
 	d, err := db.Open("postgres://postgres@127.0.0.1:1/none?sslmode=disable")
 	require.NoError(tb, err)
 	tb.Cleanup(func() { d.Close() })
-	return d
+	return db.NewStore(d, db.Budget{})
 }
 
 // Ensure a database outage is a 503 without the driver's words.
 func TestServer_DatabaseDown(t *testing.T) {
-	app, _, logs := MustNewApp(t, web.Config{DB: mustOpenDownDB(t), Syncer: newFakeSyncer()})
+	app, _, logs := MustNewApp(t, web.Config{Store: mustOpenDownStore(t), Syncer: newFakeSyncer()})
 	for _, target := range []string{"/api/users/445566/summary", "/api/payouts", "/api/sync/status"} {
 		resp, body := do(t, app, http.MethodGet, target)
 		msg := requireError(t, resp, body, http.StatusServiceUnavailable, "unavailable")

@@ -35,9 +35,10 @@ func toSummaryResponse(s scorekeeper.Summary) summaryResponse {
 var errBadUserID = errInvalidf("userId must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
 
 // getSummary serves GET /api/users/{userId}/summary, and with ?asOf= the
-// summary as of an instant, read from s (see summaryAsOf).
-func getSummary(r reader, s Store) fiber.Handler {
-	cache, _ := r.(*Cache)
+// summary as of an instant (see summaryAsOf). st is the store the route
+// reads, cache (nil when there is none) the Cache in front of it, whose
+// memory answers most reads without arming a query deadline.
+func getSummary(st scorekeeper.Store, cache *Cache) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := queryParams(c, "asOf")
 		if err != nil {
@@ -48,7 +49,7 @@ func getSummary(r reader, s Store) fiber.Handler {
 			return err
 		}
 		if v, ok := q["asOf"]; ok {
-			return summaryAsOf(c, r, s, userID, v)
+			return summaryAsOf(c, st, userID, v)
 		}
 
 		// Most reads are answered from memory: no query deadline to arm.
@@ -62,11 +63,11 @@ func getSummary(r reader, s Store) fiber.Handler {
 		}
 		ctx, cancel := queryContext(c)
 		defer cancel()
-		asOf, err := r.AsOf(ctx)
+		asOf, err := st.AsOf(ctx)
 		if err != nil {
 			return storeError(ctx, err)
 		}
-		s, err := r.Summary(ctx, userID)
+		s, err := st.Summary(ctx, userID)
 		if err != nil {
 			return storeError(ctx, err)
 		}

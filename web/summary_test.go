@@ -35,7 +35,7 @@ func TestSummary_Store(t *testing.T) {
 			tx("c1", "Abc", scorekeeper.TxEarned, "1"),
 		}}, t0)
 		require.NoError(t, err)
-		app, _, _ := MustNewApp(t, web.Config{DB: d})
+		app, _, _ := MustNewApp(t, web.Config{Store: db.NewStore(d, db.Budget{})})
 		resp, body := do(t, app, http.MethodGet, "/api/users/445566/summary")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.Equal(t, seedSummary, body)

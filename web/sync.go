@@ -12,88 +12,9 @@ import (
 	"scorekeeper"
 )
 
-// Syncer starts syncs and reports on them; the Temporal adapter that runs
-// SyncWorkflow implements it. Errors that are *scorekeeper.Error keep
-// their code (e.g. EUnavailable when Temporal is down → 503); any other
-// error is internal.
-type Syncer interface {
-	// StartSync starts a sync now, or returns the one already running.
-	StartSync(ctx context.Context) (SyncRun, error)
-	// WaitSync blocks until run finishes (or ctx ends) and returns its
-	// result.
-	WaitSync(ctx context.Context, run SyncRun) (SyncStats, error)
-	// Status reports the last sync run, freshness and budget use.
-	Status(ctx context.Context) (SyncStatus, error)
-}
-
-// SyncRun identifies one SyncWorkflow execution.
-type SyncRun struct {
-	// WorkflowID is the Temporal workflow id of the run.
-	WorkflowID string
-	// RunID is the Temporal run id, which tells apart runs of one id.
-	RunID string
-}
-
-// SyncStats is what a finished sync did: SyncResult of SyncWorkflow.
-type SyncStats = scorekeeper.SyncStats
-
-// SyncRunInfo describes the most recent sync run.
-type SyncRunInfo struct {
-	// WorkflowID and RunID identify the run, as in SyncRun.
-	WorkflowID string
-	RunID      string
-	// Status is the workflow's status in lower case: running, completed,
-	// failed, canceled, terminated, timed_out, continued_as_new.
-	Status string
-	// StartedAt is when the run started.
-	StartedAt time.Time
-	// ClosedAt is when the run ended; nil while it runs.
-	ClosedAt *time.Time
-	// Stats is the run's result when it completed and is known.
-	Stats *SyncStats
-}
-
-// SyncStatus is the answer of GET /api/sync/status.
-//
-// When SyncedThrough is zero, the web layer fills it (and LagSeconds, from
-// Config.Now) from the store's watermark (Store.AsOf), the same source as
-// the X-Data-As-Of header; an adapter that knows better sets both itself.
-type SyncStatus struct {
-	// LastRun is the most recent sync run; nil before the first.
-	LastRun *SyncRunInfo
-	// SyncedThrough is the instant through which upstream data is stored.
-	SyncedThrough time.Time
-	// LagSeconds is how far SyncedThrough is behind now.
-	LagSeconds float64
-	// BudgetUsed upstream requests were made in the current window of
-	// BudgetWindow (e.g. "1m"), out of BudgetLimit.
-	BudgetUsed   int
-	BudgetLimit  int
-	BudgetWindow string
-	// Quarantined counts malformed upstream items kept for inspection.
-	Quarantined int
-	// LateCoveredThrough is the instant through which the overlap re-scan
-	// has re-read upstream after late items could have appeared; nil
-	// before the first re-scan.
-	LateCoveredThrough *time.Time
-	// PayoutsOverdue counts payouts requested longer ago than the alert
-	// threshold and still neither paid nor failed.
-	PayoutsOverdue int
-	// LateLagSeconds is how far LateCoveredThrough is behind now.
-	LateLagSeconds float64
-	// BudgetSpent counts the upstream requests of the last hour by what
-	// they were for: fresh pages, re-scans and probes.
-	BudgetSpent BudgetSpent
-	// PagesFetchedTwice counts upstream pages answered twice for the same
-	// request (0 unless an answer was lost after it came).
-	PagesFetchedTwice int
-	// Fetcher is the workflow id of the sync fetching from upstream now;
-	// empty when none is.
-	Fetcher string
-}
-
-// BudgetSpent is upstream requests by kind.
-type BudgetSpent struct {
+// budgetSpentResponse is scorekeeper.SyncStatus.BudgetSpent as the
+// status route renders it: one field per kind, in BudgetKinds order.
+type budgetSpentResponse struct {
 	Fresh  int `json:"fresh"`
 	Rescan int `json:"rescan"`
 	Probe  int `json:"probe"`
@@ -110,16 +31,16 @@ type syncRunResponse struct {
 type syncResultResponse struct {
 	WorkflowID string `json:"workflowId"`
 	RunID      string `json:"runId"`
-	SyncStats
+	scorekeeper.SyncStats
 }
 
 type syncRunInfoResponse struct {
-	WorkflowID string     `json:"workflowId"`
-	RunID      string     `json:"runId"`
-	Status     string     `json:"status"`
-	StartedAt  time.Time  `json:"startedAt"`
-	ClosedAt   *time.Time `json:"closedAt"`
-	Stats      *SyncStats `json:"stats"`
+	WorkflowID string                 `json:"workflowId"`
+	RunID      string                 `json:"runId"`
+	Status     string                 `json:"status"`
+	StartedAt  time.Time              `json:"startedAt"`
+	ClosedAt   *time.Time             `json:"closedAt"`
+	Stats      *scorekeeper.SyncStats `json:"stats"`
 }
 
 // syncStatusResponse is the body of GET /api/sync/status. Absent values
@@ -134,30 +55,38 @@ type syncStatusResponse struct {
 	Quarantined        int                  `json:"quarantined"`
 	LateCoveredThrough *time.Time           `json:"lateCoveredThrough"`
 	LateLagSeconds     float64              `json:"lateLagSeconds"`
-	BudgetSpent        BudgetSpent          `json:"budgetSpentLastHour"`
+	BudgetSpent        budgetSpentResponse  `json:"budgetSpentLastHour"`
 	PagesFetchedTwice  int                  `json:"pagesFetchedTwice"`
 	Fetcher            *string              `json:"fetcher"`
 	PayoutsOverdue     int                  `json:"payoutsOverdue"`
 }
 
-func toSyncResultResponse(r SyncRun, s SyncStats) syncResultResponse {
+func toSyncResultResponse(r scorekeeper.SyncRun, s scorekeeper.SyncStats) syncResultResponse {
 	s.SyncedThrough = s.SyncedThrough.UTC()
 	return syncResultResponse{WorkflowID: r.WorkflowID, RunID: r.RunID, SyncStats: s}
 }
 
-func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
+func toSyncStatusResponse(s scorekeeper.SyncStatus) syncStatusResponse {
 	out := syncStatusResponse{
 		SyncedThrough:      utcOrNil(s.SyncedThrough),
-		LagSeconds:         s.LagSeconds,
 		BudgetUsed:         s.BudgetUsed,
 		BudgetLimit:        s.BudgetLimit,
-		BudgetWindow:       s.BudgetWindow,
+		BudgetWindow:       durationOrEmpty(s.BudgetWindow),
 		Quarantined:        s.Quarantined,
-		LateCoveredThrough: utcPtr(s.LateCoveredThrough),
-		LateLagSeconds:     s.LateLagSeconds,
-		BudgetSpent:        s.BudgetSpent,
-		PagesFetchedTwice:  s.PagesFetchedTwice,
-		PayoutsOverdue:     s.PayoutsOverdue,
+		LateCoveredThrough: utcOrNil(s.LateCoveredThrough),
+		BudgetSpent: budgetSpentResponse{
+			Fresh:  s.BudgetSpent[scorekeeper.BudgetFresh],
+			Rescan: s.BudgetSpent[scorekeeper.BudgetRescan],
+			Probe:  s.BudgetSpent[scorekeeper.BudgetProbe],
+		},
+		PagesFetchedTwice: int(s.PagesFetchedTwice),
+		PayoutsOverdue:    s.PayoutsOverdue,
+	}
+	if lag, ok := s.Lag(); ok {
+		out.LagSeconds = lag.Seconds()
+	}
+	if lag, ok := s.LateLag(); ok {
+		out.LateLagSeconds = lag.Seconds()
 	}
 	if s.Fetcher != "" {
 		f := s.Fetcher
@@ -178,6 +107,15 @@ func toSyncStatusResponse(s SyncStatus) syncStatusResponse {
 		}
 	}
 	return out
+}
+
+// durationOrEmpty renders a budget window as time.Duration does ("1m0s");
+// no budget (zero) is "".
+func durationOrEmpty(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 func utcOrNil(t time.Time) *time.Time {
@@ -229,7 +167,7 @@ func requireAdmin(token string) fiber.Handler {
 // has slots), so that a burst of them cannot tie up the process. After a
 // finished wait, catchUp (when set) makes this process's reads serve the
 // synced data before the answer goes out.
-func startSync(s Syncer, waitTimeout time.Duration, waits chan struct{}, catchUp func(context.Context) error) fiber.Handler {
+func startSync(s scorekeeper.Syncer, waitTimeout time.Duration, waits chan struct{}, catchUp func(context.Context) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		q, err := queryParams(c, "wait")
 		if err != nil {
@@ -295,8 +233,10 @@ func readYourWrites(ctx context.Context, catchUp func(context.Context) error) {
 	_ = catchUp(ctx)
 }
 
-// syncStatus serves GET /api/sync/status.
-func syncStatus(s Syncer, store Store, now func() time.Time) fiber.Handler {
+// syncStatus serves GET /api/sync/status: the Syncer's status. A Syncer
+// that leaves SyncedThrough zero gets the store's watermark (the same
+// source as X-Data-As-Of), its lag on now when it gave no clock.
+func syncStatus(s scorekeeper.Syncer, store scorekeeper.Store, now func() time.Time) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if _, err := queryParams(c); err != nil {
 			return err
@@ -320,7 +260,9 @@ func syncStatus(s Syncer, store Store, now func() time.Time) fiber.Handler {
 			}
 			if asOf != nil {
 				st.SyncedThrough = *asOf
-				st.LagSeconds = max(0, now().Sub(*asOf).Seconds())
+				if st.Now.IsZero() {
+					st.Now = now()
+				}
 			}
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store")

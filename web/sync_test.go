@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
 	"scorekeeper"
 	"scorekeeper/db"
@@ -23,8 +22,8 @@ import (
 
 func newFakeSyncer() *fakeSyncer {
 	return &fakeSyncer{
-		run: web.SyncRun{WorkflowID: "sync-manual-1", RunID: "run-1"},
-		stats: web.SyncStats{
+		run: scorekeeper.SyncRun{WorkflowID: "sync-manual-1", RunID: "run-1"},
+		stats: scorekeeper.SyncStats{
 			Fetched: 1200, Inserted: 1180, Duplicates: 19, Quarantined: 1, Pages: 2,
 			SyncedThrough: time.Date(2023, 3, 16, 12, 34, 0, 0, time.FixedZone("CET", 3600)),
 		},
@@ -55,7 +54,7 @@ func TestSync(t *testing.T) {
 			`"duplicates":19,"quarantined":1,"pages":2,"syncedThrough":"2023-03-16T11:34:00Z"}`, body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		require.Equal(t, []web.SyncRun{s.run}, s.waits, "waits for the run it started")
+		require.Equal(t, []scorekeeper.SyncRun{s.run}, s.waits, "waits for the run it started")
 	})
 
 	t.Run("ErrBadWait", func(t *testing.T) {
@@ -195,15 +194,15 @@ func TestSyncStatus(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		stats := s.stats
-		s.status = web.SyncStatus{
-			LastRun: &web.SyncRunInfo{
+		s.status = scorekeeper.SyncStatus{
+			LastRun: &scorekeeper.SyncRunInfo{
 				WorkflowID: "transactions-sync-2023-03-16T12:34:00Z", RunID: "r1", Status: "completed",
 				StartedAt: started, ClosedAt: &closed, Stats: &stats,
 			},
-			SyncedThrough: started, LagSeconds: 12.5,
-			BudgetUsed: 3, BudgetLimit: 5, BudgetWindow: "1m",
-			Quarantined: 4, LateCoveredThrough: &late, PayoutsOverdue: 2,
-			LateLagSeconds: 210, BudgetSpent: web.BudgetSpent{Fresh: 270, Rescan: 25, Probe: 5},
+			Now: started.Add(12500 * time.Millisecond), SyncedThrough: started,
+			BudgetUsed: 3, BudgetLimit: 5, BudgetWindow: time.Minute,
+			Quarantined: 4, LateCoveredThrough: late, PayoutsOverdue: 2,
+			BudgetSpent:       map[scorekeeper.BudgetKind]int{scorekeeper.BudgetFresh: 270, scorekeeper.BudgetRescan: 25, scorekeeper.BudgetProbe: 5},
 			PagesFetchedTwice: 0, Fetcher: "transactions-sync-2023-03-16T12:34:00Z",
 		}
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
@@ -214,25 +213,25 @@ func TestSyncStatus(t *testing.T) {
 				"stats": {"fetched": 1200, "inserted": 1180, "duplicates": 19, "quarantined": 1, "pages": 2,
 					"syncedThrough": "2023-03-16T11:34:00Z"}},
 			"syncedThrough": "2023-03-16T12:34:00Z", "lagSeconds": 12.5,
-			"budgetUsed": 3, "budgetLimit": 5, "budgetWindow": "1m",
+			"budgetUsed": 3, "budgetLimit": 5, "budgetWindow": "1m0s",
 			"quarantined": 4, "lateCoveredThrough": "2023-03-16T12:32:00Z", "payoutsOverdue": 2,
-			"lateLagSeconds": 210, "budgetSpentLastHour": {"fresh": 270, "rescan": 25, "probe": 5},
+			"lateLagSeconds": 132.5, "budgetSpentLastHour": {"fresh": 270, "rescan": 25, "probe": 5},
 			"pagesFetchedTwice": 0, "fetcher": "transactions-sync-2023-03-16T12:34:00Z"}`, body)
 		require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 	})
 
 	t.Run("OKBeforeFirstRun", func(t *testing.T) {
-		s.status = web.SyncStatus{BudgetLimit: 5, BudgetWindow: "1m"}
+		s.status = scorekeeper.SyncStatus{BudgetLimit: 5, BudgetWindow: time.Minute}
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.JSONEq(t, `{"lastRun": null, "syncedThrough": null, "lagSeconds": 0, "budgetUsed": 0, "budgetLimit": 5,
-			"budgetWindow": "1m", "quarantined": 0, "lateCoveredThrough": null, "payoutsOverdue": 0,
+			"budgetWindow": "1m0s", "quarantined": 0, "lateCoveredThrough": null, "payoutsOverdue": 0,
 			"lateLagSeconds": 0, "budgetSpentLastHour": {"fresh": 0, "rescan": 0, "probe": 0},
 			"pagesFetchedTwice": 0, "fetcher": null}`, body)
 	})
 
 	t.Run("OKSyncedThroughFromStore", func(t *testing.T) {
-		s.status = web.SyncStatus{BudgetLimit: 5, BudgetWindow: "1m"}
+		s.status = scorekeeper.SyncStatus{BudgetLimit: 5, BudgetWindow: time.Minute}
 		store.setAsOf(started)
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -248,7 +247,7 @@ func TestSyncStatus(t *testing.T) {
 
 	t.Run("ErrStoreUnavailable", func(t *testing.T) {
 		// The syncer leaves syncedThrough to the store, which is down.
-		s.status = web.SyncStatus{}
+		s.status = scorekeeper.SyncStatus{}
 		store.fail(errUnreachable)
 		defer store.fail(nil)
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
@@ -367,31 +366,23 @@ func TestSync_WaitSlots(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "the slot is free again: %s", body)
 }
 
-// dbStatusSyncer reads its status from the database, as the Temporal
-// adapter does (watermark, budget, quarantine).
-type dbStatusSyncer struct {
+// storeStatusSyncer reads its status from the store, as the Temporal
+// adapter (worker.Client) does.
+type storeStatusSyncer struct {
 	*fakeSyncer
-	db *bun.DB
+	store scorekeeper.Store
 }
 
-func (s dbStatusSyncer) Status(ctx context.Context) (web.SyncStatus, error) {
-	st, err := db.GetSyncState(ctx, s.db, db.TransactionsStream)
-	if err != nil && scorekeeper.ErrorCode(err) != scorekeeper.ENotFound {
-		return web.SyncStatus{}, err
-	}
-	n, err := db.QuarantineCount(ctx, s.db)
-	if err != nil {
-		return web.SyncStatus{}, err
-	}
-	return web.SyncStatus{SyncedThrough: st.SyncedThrough, Quarantined: n}, nil
+func (s storeStatusSyncer) Status(ctx context.Context) (scorekeeper.SyncStatus, error) {
+	return s.store.SyncStatus(ctx)
 }
 
 // Ensure GET /api/sync/status is 503, not 500, when the database its
 // status comes from is down, without the driver's words, and 400 on
 // query parameters it does not take.
 func TestSyncStatus_Errors(t *testing.T) {
-	down := mustOpenDownDB(t)
-	app, _, logs := MustNewApp(t, web.Config{DB: down, Syncer: dbStatusSyncer{newFakeSyncer(), down}})
+	down := mustOpenDownStore(t)
+	app, _, logs := MustNewApp(t, web.Config{Store: down, Syncer: storeStatusSyncer{newFakeSyncer(), down}})
 
 	t.Run("ErrDatabaseDown", func(t *testing.T) {
 		resp, body := do(t, app, http.MethodGet, "/api/sync/status")
@@ -411,7 +402,7 @@ func TestSyncStatus_Errors(t *testing.T) {
 
 	t.Run("ErrUnknownParamWithoutSyncer", func(t *testing.T) {
 		// The request is judged before what this process can do.
-		bare, _, _ := MustNewApp(t, web.Config{DB: down})
+		bare, _, _ := MustNewApp(t, web.Config{Store: down})
 		resp, body := do(t, bare, http.MethodGet, "/api/sync/status?x=1")
 		requireError(t, resp, body, http.StatusBadRequest, "invalid")
 	})
@@ -432,11 +423,12 @@ func TestSync_ReadYourWrites(t *testing.T) {
 	}
 	st, err := db.EnsureSyncState(ctx, d, db.TransactionsStream, t0, t0)
 	require.NoError(t, err)
-	cache := web.NewCache(d, nil)
+	dbStore := db.NewStore(d, db.Budget{})
+	cache := web.NewCache(dbStore, nil)
 	// Not cache.Run: no poll but the ones made here and by the handlers.
 	require.NoError(t, cache.Poll(ctx))
 	s := newFakeSyncer()
-	app, _, _ := MustNewApp(t, web.Config{DB: d, Syncer: s, Reconciler: s, Cache: cache})
+	app, _, _ := MustNewApp(t, web.Config{Store: dbStore, Syncer: s, Reconciler: s, Cache: cache})
 	const target = "/api/users/445566/summary"
 	get := func(target string) string {
 		t.Helper()
@@ -509,7 +501,7 @@ func TestSync_WaitStoresThroughRequest(t *testing.T) {
 	guard := syncplan.GuardFor(time.Minute)
 	store := newFakeStore().seed()
 	store.setAsOf(t0)
-	cache := web.NewCacheOver(store, nil)
+	cache := web.NewCache(store, nil)
 	s := newFakeSyncer()
 	app, _, _ := MustNewApp(t, web.Config{Store: store, Syncer: s, Cache: cache})
 	get := func(target string) (*http.Response, string) {

@@ -12,22 +12,20 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/uptrace/bun"
-
 	"scorekeeper"
-	"scorekeeper/db"
-	"scorekeeper/syncplan"
-	"scorekeeper/web"
 	"scorekeeper/workflows"
 )
 
-// Client is the REST API's side of the workflows: the web layer's Syncer
-// and Reconciler. It starts SyncWorkflow and ReconcileWorkflow on the task
-// queue the worker serves, with the run options the worker's schedules
-// use, and reads sync status from Temporal and the database.
+// Client is the REST API's side of the workflows: scorekeeper.Syncer and
+// scorekeeper.Reconciler. It starts SyncWorkflow and ReconcileWorkflow on
+// the task queue the worker serves, with the run options the worker's
+// schedules use, and reads the sync status from the store (the one read
+// model, Store.SyncStatus) and the last run from Temporal.
 type Client struct {
-	Temporal  client.Client
-	DB        *bun.DB
+	Temporal client.Client
+	// Store is the store the status is read from; its clock stamps
+	// manual sync requests.
+	Store     scorekeeper.Store
 	Namespace string
 	TaskQueue string
 	// SyncInterval is this process's SYNC_INTERVAL, used for a manual
@@ -36,8 +34,6 @@ type Client struct {
 	// wins (scheduleInterval), so a web process configured otherwise
 	// cannot run manual syncs at an interval the worker does not.
 	SyncInterval time.Duration
-	// Budget is the upstream request budget the status reports on.
-	Budget db.Budget
 
 	mu         sync.Mutex
 	interval   time.Duration
@@ -69,8 +65,8 @@ func (c *Client) syncInterval(ctx context.Context) time.Duration {
 }
 
 var (
-	_ web.Syncer     = (*Client)(nil)
-	_ web.Reconciler = (*Client)(nil)
+	_ scorekeeper.Syncer     = (*Client)(nil)
+	_ scorekeeper.Reconciler = (*Client)(nil)
 )
 
 // StartSync asks for data through now: it signals the manual sync, starting
@@ -78,8 +74,8 @@ var (
 // of requests is one sync. That sync fetches if no other does, or asks the
 // fetcher for the data and waits for it: one fetcher, whatever starts
 // syncs. "Now" is the database's clock, which the sync's windows use.
-func (c *Client) StartSync(ctx context.Context) (web.SyncRun, error) {
-	now, err := db.Now(ctx, c.DB)
+func (c *Client) StartSync(ctx context.Context) (scorekeeper.SyncRun, error) {
+	now, err := c.Store.Now(ctx)
 	if err != nil {
 		now = time.Now().UTC()
 	}
@@ -91,14 +87,14 @@ func (c *Client) StartSync(ctx context.Context) (web.SyncRun, error) {
 
 // WaitSync waits for the run (following continue-as-new) and returns its
 // totals.
-func (c *Client) WaitSync(ctx context.Context, run web.SyncRun) (web.SyncStats, error) {
-	return result[workflows.SyncResult](ctx, c.Temporal, run, "sync failed")
+func (c *Client) WaitSync(ctx context.Context, run scorekeeper.SyncRun) (scorekeeper.SyncStats, error) {
+	return result[scorekeeper.SyncStats](ctx, c.Temporal, run, "sync failed")
 }
 
 // StartReconcile starts a reconciliation, or joins the one running: one
 // workflow id for reports and another for repairs, so a repair is never
 // answered by a report already running.
-func (c *Client) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, error) {
+func (c *Client) StartReconcile(ctx context.Context, repair bool) (scorekeeper.SyncRun, error) {
 	run, err := c.Temporal.ExecuteWorkflow(ctx, reconcileOptions(c.TaskQueue, repair),
 		workflows.ReconcileWorkflow, workflows.ReconcileInput{Repair: repair})
 	return started(run, err, "start reconcile")
@@ -106,10 +102,10 @@ func (c *Client) StartReconcile(ctx context.Context, repair bool) (web.SyncRun, 
 
 // WaitReconcile waits for the run (following continue-as-new) and returns
 // its report.
-func (c *Client) WaitReconcile(ctx context.Context, run web.SyncRun) (web.ReconcileReport, error) {
+func (c *Client) WaitReconcile(ctx context.Context, run scorekeeper.SyncRun) (scorekeeper.ReconcileReport, error) {
 	// One vocabulary (scorekeeper.ReconcileReport): the workflow's result
 	// is the report.
-	return result[workflows.ReconcileResult](ctx, c.Temporal, run, "reconcile failed")
+	return result[scorekeeper.ReconcileReport](ctx, c.Temporal, run, "reconcile failed")
 }
 
 // manualSyncOptions start the manual sync: one fixed id, so concurrent
@@ -140,17 +136,17 @@ func reconcileOptions(taskQueue string, repair bool) client.StartWorkflowOptions
 }
 
 // started turns the answer to a start into the web layer's run handle.
-func started(run client.WorkflowRun, err error, what string) (web.SyncRun, error) {
+func started(run client.WorkflowRun, err error, what string) (scorekeeper.SyncRun, error) {
 	if err != nil {
-		return web.SyncRun{}, temporalError(what, err)
+		return scorekeeper.SyncRun{}, temporalError(what, err)
 	}
-	return web.SyncRun{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return scorekeeper.SyncRun{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 }
 
 // result waits for run, following continue-as-new, and returns its result.
 // When ctx ends first it returns ctx's error, so the caller can tell its
 // own deadline from a failed run.
-func result[T any](ctx context.Context, c client.Client, run web.SyncRun, what string) (T, error) {
+func result[T any](ctx context.Context, c client.Client, run scorekeeper.SyncRun, what string) (T, error) {
 	var res T
 	if err := c.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &res); err != nil {
 		var zero T
@@ -162,35 +158,18 @@ func result[T any](ctx context.Context, c client.Client, run web.SyncRun, what s
 	return res, nil
 }
 
-// Status reads the watermark, late coverage, budget and quarantine from the
-// database, and the most recent SyncWorkflow run from Temporal's
-// visibility store.
-func (c *Client) Status(ctx context.Context) (web.SyncStatus, error) {
-	var out web.SyncStatus
-	// One read model, on the database's clock, as /metrics (db.SyncStatus).
-	st, err := db.ReadSyncStatus(ctx, c.DB, c.Budget)
+// Status is the store's sync status (the read model /metrics serves too),
+// with the most recent SyncWorkflow run from Temporal's visibility store.
+func (c *Client) Status(ctx context.Context) (scorekeeper.SyncStatus, error) {
+	st, err := c.Store.SyncStatus(ctx)
 	if err != nil {
-		return out, err
+		return st, err
 	}
-	if lag, ok := st.Lag(); ok {
-		out.SyncedThrough, out.LagSeconds = st.SyncedThrough, lag.Seconds()
-	}
-	if lag, ok := st.LateLag(); ok {
-		through := st.LateCoveredThrough
-		out.LateCoveredThrough, out.LateLagSeconds = &through, lag.Seconds()
-	}
-	out.BudgetUsed, out.BudgetLimit, out.BudgetWindow = st.BudgetUsed, c.Budget.N, c.Budget.Per.String()
-	out.BudgetSpent = web.BudgetSpent{Fresh: st.BudgetSpent[syncplan.Fresh], Rescan: st.BudgetSpent[syncplan.Rescan], Probe: st.BudgetSpent[syncplan.Probe]}
-	out.PagesFetchedTwice = int(st.Counters[db.CounterPagesFetchedTwice][""])
-	out.Fetcher, out.Quarantined, out.PayoutsOverdue = st.Fetcher, st.Quarantined, st.PayoutsOverdue
-	out.LastRun, err = c.lastRun(ctx)
-	if err != nil {
-		return out, err
-	}
-	return out, nil
+	st.LastRun, err = c.lastRun(ctx)
+	return st, err
 }
 
-func (c *Client) lastRun(ctx context.Context) (*web.SyncRunInfo, error) {
+func (c *Client) lastRun(ctx context.Context) (*scorekeeper.SyncRunInfo, error) {
 	resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace: c.Namespace,
 		PageSize:  1,
@@ -203,7 +182,7 @@ func (c *Client) lastRun(ctx context.Context) (*web.SyncRunInfo, error) {
 		return nil, nil
 	}
 	e := resp.Executions[0]
-	info := &web.SyncRunInfo{
+	info := &scorekeeper.SyncRunInfo{
 		WorkflowID: e.GetExecution().GetWorkflowId(),
 		RunID:      e.GetExecution().GetRunId(),
 		Status:     statusName(e.GetStatus()),
@@ -218,7 +197,7 @@ func (c *Client) lastRun(ctx context.Context) (*web.SyncRunInfo, error) {
 		// rather than holding up the status.
 		gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if res, err := result[workflows.SyncResult](gctx, c.Temporal, web.SyncRun{WorkflowID: info.WorkflowID, RunID: info.RunID}, "sync result"); err == nil {
+		if res, err := result[scorekeeper.SyncStats](gctx, c.Temporal, scorekeeper.SyncRun{WorkflowID: info.WorkflowID, RunID: info.RunID}, "sync result"); err == nil {
 			info.Stats = &res
 		}
 	}

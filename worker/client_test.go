@@ -15,9 +15,8 @@ import (
 	"go.temporal.io/sdk/mocks"
 
 	"scorekeeper"
-	"scorekeeper/activities"
+	"scorekeeper/db"
 	"scorekeeper/db/dbtest"
-	"scorekeeper/web"
 	"scorekeeper/workflows"
 )
 
@@ -97,7 +96,7 @@ func TestClient_StartReconcile(t *testing.T) {
 
 	got, err := c.StartReconcile(context.Background(), true)
 	require.NoError(t, err)
-	require.Equal(t, web.SyncRun{WorkflowID: workflows.ReconcileWorkflowID + "-repair", RunID: "r1"}, got)
+	require.Equal(t, scorekeeper.SyncRun{WorkflowID: workflows.ReconcileWorkflowID + "-repair", RunID: "r1"}, got)
 
 	tc.On("ExecuteWorkflow", mock.Anything, reconcileOptions("q", false), mock.Anything, workflows.ReconcileInput{}).
 		Return(nil, serviceerror.NewUnavailable("down")).Once()
@@ -109,7 +108,7 @@ func TestClient_StartReconcile(t *testing.T) {
 // what failed, and the caller's own deadline as it is.
 func TestClient_Wait(t *testing.T) {
 	ctx := context.Background()
-	handle := web.SyncRun{WorkflowID: "w", RunID: "r"}
+	handle := scorekeeper.SyncRun{WorkflowID: "w", RunID: "r"}
 	runReturning := func(err error, result any) *mocks.WorkflowRun {
 		run := mocks.NewWorkflowRun(t)
 		run.On("Get", mock.Anything, mock.Anything).Return(err).Run(func(args mock.Arguments) {
@@ -117,10 +116,10 @@ func TestClient_Wait(t *testing.T) {
 				return
 			}
 			switch out := args.Get(1).(type) {
-			case *workflows.SyncResult:
-				*out = result.(workflows.SyncResult)
-			case *workflows.ReconcileResult:
-				*out = result.(workflows.ReconcileResult)
+			case *scorekeeper.SyncStats:
+				*out = result.(scorekeeper.SyncStats)
+			case *scorekeeper.ReconcileReport:
+				*out = result.(scorekeeper.ReconcileReport)
 			}
 		})
 		return run
@@ -128,20 +127,20 @@ func TestClient_Wait(t *testing.T) {
 
 	t.Run("Sync", func(t *testing.T) {
 		tc := mocks.NewClient(t)
-		tc.On("GetWorkflow", mock.Anything, "w", "r").Return(runReturning(nil, workflows.SyncResult{Fetched: 3, Inserted: 2, Duplicates: 1, Pages: 1})).Once()
+		tc.On("GetWorkflow", mock.Anything, "w", "r").Return(runReturning(nil, scorekeeper.SyncStats{Fetched: 3, Inserted: 2, Duplicates: 1, Pages: 1})).Once()
 		got, err := (&Client{Temporal: tc}).WaitSync(ctx, handle)
 		require.NoError(t, err)
-		require.Equal(t, web.SyncStats{Fetched: 3, Inserted: 2, Duplicates: 1, Pages: 1}, got)
+		require.Equal(t, scorekeeper.SyncStats{Fetched: 3, Inserted: 2, Duplicates: 1, Pages: 1}, got)
 	})
 
 	t.Run("Reconcile", func(t *testing.T) {
 		tc := mocks.NewClient(t)
-		res := workflows.ReconcileResult{UsersChecked: 2, Repaired: 1, Drifted: []activities.DriftItem{{UserID: "u1", Field: "balance", Stored: 100, Recomputed: 250}}}
+		res := scorekeeper.ReconcileReport{UsersChecked: 2, Repaired: 1, Drifted: []scorekeeper.Drift{{UserID: "u1", Field: "balance", Stored: 100, Recomputed: 250}}}
 		tc.On("GetWorkflow", mock.Anything, "w", "r").Return(runReturning(nil, res)).Once()
 		got, err := (&Client{Temporal: tc}).WaitReconcile(ctx, handle)
 		require.NoError(t, err)
-		require.Equal(t, web.ReconcileReport{UsersChecked: 2, Repaired: 1,
-			Drifted: []web.Drift{{UserID: "u1", Field: "balance", Stored: 100, Recomputed: 250}}}, got)
+		require.Equal(t, scorekeeper.ReconcileReport{UsersChecked: 2, Repaired: 1,
+			Drifted: []scorekeeper.Drift{{UserID: "u1", Field: "balance", Stored: 100, Recomputed: 250}}}, got)
 	})
 
 	t.Run("Failed", func(t *testing.T) {
@@ -186,7 +185,7 @@ func TestClient_StartSyncUsesTheScheduleInterval(t *testing.T) {
 	}}, nil).Once()
 	tc.On("SignalWithStartWorkflow", mock.Anything, workflows.ManualSyncWorkflowID, workflows.SyncSignal, mock.Anything, mock.Anything, mock.Anything, withInterval(10*time.Second)).
 		Return(run, nil).Twice()
-	c := &Client{Temporal: tc, DB: d, TaskQueue: "q", SyncInterval: time.Minute}
+	c := &Client{Temporal: tc, Store: db.NewStore(d, db.Budget{}), TaskQueue: "q", SyncInterval: time.Minute}
 	for range 2 {
 		_, err := c.StartSync(context.Background())
 		require.NoError(t, err)
@@ -201,7 +200,7 @@ func TestClient_StartSyncUsesTheScheduleInterval(t *testing.T) {
 	h2.On("Describe", mock.Anything).Return(nil, serviceerror.NewNotFound("schedule not found"))
 	tc2.On("SignalWithStartWorkflow", mock.Anything, workflows.ManualSyncWorkflowID, workflows.SyncSignal, mock.Anything, mock.Anything, mock.Anything, withInterval(time.Minute)).
 		Return(run, nil).Once()
-	c2 := &Client{Temporal: tc2, DB: d, TaskQueue: "q", SyncInterval: time.Minute}
+	c2 := &Client{Temporal: tc2, Store: db.NewStore(d, db.Budget{}), TaskQueue: "q", SyncInterval: time.Minute}
 	_, err := c2.StartSync(context.Background())
 	require.NoError(t, err)
 }

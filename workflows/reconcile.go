@@ -29,12 +29,9 @@ type ReconcileInput struct {
 	// PageSize is the users per page (zero: 500).
 	PageSize int `json:"pageSize,omitempty"`
 	// After and Carry continue a run that continued as new.
-	After string           `json:"after,omitempty"`
-	Carry *ReconcileResult `json:"carry,omitempty"`
+	After string                       `json:"after,omitempty"`
+	Carry *scorekeeper.ReconcileReport `json:"carry,omitempty"`
 }
-
-// ReconcileResult is what POST /api/reconcile?wait=true returns.
-type ReconcileResult = scorekeeper.ReconcileReport
 
 // reconcilePagesPerRun bounds a run's history; a larger store continues as
 // new.
@@ -45,8 +42,8 @@ const reconcilePagesPerRun = 200
 // fields that differ from the stored summaries (invariant 2). With Repair
 // it rewrites them. It ends by recording how many users drifted, for
 // scorekeeper_reconcile_drift_users.
-func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error) {
-	res := ReconcileResult{Drifted: []activities.DriftItem{}}
+func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (scorekeeper.ReconcileReport, error) {
+	res := scorekeeper.ReconcileReport{Drifted: []scorekeeper.Drift{}}
 	if in.Carry != nil {
 		res = *in.Carry
 	}
@@ -83,7 +80,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileResult
 }
 
 // addPage folds one page into the result.
-func addPage(r *ReconcileResult, p activities.ReconcilePageResult) {
+func addPage(r *scorekeeper.ReconcileReport, p activities.ReconcilePageResult) {
 	r.UsersChecked += p.Checked
 	r.Repaired += p.Repaired
 	last := ""

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 
+	"scorekeeper"
 	"scorekeeper/activities"
 	"scorekeeper/workflows"
 )
@@ -15,7 +16,7 @@ import (
 func TestReconcileWorkflow_PagesAndRecords(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(a.ReconcilePage, mock.Anything, activities.ReconcilePageInput{After: "", Limit: 2, Repair: true}).
-		Return(activities.ReconcilePageResult{Checked: 2, Next: "u2", Drifted: []activities.DriftItem{
+		Return(activities.ReconcilePageResult{Checked: 2, Next: "u2", Drifted: []scorekeeper.Drift{
 			{UserID: "u1", Field: "earned", Stored: 101, Recomputed: 100},
 			{UserID: "u1", Field: "spent", Stored: 0, Recomputed: 5},
 		}, Repaired: 1}, nil).Once()
@@ -25,7 +26,7 @@ func TestReconcileWorkflow_PagesAndRecords(t *testing.T) {
 
 	env.ExecuteWorkflow(workflows.ReconcileWorkflow, workflows.ReconcileInput{Repair: true, PageSize: 2})
 	require.NoError(t, env.GetWorkflowError())
-	var res workflows.ReconcileResult
+	var res scorekeeper.ReconcileReport
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, 3, res.UsersChecked)
 	require.Equal(t, 1, res.DriftedUsers)

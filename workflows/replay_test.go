@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"scorekeeper"
 	"scorekeeper/activities"
 	"scorekeeper/workflows"
 )
@@ -127,11 +128,11 @@ func TestReplay_RecordedHistories(t *testing.T) {
 // careless edit could leave behind: the same type name, other commands.
 
 // syncSkipsLease plans its first page without taking the fetcher lease.
-func syncSkipsLease(ctx workflow.Context, in workflows.SyncInput) (workflows.SyncResult, error) {
+func syncSkipsLease(ctx workflow.Context, in workflows.SyncInput) (scorekeeper.SyncStats, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 	var plan activities.PlanResult
 	err := workflow.ExecuteActivity(ctx, a.PlanPage, activities.PlanInput{Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, Want: in.Want}).Get(ctx, &plan)
-	return workflows.SyncResult{SyncedThrough: plan.SyncedThrough}, err
+	return scorekeeper.SyncStats{SyncedThrough: plan.SyncedThrough}, err
 }
 
 // payoutListsOnly lists the user's payouts and returns without paying
@@ -156,13 +157,13 @@ func recoveryWithJitter(ctx workflow.Context, in workflows.PayoutRecoveryInput) 
 }
 
 // reconcileReportsOnly records the drift count without checking a page.
-func reconcileReportsOnly(ctx workflow.Context, _ workflows.ReconcileInput) (workflows.ReconcileResult, error) {
+func reconcileReportsOnly(ctx workflow.Context, _ workflows.ReconcileInput) (scorekeeper.ReconcileReport, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	err := workflow.ExecuteActivity(ctx, a.RecordReconcile, activities.RecordReconcileInput{}).Get(ctx, nil)
-	return workflows.ReconcileResult{}, err
+	return scorekeeper.ReconcileReport{}, err
 }
 
 // Ensure the replay test can fail: a variant that issues other commands,

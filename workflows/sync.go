@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"scorekeeper"
 	"scorekeeper/activities"
 	"scorekeeper/syncplan"
 )
@@ -29,7 +30,7 @@ var a *activities.Activities
 // carrying its totals, so history stays bounded.
 //
 // The signal SyncSignal asks any running sync for data through now.
-func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
+func SyncWorkflow(ctx workflow.Context, in SyncInput) (scorekeeper.SyncStats, error) {
 	return newSyncRun(ctx, in).run()
 }
 
@@ -38,7 +39,7 @@ func SyncWorkflow(ctx workflow.Context, in SyncInput) (SyncResult, error) {
 type syncRun struct {
 	ctx     workflow.Context
 	in      SyncInput
-	res     SyncResult
+	res     scorekeeper.SyncStats
 	holder  string
 	signals workflow.ReceiveChannel
 	pages   int
@@ -125,7 +126,7 @@ func awaitSyncActivityOptions() workflow.ActivityOptions {
 
 // run alternates between fetching (while this run holds the lease) and
 // joining (while another does) until the run is done.
-func (s *syncRun) run() (SyncResult, error) {
+func (s *syncRun) run() (scorekeeper.SyncStats, error) {
 	for {
 		var lease activities.LeaseResult
 		if err := workflow.ExecuteActivity(s.dbCtx, a.AcquireFetcher, activities.LeaseInput{Holder: s.holder}).Get(s.ctx, &lease); err != nil {
@@ -374,5 +375,5 @@ func (s *syncRun) interval() time.Duration {
 	if s.in.Interval > 0 {
 		return s.in.Interval
 	}
-	return time.Minute
+	return scorekeeper.DefaultSyncInterval
 }

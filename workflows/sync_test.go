@@ -73,9 +73,9 @@ func TestSyncWorkflow_FetchesUntilCaughtUp(t *testing.T) {
 	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
-	var res workflows.SyncResult
+	var res scorekeeper.SyncStats
 	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, workflows.SyncResult{Fetched: 4, Inserted: 3, Duplicates: 1, Pages: 2, SyncedThrough: want}, res)
+	require.Equal(t, scorekeeper.SyncStats{Fetched: 4, Inserted: 3, Duplicates: 1, Pages: 2, SyncedThrough: want}, res)
 }
 
 // Ensure a sync that finds another fetcher asks it for its data by signal
@@ -90,9 +90,9 @@ func TestSyncWorkflow_JoinsTheFetcher(t *testing.T) {
 
 	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
 	require.NoError(t, env.GetWorkflowError())
-	var res workflows.SyncResult
+	var res scorekeeper.SyncStats
 	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, workflows.SyncResult{SyncedThrough: want.Add(time.Second)}, res, "a joiner fetches nothing")
+	require.Equal(t, scorekeeper.SyncStats{SyncedThrough: want.Add(time.Second)}, res, "a joiner fetches nothing")
 }
 
 // Ensure a joiner takes over when the fetcher lets go before its data is
@@ -130,7 +130,7 @@ func TestSyncWorkflow_SignalAsksForMore(t *testing.T) {
 
 	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
 	require.NoError(t, env.GetWorkflowError())
-	var res workflows.SyncResult
+	var res scorekeeper.SyncStats
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, later, res.SyncedThrough)
 }
@@ -170,7 +170,7 @@ func TestSyncWorkflow_ContinuesAsNew(t *testing.T) {
 	var next workflows.SyncInput
 	require.NoError(t, testsuiteDataConverter().FromPayloads(can.Input, &next))
 	require.Equal(t, t0.Add(time.Hour), next.Want, "still wants the data through its start")
-	require.Equal(t, &workflows.SyncResult{Fetched: 2, Inserted: 2, Pages: 2, SyncedThrough: t0}, next.Carry)
+	require.Equal(t, &scorekeeper.SyncStats{Fetched: 2, Inserted: 2, Pages: 2, SyncedThrough: t0}, next.Carry)
 }
 
 // Ensure a manual sync that asks while the fetcher is ending (its signal
@@ -191,7 +191,7 @@ func TestSyncWorkflow_ServesAnAskDuringRelease(t *testing.T) {
 
 	env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.SyncInput{Interval: time.Minute})
 	require.NoError(t, env.GetWorkflowError())
-	var res workflows.SyncResult
+	var res scorekeeper.SyncStats
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, later, res.SyncedThrough, "the answer covers the ask that came during the release")
 }

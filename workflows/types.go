@@ -65,7 +65,7 @@ type SyncInput struct {
 	Want time.Time `json:"want,omitzero"`
 	// Carry is the running total of earlier executions of this sync (set
 	// when the workflow continued as new).
-	Carry *SyncResult `json:"carry,omitempty"`
+	Carry *scorekeeper.SyncStats `json:"carry,omitempty"`
 }
 
 // DefaultMaxPagesPerRun is SyncInput.MaxPagesPerRun's default.
@@ -74,7 +74,3 @@ const DefaultMaxPagesPerRun = 40
 // DefaultMaxHistoryEvents is SyncInput.MaxHistoryEvents's default, well
 // under Temporal's own limits (a warning at 10 Ki events).
 const DefaultMaxHistoryEvents = 4000
-
-// SyncResult is what one sync did: exactly what POST /api/sync?wait=true
-// returns beside the workflow and run ids.
-type SyncResult = scorekeeper.SyncStats

@@ -18,6 +18,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/driver/pgdriver"
 
+	"scorekeeper"
 	"scorekeeper/db"
 )
 
@@ -118,8 +119,8 @@ func RequireReconciled(tb testing.TB, d *bun.DB) {
 
 // Drifts reconciles every user as ReconcileWorkflow does (db.ReconcileUsers
 // page by page, reporting only) and returns every drifted field.
-func Drifts(ctx context.Context, d *bun.DB) ([]db.Drift, error) {
-	var out []db.Drift
+func Drifts(ctx context.Context, d *bun.DB) ([]scorekeeper.Drift, error) {
+	var out []scorekeeper.Drift
 	after := ""
 	for {
 		page, err := db.ReconcileUsers(ctx, d, after, 1000, false, time.Now())

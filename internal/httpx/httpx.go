@@ -1,5 +1,5 @@
-// Package httpx holds the small HTTP helpers both outbound clients (the
-// upstream transaction API and the payout provider) need.
+// Package httpx holds the small HTTP helpers the service's clients (the
+// upstream transaction API, the payout provider) and servers share.
 package httpx
 
 import (
