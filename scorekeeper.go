@@ -264,6 +264,9 @@ type Summary struct {
 	PaidOut Amount
 	// FailedPayout sums payout requests the provider rejected.
 	FailedPayout Amount
+	// CanceledPayout sums payout requests an operator canceled before
+	// they were sent. Like a failed one, a canceled request leaves Payout.
+	CanceledPayout Amount
 }
 
 // Balance is earned − spent − payout.
@@ -299,7 +302,8 @@ func (s *Summary) Add(t Transaction) error {
 	return nil
 }
 
-// PayoutStatus is where a payout is in its life: requested → paid | failed.
+// PayoutStatus is where a payout is in its life: requested → paid |
+// failed | canceled (by an operator, only if it was never sent).
 type PayoutStatus string
 
 // Payout statuses.
@@ -307,10 +311,11 @@ const (
 	PayoutRequested PayoutStatus = "requested"
 	PayoutPaid      PayoutStatus = "paid"
 	PayoutFailed    PayoutStatus = "failed"
+	PayoutCanceled  PayoutStatus = "canceled"
 )
 
 // PayoutStatuses are the statuses in the order reports list them.
-var PayoutStatuses = []PayoutStatus{PayoutRequested, PayoutPaid, PayoutFailed}
+var PayoutStatuses = []PayoutStatus{PayoutRequested, PayoutPaid, PayoutFailed, PayoutCanceled}
 
 // Payout is a payout transaction and its disbursement state.
 type Payout struct {
@@ -318,7 +323,7 @@ type Payout struct {
 	UserID        string
 	Amount        Amount
 	Status        PayoutStatus
-	// Reason says why a payout failed; empty otherwise.
+	// Reason says why a payout failed or was canceled; empty otherwise.
 	Reason string
 	// ProviderID is the provider's id for a paid payout.
 	ProviderID string
@@ -328,8 +333,19 @@ type Payout struct {
 	UpdatedAt time.Time
 	// Attempts counts the requests sent to the provider for it.
 	Attempts int
-	// SettledAt is when it became paid or failed; zero while requested.
+	// SettledAt is when it became paid, failed or canceled; zero while
+	// requested.
 	SettledAt time.Time
+}
+
+// PayoutHold is an operator's hold on a user's payouts: while it stands,
+// nothing is sent for the user.
+type PayoutHold struct {
+	UserID string
+	Reason string
+	// By is who placed it (the admin token's name, or "operator").
+	By     string
+	HeldAt time.Time
 }
 
 // ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_-], the

@@ -60,6 +60,17 @@ type ListPayoutsInput struct {
 // ListPayoutsResult is a user's oldest requested payouts, oldest first.
 type ListPayoutsResult struct {
 	Payouts []RequestedPayout `json:"payouts"`
+	// Hold is set while an operator holds the user's payouts: nothing is
+	// to be sent (Payouts is then empty).
+	Hold *PayoutHold `json:"hold,omitempty"`
+}
+
+// PayoutHold is an operator's hold on a user's payouts, in activity
+// payloads.
+type PayoutHold struct {
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	HeldAt time.Time `json:"heldAt"`
 }
 
 // ListPayouts reads a user's requested payouts from the store, oldest
@@ -71,6 +82,13 @@ func (a *Activities) ListPayouts(ctx context.Context, in ListPayoutsInput) (List
 		return ListPayoutsResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("list payouts: need a user id and a positive limit, got %q and %d", in.UserID, in.Limit),
 			ErrTypePayoutInvalidRequest, nil)
+	}
+	hold, err := db.GetPayoutHold(ctx, a.Store.DB(), in.UserID)
+	if err != nil {
+		return ListPayoutsResult{}, err
+	}
+	if hold != nil {
+		return ListPayoutsResult{Payouts: []RequestedPayout{}, Hold: &PayoutHold{Reason: hold.Reason, By: hold.By, HeldAt: hold.HeldAt}}, nil
 	}
 	ps, err := db.UserPayouts(ctx, a.Store.DB(), in.UserID, scorekeeper.PayoutRequested, in.Limit)
 	if err != nil {
@@ -100,6 +118,11 @@ type SendPayoutResult struct {
 	ProviderID string `json:"providerId,omitempty"`
 	// Reason is the provider's code and message for a failed payout.
 	Reason string `json:"reason,omitempty"`
+	// Settled is set when nothing was sent because the payout was no
+	// longer requested (an operator canceled it, or another worker
+	// settled it): Status and the rest are then as stored, and there is
+	// nothing to record.
+	Settled bool `json:"settled,omitempty"`
 }
 
 // SendPayout sends one payout to the provider, once per attempt, with the
@@ -119,8 +142,21 @@ type SendPayoutResult struct {
 func (a *Activities) SendPayout(ctx context.Context, in SendPayoutInput) (SendPayoutResult, error) {
 	// Counted before it is sent (GET /api/users/{userId}/payouts shows
 	// it): a request whose answer is lost still counts.
-	if _, err := db.RecordPayoutAttempt(ctx, a.Store.DB(), in.TransactionID); err != nil {
+	// A payout no longer requested is not sent: the attempt is recorded
+	// only while it is, and a cancel only while none is (db.CancelPayout),
+	// so a canceled payout never reaches the provider.
+	requested, err := db.RecordPayoutAttempt(ctx, a.Store.DB(), in.TransactionID)
+	if err != nil {
 		return SendPayoutResult{}, err
+	}
+	if !requested {
+		cur, err := db.GetPayout(ctx, a.Store.DB(), in.TransactionID)
+		if scorekeeper.ErrorCode(err) == scorekeeper.ENotFound {
+			return SendPayoutResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePayoutNotFound, err)
+		} else if err != nil {
+			return SendPayoutResult{}, err
+		}
+		return SendPayoutResult{Status: cur.Status, ProviderID: cur.ProviderID, Reason: cur.Reason, Settled: true}, nil
 	}
 	res, err := a.Payouts.Pay(ctx, payout.Request{
 		TransactionID: in.TransactionID,

@@ -271,6 +271,7 @@ func addToSummaries(ctx context.Context, tx bun.IDB, deltas map[string]*summaryR
 			Set("payout_cents = s.payout_cents + EXCLUDED.payout_cents").
 			Set("paid_out_cents = s.paid_out_cents + EXCLUDED.paid_out_cents").
 			Set("failed_cents = s.failed_cents + EXCLUDED.failed_cents").
+			Set("canceled_cents = s.canceled_cents + EXCLUDED.canceled_cents").
 			Set("updated_at = EXCLUDED.updated_at").
 			Exec(ctx)
 		if err != nil {

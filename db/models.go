@@ -25,13 +25,15 @@ type txRow struct {
 type summaryRow struct {
 	bun.BaseModel `bun:"table:user_summaries,alias:s"`
 
-	UserID       string    `bun:"user_id,pk"`
-	EarnedCents  int64     `bun:"earned_cents,notnull"`
-	SpentCents   int64     `bun:"spent_cents,notnull"`
-	PayoutCents  int64     `bun:"payout_cents,notnull"`
-	PaidOutCents int64     `bun:"paid_out_cents,notnull"`
-	FailedCents  int64     `bun:"failed_cents,notnull"`
-	UpdatedAt    time.Time `bun:"updated_at,notnull"`
+	UserID       string `bun:"user_id,pk"`
+	EarnedCents  int64  `bun:"earned_cents,notnull"`
+	SpentCents   int64  `bun:"spent_cents,notnull"`
+	PayoutCents  int64  `bun:"payout_cents,notnull"`
+	PaidOutCents int64  `bun:"paid_out_cents,notnull"`
+	FailedCents  int64  `bun:"failed_cents,notnull"`
+	// CanceledCents sums the payouts an operator canceled.
+	CanceledCents int64     `bun:"canceled_cents,notnull"`
+	UpdatedAt     time.Time `bun:"updated_at,notnull"`
 }
 
 type payoutRow struct {
@@ -88,12 +90,13 @@ func toTxRow(t scorekeeper.Transaction, now time.Time) txRow {
 
 func toSummary(r summaryRow) scorekeeper.Summary {
 	return scorekeeper.Summary{
-		UserID:       r.UserID,
-		Earned:       scorekeeper.AmountFromCents(r.EarnedCents),
-		Spent:        scorekeeper.AmountFromCents(r.SpentCents),
-		Payout:       scorekeeper.AmountFromCents(r.PayoutCents),
-		PaidOut:      scorekeeper.AmountFromCents(r.PaidOutCents),
-		FailedPayout: scorekeeper.AmountFromCents(r.FailedCents),
+		UserID:         r.UserID,
+		Earned:         scorekeeper.AmountFromCents(r.EarnedCents),
+		Spent:          scorekeeper.AmountFromCents(r.SpentCents),
+		Payout:         scorekeeper.AmountFromCents(r.PayoutCents),
+		PaidOut:        scorekeeper.AmountFromCents(r.PaidOutCents),
+		FailedPayout:   scorekeeper.AmountFromCents(r.FailedCents),
+		CanceledPayout: scorekeeper.AmountFromCents(r.CanceledCents),
 	}
 }
 

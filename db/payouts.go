@@ -64,6 +64,24 @@ func MarkPayoutFailed(ctx context.Context, db *bun.DB, txID, reason string, now 
 	return transitionPayout(ctx, db, txID, scorekeeper.PayoutFailed, reason, "", now)
 }
 
+// CancelPayout cancels a requested payout that was never sent (no attempt
+// recorded, RecordPayoutAttempt): it leaves the user's payout sum like a
+// failed one, with reason, and is never sent afterwards, because an
+// attempt is recorded only while a payout is requested. The two race in
+// the database, so exactly one wins: either the attempt was recorded first
+// (the payout may reach the provider; EConflict here) or the cancel (the
+// send finds it canceled and sends nothing). Canceling a canceled payout
+// changes nothing; an unknown one is ENotFound, a settled one EConflict.
+func CancelPayout(ctx context.Context, db *bun.DB, txID, reason string, now time.Time) (scorekeeper.Payout, error) {
+	if reason == "" {
+		return scorekeeper.Payout{}, scorekeeper.Errorf(scorekeeper.EInvalid, "a canceled payout needs a reason")
+	}
+	return transitionPayout(ctx, db, txID, scorekeeper.PayoutCanceled, reason, "", now)
+}
+
+// transitionPayout settles a requested payout as to, moving its amount in
+// the user's summary and counting it, in one transaction. A cancel also
+// requires that no attempt was recorded.
 func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeeper.PayoutStatus, reason, providerID string, now time.Time) (scorekeeper.Payout, error) {
 	now = now.UTC()
 	var out scorekeeper.Payout
@@ -71,7 +89,7 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 		var row payoutRow
 		// The status guard makes the transition happen at most once even
 		// when two workers confirm the same payout at the same moment.
-		res, err := tx.NewUpdate().
+		q := tx.NewUpdate().
 			Model(&row).
 			Set("status = ?", string(to)).
 			Set("reason = ?", reason).
@@ -79,9 +97,11 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 			Set("updated_at = ?", now).
 			Set("settled_at = ?", now).
 			Where("transaction_id = ?", txID).
-			Where("status = ?", string(scorekeeper.PayoutRequested)).
-			Returning("*").
-			Exec(ctx, &row)
+			Where("status = ?", string(scorekeeper.PayoutRequested))
+		if to == scorekeeper.PayoutCanceled {
+			q = q.Where("attempts = 0")
+		}
+		res, err := q.Returning("*").Exec(ctx, &row)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("update payout: %w", err)
 		}
@@ -93,6 +113,9 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 			cur, err := GetPayout(ctx, tx, txID)
 			if err != nil {
 				return err
+			}
+			if cur.Status == scorekeeper.PayoutRequested && to == scorekeeper.PayoutCanceled {
+				return scorekeeper.Errorf(scorekeeper.EConflict, "payout %s was sent to the provider (%d attempts), cannot be canceled", txID, cur.Attempts)
 			}
 			if cur.Status != to {
 				return scorekeeper.Errorf(scorekeeper.EConflict, "payout %s is %s, cannot become %s", txID, cur.Status, to)
@@ -107,6 +130,9 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 		case scorekeeper.PayoutFailed:
 			delta.PayoutCents = -row.AmountCents
 			delta.FailedCents = row.AmountCents
+		case scorekeeper.PayoutCanceled:
+			delta.PayoutCents = -row.AmountCents
+			delta.CanceledCents = row.AmountCents
 		}
 		if err := addToSummaries(ctx, tx, map[string]*summaryRow{row.UserID: delta}); err != nil {
 			return err
@@ -130,6 +156,7 @@ var payoutAmountExpr = map[string]string{
 	"pending":   "(payout_cents - paid_out_cents)",
 	"paid":      "paid_out_cents",
 	"failed":    "failed_cents",
+	"canceled":  "canceled_cents",
 }
 
 // ListPayoutTotals returns one row per user with a non-zero sum for the

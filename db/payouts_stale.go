@@ -27,6 +27,8 @@ func UsersWithStalePayouts(ctx context.Context, db bun.IDB, before time.Time, af
 		Where("status = ?", string(scorekeeper.PayoutRequested)).
 		Where("updated_at < ?", before.UTC()).
 		Where("user_id > ?", after).
+		// A held user's payouts wait for an operator, not for a wake-up.
+		Where("user_id NOT IN (SELECT user_id FROM payout_holds)").
 		OrderExpr("user_id").
 		Limit(int64(limit)).
 		Scan(ctx, &users)

@@ -99,6 +99,9 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 		case scorekeeper.PayoutFailed:
 			s.Payout -= scorekeeper.AmountFromCents(r.Cents)
 			s.FailedPayout += scorekeeper.AmountFromCents(r.Cents)
+		case scorekeeper.PayoutCanceled:
+			s.Payout -= scorekeeper.AmountFromCents(r.Cents)
+			s.CanceledPayout += scorekeeper.AmountFromCents(r.Cents)
 		}
 		out[r.UserID] = s
 	}
@@ -184,6 +187,7 @@ func ReconcileUsers(ctx context.Context, d *bun.DB, after string, limit int, rep
 			Set("payout_cents = EXCLUDED.payout_cents").
 			Set("paid_out_cents = EXCLUDED.paid_out_cents").
 			Set("failed_cents = EXCLUDED.failed_cents").
+			Set("canceled_cents = EXCLUDED.canceled_cents").
 			Set("updated_at = EXCLUDED.updated_at").
 			Exec(ctx); err != nil {
 			return fmt.Errorf("repair summaries: %w", err)
@@ -215,6 +219,7 @@ func drifts(stored, computed scorekeeper.Summary) []scorekeeper.Drift {
 		{"payout", stored.Payout, computed.Payout},
 		{"paidOut", stored.PaidOut, computed.PaidOut},
 		{"failedPayout", stored.FailedPayout, computed.FailedPayout},
+		{"canceledPayout", stored.CanceledPayout, computed.CanceledPayout},
 	} {
 		if f.s != f.c {
 			out = append(out, scorekeeper.Drift{UserID: stored.UserID, Field: f.name, Stored: f.s, Recomputed: f.c})
@@ -225,12 +230,13 @@ func drifts(stored, computed scorekeeper.Summary) []scorekeeper.Drift {
 
 func toSummaryRow(s scorekeeper.Summary, now time.Time) summaryRow {
 	return summaryRow{
-		UserID:       s.UserID,
-		EarnedCents:  s.Earned.Cents(),
-		SpentCents:   s.Spent.Cents(),
-		PayoutCents:  s.Payout.Cents(),
-		PaidOutCents: s.PaidOut.Cents(),
-		FailedCents:  s.FailedPayout.Cents(),
-		UpdatedAt:    now.UTC(),
+		UserID:        s.UserID,
+		EarnedCents:   s.Earned.Cents(),
+		SpentCents:    s.Spent.Cents(),
+		PayoutCents:   s.Payout.Cents(),
+		PaidOutCents:  s.PaidOut.Cents(),
+		FailedCents:   s.FailedPayout.Cents(),
+		CanceledCents: s.CanceledPayout.Cents(),
+		UpdatedAt:     now.UTC(),
 	}
 }

@@ -22,6 +22,55 @@ const PayoutSignal = "payouts-requested"
 // PayoutWorkflow is working through and those it settled recently.
 const PayoutQuery = "payouts"
 
+// The operator actions on a user's payouts, each a Temporal Update of the
+// user's PayoutWorkflow with a validator that rejects bad input before
+// anything is written to history. Each is recorded in the workflow's
+// history with who asked and why (the Web UI shows it).
+const (
+	// PayoutHoldUpdate (HoldRequest → HoldView) stops sending the user's
+	// payouts until PayoutReleaseUpdate; a payout in flight finishes.
+	PayoutHoldUpdate = "hold"
+	// PayoutReleaseUpdate (ReleaseRequest → HoldView) lifts the hold.
+	PayoutReleaseUpdate = "release"
+	// PayoutRetryUpdate (PayoutActionRequest → activities.PayoutRecord)
+	// sends now a payout waiting for an operator, with its original
+	// idempotency key.
+	PayoutRetryUpdate = "retry"
+	// PayoutCancelUpdate (PayoutActionRequest → activities.PayoutRecord)
+	// cancels a payout that was never sent.
+	PayoutCancelUpdate = "cancel"
+)
+
+// HoldRequest asks to hold a user's payouts.
+type HoldRequest struct {
+	Reason string `json:"reason"`
+	By     string `json:"by"`
+}
+
+// ReleaseRequest asks to release a user's payouts.
+type ReleaseRequest struct {
+	By string `json:"by"`
+}
+
+// PayoutActionRequest names one of the user's payouts to retry or cancel.
+type PayoutActionRequest struct {
+	TransactionID string `json:"transactionId"`
+	// Reason is why (optional); a cancel records it with By.
+	Reason string `json:"reason,omitempty"`
+	By     string `json:"by"`
+}
+
+// HoldView is whether a user's payouts are on hold, as a hold or release
+// left it.
+type HoldView struct {
+	UserID string `json:"userId"`
+	Held   bool   `json:"held"`
+	// Reason, By and HeldAt describe the hold; empty when not held.
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	HeldAt time.Time `json:"heldAt,omitzero"`
+}
+
 // UserIDSearchAttribute is the custom keyword search attribute UserId that
 // makes each payout workflow findable by user in the Web UI and the CLI. The
 // Temporal namespace must have it registered (UserId=Keyword).
@@ -80,9 +129,10 @@ type PayoutInput struct {
 	// Recent are the payouts settled by earlier runs, oldest first, at most
 	// RecentPayoutsKept.
 	Recent []PayoutState `json:"recent,omitempty"`
-	// Paid and Failed count the payouts settled by earlier runs.
-	Paid   int `json:"paid,omitempty"`
-	Failed int `json:"failed,omitempty"`
+	// Paid, Failed and Canceled count the payouts settled by earlier runs.
+	Paid     int `json:"paid,omitempty"`
+	Failed   int `json:"failed,omitempty"`
+	Canceled int `json:"canceled,omitempty"`
 	// BatchSize, MaxPayoutsPerRun and IdleTimeout override the defaults
 	// when positive.
 	BatchSize        int           `json:"batchSize,omitempty"`
@@ -93,9 +143,10 @@ type PayoutInput struct {
 // PayoutResult is what a PayoutWorkflow settled before it went idle,
 // earlier runs of the same chain included.
 type PayoutResult struct {
-	UserID string `json:"userId"`
-	Paid   int    `json:"paid"`
-	Failed int    `json:"failed"`
+	UserID   string `json:"userId"`
+	Paid     int    `json:"paid"`
+	Failed   int    `json:"failed"`
+	Canceled int    `json:"canceled,omitempty"`
 	// Recent are the last payouts settled, oldest first.
 	Recent []PayoutState `json:"recent"`
 }
@@ -107,9 +158,14 @@ type PayoutsView struct {
 	// paid; the first one is in flight.
 	Pending []PayoutState `json:"pending"`
 	// Recent are the last payouts settled, oldest first.
-	Recent []PayoutState `json:"recent"`
-	Paid   int           `json:"paid"`
-	Failed int           `json:"failed"`
+	Recent   []PayoutState `json:"recent"`
+	Paid     int           `json:"paid"`
+	Failed   int           `json:"failed"`
+	Canceled int           `json:"canceled,omitempty"`
+	// Hold is set while an operator holds the user's payouts.
+	Hold *activities.PayoutHold `json:"hold,omitempty"`
+	// Blocked is the payout waiting for an operator (a retry sends it).
+	Blocked string `json:"blocked,omitempty"`
 }
 
 // PayoutWorkflow pays a user's payout requests, one at a time, oldest first,
@@ -153,13 +209,21 @@ type payoutRun struct {
 
 	dbCtx, sendCtx workflow.Context
 	signals        workflow.ReceiveChannel
+	// wake ends a wait for work (a release); retryNow ends an operator
+	// pause (a retry). Both hold one value at most.
+	wake, retryNow workflow.Channel
+	// hold is the user's hold as last listed or changed; blocked is the
+	// payout an operator pause waits on.
+	hold    *activities.PayoutHold
+	blocked string
 	// sends counts this run's SendPayout calls, answered or not.
 	sends int
 
-	pending []PayoutState
-	recent  []PayoutState
-	paid    int
-	failed  int
+	pending  []PayoutState
+	recent   []PayoutState
+	paid     int
+	failed   int
+	canceled int
 }
 
 func newPayoutRun(ctx workflow.Context, in PayoutInput) *payoutRun {
@@ -175,6 +239,9 @@ func newPayoutRun(ctx workflow.Context, in PayoutInput) *payoutRun {
 		recent:    in.Recent,
 		paid:      in.Paid,
 		failed:    in.Failed,
+		canceled:  in.Canceled,
+		wake:      workflow.NewBufferedChannel(ctx, 1),
+		retryNow:  workflow.NewBufferedChannel(ctx, 1),
 	}
 }
 
@@ -235,7 +302,7 @@ func (r *payoutRun) setup() error {
 		return err
 	}
 	r.signals = workflow.GetSignalChannel(r.ctx, PayoutSignal)
-	return nil
+	return r.setupUpdates()
 }
 
 // run pays batch after batch of listed payouts until it goes idle (nil)
@@ -249,14 +316,14 @@ func (r *payoutRun) run() error {
 		if err != nil {
 			return err
 		}
-		if len(batch) > 0 {
+		if len(batch) > 0 && r.hold == nil {
 			if err := r.payBatch(batch); err != nil {
 				return err
 			}
 			continue
 		}
 		if !r.waitForWork() {
-			return nil
+			return r.finishHandlers()
 		}
 		// Woken: list again, unless history has grown so long that the
 		// next run should (wake-ups alone add events too).
@@ -273,6 +340,9 @@ func (r *payoutRun) listBatch() ([]activities.RequestedPayout, error) {
 		UserID: r.in.UserID,
 		Limit:  r.batchSize,
 	}).Get(r.ctx, &list)
+	if err == nil {
+		r.hold = list.Hold
+	}
 	return list.Payouts, err
 }
 
@@ -285,6 +355,12 @@ func (r *payoutRun) payBatch(batch []activities.RequestedPayout) error {
 		r.pending[i] = PayoutState{TransactionID: p.TransactionID, Amount: p.Amount, CreatedAt: p.CreatedAt, Status: scorekeeper.PayoutRequested}
 	}
 	for len(r.pending) > 0 {
+		if r.hold != nil {
+			// Held meanwhile: send nothing more; the next listing says
+			// when the hold is lifted.
+			r.pending = nil
+			return nil
+		}
 		if err := r.pay(&r.pending[0]); err != nil {
 			return err
 		}
@@ -308,6 +384,14 @@ func (r *payoutRun) pay(p *PayoutState) error {
 		Amount:        p.Amount,
 	}).Get(r.ctx, &sent)
 	r.sends++
+	if err == nil && sent.Settled {
+		// Nothing was sent: the payout was canceled (or settled by
+		// another worker) before its attempt.
+		p.Status, p.ProviderID, p.Reason = sent.Status, sent.ProviderID, sent.Reason
+		p.SettledAt = workflow.Now(r.ctx)
+		r.settle(*p)
+		return nil
+	}
 	if err == nil {
 		return r.record(*p, sent)
 	}
@@ -327,8 +411,20 @@ func (r *payoutRun) pauseForOperator(p *PayoutState, problem string, err error) 
 	p.LastError = problem
 	r.logger.Error("payout needs an operator; it stays requested and is retried",
 		"transactionId", p.TransactionID, "retryIn", BlockedPayoutRetryInterval, "error", err)
-	if err := workflow.Sleep(r.ctx, BlockedPayoutRetryInterval); err != nil {
-		return err
+	r.blocked = p.TransactionID
+	defer func() { r.blocked = "" }()
+	// The timer is the one workflow.Sleep made before retries existed, so
+	// recorded histories replay; a retry (PayoutRetryUpdate) ends the
+	// wait early and cancels it.
+	timerCtx, cancelTimer := workflow.WithCancel(r.ctx)
+	defer cancelTimer()
+	var slept error
+	sel := workflow.NewSelector(r.ctx)
+	sel.AddFuture(workflow.NewTimer(timerCtx, BlockedPayoutRetryInterval), func(f workflow.Future) { slept = f.Get(r.ctx, nil) })
+	sel.AddReceive(r.retryNow, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, nil) })
+	sel.Select(r.ctx)
+	if slept != nil {
+		return slept
 	}
 	r.pending = nil
 	return nil
@@ -375,6 +471,10 @@ func (r *payoutRun) waitForWork() bool {
 		c.Receive(r.ctx, nil)
 		got = true
 	})
+	sel.AddReceive(r.wake, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(r.ctx, nil)
+		got = true
+	})
 	sel.AddFuture(workflow.NewTimer(timerCtx, r.idle), func(workflow.Future) {})
 	sel.Select(r.ctx)
 	if drainSignals(r.signals) > 0 {
@@ -388,10 +488,21 @@ func (r *payoutRun) waitForWork() bool {
 // so pending signals carry nothing it needs; draining them just keeps the
 // SDK from reporting them as lost.
 func (r *payoutRun) continueAsNew() error {
+	if err := r.finishHandlers(); err != nil {
+		return err
+	}
 	drainSignals(r.signals)
 	next := r.in
-	next.Recent, next.Paid, next.Failed = r.recent, r.paid, r.failed
+	next.Recent, next.Paid, next.Failed, next.Canceled = r.recent, r.paid, r.failed, r.canceled
 	return workflow.NewContinueAsNewError(r.ctx, PayoutWorkflow, next)
+}
+
+// finishHandlers waits for operator actions in progress to answer before
+// the run ends: an action's caller gets the workflow's answer, never a
+// run that ended under it. (Their effects are in the store, so the next
+// run sees them.)
+func (r *payoutRun) finishHandlers() error {
+	return workflow.Await(r.ctx, func() bool { return workflow.AllHandlersFinished(r.ctx) })
 }
 
 // settle moves the first pending payout, now p, to the recent ones and
@@ -403,6 +514,8 @@ func (r *payoutRun) settle(p PayoutState) {
 		r.paid++
 	case scorekeeper.PayoutFailed:
 		r.failed++
+	case scorekeeper.PayoutCanceled:
+		r.canceled++
 	}
 	r.recent = append(r.recent, p)
 	if n := len(r.recent); n > RecentPayoutsKept {
@@ -412,16 +525,19 @@ func (r *payoutRun) settle(p PayoutState) {
 
 func (r *payoutRun) view() PayoutsView {
 	return PayoutsView{
-		UserID:  r.in.UserID,
-		Pending: append([]PayoutState{}, r.pending...),
-		Recent:  append([]PayoutState{}, r.recent...),
-		Paid:    r.paid,
-		Failed:  r.failed,
+		UserID:   r.in.UserID,
+		Pending:  append([]PayoutState{}, r.pending...),
+		Recent:   append([]PayoutState{}, r.recent...),
+		Paid:     r.paid,
+		Failed:   r.failed,
+		Canceled: r.canceled,
+		Hold:     r.hold,
+		Blocked:  r.blocked,
 	}
 }
 
 func (r *payoutRun) result() PayoutResult {
-	return PayoutResult{UserID: r.in.UserID, Paid: r.paid, Failed: r.failed, Recent: append([]PayoutState{}, r.recent...)}
+	return PayoutResult{UserID: r.in.UserID, Paid: r.paid, Failed: r.failed, Canceled: r.canceled, Recent: append([]PayoutState{}, r.recent...)}
 }
 
 // drainSignals consumes every signal already received and returns how many.

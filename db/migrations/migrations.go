@@ -20,5 +20,8 @@ func New() (*migrate.Migrations, error) {
 	if err := registerCollation(m); err != nil {
 		return nil, err
 	}
+	if err := registerPayoutCanceled(m); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
