@@ -37,6 +37,8 @@ type Store interface {
 	// UserPayouts returns one page of a user's payouts, newest first, and
 	// how many the user has in all.
 	UserPayouts(ctx context.Context, f UserPayoutFilter) ([]Payout, int, error)
+	// PayoutHold returns the hold on a user's payouts, nil when none.
+	PayoutHold(ctx context.Context, userID string) (*PayoutHold, error)
 	// QuarantinePage returns one page of quarantined items, newest first,
 	// and how many are quarantined in all.
 	QuarantinePage(ctx context.Context, f QuarantineFilter) ([]QuarantineItem, int, error)

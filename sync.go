@@ -109,6 +109,8 @@ type SyncStatus struct {
 	// PayoutsOverdue counts payouts requested more than
 	// PayoutOverdueAfter ago and still neither paid nor failed.
 	PayoutsOverdue int
+	// PayoutsHeldUsers counts users whose payouts an operator holds.
+	PayoutsHeldUsers int
 
 	// The monotonic counters, since the store was created.
 	//
@@ -148,4 +150,20 @@ func (s SyncStatus) LateLag() (time.Duration, bool) {
 		return 0, false
 	}
 	return max(0, s.Now.Sub(s.LateCoveredThrough)), true
+}
+
+// PayoutOperator carries out an operator's actions on a user's payouts,
+// each answered by the user's payout workflow once it is done. Errors:
+// ENotFound for an unknown payout (or user, for a hold), EConflict for an
+// action the payout's state does not allow, EInvalid for bad input.
+type PayoutOperator interface {
+	// HoldPayouts stops sending the user's payouts until released.
+	HoldPayouts(ctx context.Context, userID, reason, by string) (PayoutHold, error)
+	// ReleasePayouts lifts a hold; the user's payouts are sent again.
+	ReleasePayouts(ctx context.Context, userID, by string) error
+	// RetryPayout sends now a payout waiting for an operator, with its
+	// original idempotency key.
+	RetryPayout(ctx context.Context, userID, payoutID, by string) (Payout, error)
+	// CancelPayout cancels a payout that was never sent.
+	CancelPayout(ctx context.Context, userID, payoutID, reason, by string) (Payout, error)
 }

@@ -19,8 +19,6 @@ const (
 	ErrTypePayoutActionConflict = "PayoutActionConflict"
 	// ErrTypePayoutActionInvalid is an action with bad input.
 	ErrTypePayoutActionInvalid = "PayoutActionInvalid"
-	// ErrTypeUserNotFound is a hold for a user the store does not know.
-	ErrTypeUserNotFound = "UserNotFound"
 )
 
 // HoldPayoutsInput puts a user's payouts on hold.
@@ -35,7 +33,7 @@ type HoldPayoutsInput struct {
 func (a *Activities) HoldPayouts(ctx context.Context, in HoldPayoutsInput) (PayoutHold, error) {
 	h, err := db.HoldPayouts(ctx, a.Store.DB(), in.UserID, in.Reason, in.By, a.now())
 	if err != nil {
-		return PayoutHold{}, actionError(err, ErrTypeUserNotFound)
+		return PayoutHold{}, actionError(err, ErrTypePayoutNotFound)
 	}
 	return PayoutHold{Reason: h.Reason, By: h.By, HeldAt: h.HeldAt}, nil
 }
@@ -50,7 +48,7 @@ type ReleasePayoutsInput struct {
 // whether there was one.
 func (a *Activities) ReleasePayouts(ctx context.Context, in ReleasePayoutsInput) (bool, error) {
 	released, err := db.ReleasePayouts(ctx, a.Store.DB(), in.UserID)
-	return released, actionError(err, ErrTypeUserNotFound)
+	return released, actionError(err, ErrTypePayoutNotFound)
 }
 
 // PayoutActionInput names one payout of a user for an operator action.

@@ -79,7 +79,7 @@ func TestPayoutOperations(t *testing.T) {
 		require.Nil(t, after.Hold)
 		require.Len(t, after.Payouts, 1)
 
-		err := exec(f.acts.HoldPayouts, activities.HoldPayoutsInput{UserID: "nobody", Reason: "x", By: "alice"}, &h)
-		requireAppError(t, err, activities.ErrTypeUserNotFound, true)
+		err := exec(f.acts.HoldPayouts, activities.HoldPayoutsInput{UserID: "closed", Reason: "", By: "alice"}, &h)
+		requireAppError(t, err, activities.ErrTypePayoutActionInvalid, true)
 	})
 }

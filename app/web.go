@@ -43,6 +43,7 @@ func (a *App) serveWeb(ctx context.Context, cfg config.Config) error {
 		AdminToken:    cfg.AdminToken,
 		PublicBaseURL: cfg.PublicBaseURL,
 		Reconciler:    syncer,
+		Payouts:       syncer,
 		RateLimit:     web.RateLimit{N: cfg.APIRateLimit.N, Per: cfg.APIRateLimit.Per},
 		// The sync routes keep their own, tighter limits whatever
 		// API_RATE_LIMIT says: they cost Temporal work, not a read.

@@ -109,12 +109,15 @@ func Counters(ctx context.Context, d bun.IDB) (map[string]map[string]int64, erro
 }
 
 // OverduePayouts counts payouts still requested that were stored before
-// the given instant: the ones to alert on.
+// the given instant: the ones to alert on (held users' aside).
 func OverduePayouts(ctx context.Context, d bun.IDB, before time.Time) (int, error) {
 	n, err := d.NewSelect().
 		Model((*payoutRow)(nil)).
 		Where("status = ?", string(scorekeeper.PayoutRequested)).
 		Where("updated_at < ?", before.UTC()).
+		// Held payouts wait for an operator on purpose
+		// (scorekeeper_payouts_held_users counts those users).
+		Where("user_id NOT IN (SELECT user_id FROM payout_holds)").
 		Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count overdue payouts: %w", err)

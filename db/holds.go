@@ -27,17 +27,15 @@ func (r holdRow) hold() scorekeeper.PayoutHold {
 
 // HoldPayouts puts a user's payouts on hold, or, when they are already,
 // changes the reason (the time and author stay those of the first hold).
-// The user must be known (ENotFound otherwise): a hold on a mistyped id
-// would hold nothing.
+// The user need not have any transaction yet: a hold placed on a fraud
+// report before the first payout arrives keeps that payout from being
+// sent.
 func HoldPayouts(ctx context.Context, db *bun.DB, userID, reason, by string, now time.Time) (scorekeeper.PayoutHold, error) {
 	if reason == "" || by == "" {
 		return scorekeeper.PayoutHold{}, scorekeeper.Errorf(scorekeeper.EInvalid, "a hold needs a reason and who placed it")
 	}
 	var out holdRow
 	err := retryTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := GetSummary(ctx, tx, userID); err != nil {
-			return err
-		}
 		row := holdRow{UserID: userID, Reason: reason, HeldBy: by, HeldAt: now.UTC()}
 		if _, err := tx.NewInsert().Model(&row).
 			On("CONFLICT (user_id) DO UPDATE").

@@ -74,6 +74,9 @@ func ReadSyncStatus(ctx context.Context, d bun.IDB, b Budget) (scorekeeper.SyncS
 	if out.Quarantined, err = QuarantineCount(ctx, d); err != nil {
 		return out, err
 	}
+	if out.PayoutsHeldUsers, err = CountPayoutHolds(ctx, d); err != nil {
+		return out, err
+	}
 	if out.PayoutsOverdue, err = OverduePayouts(ctx, d, now.Add(-scorekeeper.PayoutOverdueAfter)); err != nil {
 		return out, err
 	}

@@ -31,6 +31,11 @@ func (s *Store) DB() *bun.DB { return s.db }
 // Budget is the upstream request budget the store was made with.
 func (s *Store) Budget() Budget { return s.budget }
 
+// PayoutHold reads the hold on a user's payouts (see GetPayoutHold).
+func (s *Store) PayoutHold(ctx context.Context, userID string) (*scorekeeper.PayoutHold, error) {
+	return GetPayoutHold(ctx, s.db, userID)
+}
+
 // Now is the database's clock.
 func (s *Store) Now(ctx context.Context) (time.Time, error) { return Now(ctx, s.db) }
 

@@ -95,7 +95,9 @@ var (
 	descQuarantined = prometheus.NewDesc("scorekeeper_transactions_quarantined_total",
 		"Malformed upstream items quarantined (distinct).", nil, nil)
 	descPayouts = prometheus.NewDesc("scorekeeper_payouts_total",
-		"Payouts entering each status: requested when stored, then paid or failed.", []string{"status"}, nil)
+		"Payouts entering each status: requested when stored, then paid, failed or canceled.", []string{"status"}, nil)
+	descHeld = prometheus.NewDesc("scorekeeper_payouts_held_users",
+		"Users whose payouts an operator holds: nothing is sent for them until released.", nil, nil)
 	descOverdue = prometheus.NewDesc("scorekeeper_payouts_overdue",
 		"Payouts requested more than 15 minutes ago and not yet paid or failed.", nil, nil)
 	descThrough = prometheus.NewDesc("scorekeeper_sync_synced_through_timestamp_seconds",
@@ -132,7 +134,7 @@ type storeCollector struct {
 }
 
 func (s *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descUpstream, descApplied, descQuarantined, descPayouts, descOverdue,
+	for _, d := range []*prometheus.Desc{descLag, descUpstream, descApplied, descQuarantined, descPayouts, descOverdue, descHeld,
 		descThrough, descLateThrough, descLateLag, descBudgetUsed, descBudgetLimit, descBudgetSpent, descTwice, descDrift, descUp} {
 		ch <- d
 	}
@@ -200,5 +202,6 @@ func (s *storeCollector) read() ([]prometheus.Metric, error) {
 		counter(descUpstream, n, code)
 	}
 	gauge(descOverdue, float64(st.PayoutsOverdue))
+	gauge(descHeld, float64(st.PayoutsHeldUsers))
 	return out, nil
 }

@@ -34,6 +34,8 @@ type fakeStore struct {
 	// payouts the state of each payout transaction (fakestore_ledger_test.go).
 	ledger  []scorekeeper.LedgerEntry
 	payouts map[string]scorekeeper.Payout
+	// holds are the users whose payouts are on hold (fakeOperator).
+	holds map[string]scorekeeper.PayoutHold
 	// err, when set, is what every read returns, the change feed's too.
 	err error
 	// reads counts the calls of the Store's methods (the change feed and
@@ -50,7 +52,7 @@ type fakeStore struct {
 var _ scorekeeper.Store = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{summaries: map[string]scorekeeper.Summary{}, payouts: map[string]scorekeeper.Payout{}}
+	return &fakeStore{summaries: map[string]scorekeeper.Summary{}, payouts: map[string]scorekeeper.Payout{}, holds: map[string]scorekeeper.PayoutHold{}}
 }
 
 // seed stores the design's example, as MustSeed does in a database: user
@@ -291,6 +293,8 @@ func payoutAmount(status string, sum scorekeeper.Summary) (scorekeeper.Amount, b
 		return sum.PaidOut, true
 	case "failed":
 		return sum.FailedPayout, true
+	case "canceled":
+		return sum.CanceledPayout, true
 	}
 	return 0, false
 }

@@ -182,8 +182,8 @@ type userPayoutResponse struct {
 	Amount      scorekeeper.Amount       `json:"amount"`
 	RequestedAt time.Time                `json:"requestedAt"`
 	Status      scorekeeper.PayoutStatus `json:"status"`
-	// Reason says why it failed; ProviderID is the provider's id of a
-	// paid payout; both "" otherwise.
+	// Reason says why it failed or was canceled, or why it is held;
+	// ProviderID is the provider's id of a paid payout; both "" otherwise.
 	Reason     string `json:"reason"`
 	ProviderID string `json:"providerId"`
 	// Attempts counts the requests sent to the provider.
@@ -192,11 +192,17 @@ type userPayoutResponse struct {
 	SettledAt *time.Time `json:"settledAt"`
 }
 
-func toUserPayoutResponses(ps []scorekeeper.Payout) []userPayoutResponse {
+// toUserPayoutResponses renders payouts; with a hold, the requested ones
+// show as held, with the hold's reason.
+func toUserPayoutResponses(ps []scorekeeper.Payout, hold *scorekeeper.PayoutHold) []userPayoutResponse {
 	out := make([]userPayoutResponse, len(ps))
 	for i, p := range ps {
 		out[i] = userPayoutResponse{ID: p.TransactionID, Amount: p.Amount, RequestedAt: p.CreatedAt.UTC(), Status: p.Status,
 			Reason: p.Reason, ProviderID: p.ProviderID, Attempts: p.Attempts}
+		if hold != nil && p.Status == scorekeeper.PayoutRequested {
+			out[i].Status = PayoutHeld
+			out[i].Reason = "held by " + hold.By + ": " + hold.Reason
+		}
 		if !p.SettledAt.IsZero() {
 			at := p.SettledAt.UTC()
 			out[i].SettledAt = &at
@@ -224,10 +230,17 @@ func listUserPayouts(st scorekeeper.Store, base string) fiber.Handler {
 		if f.After, err = parseLedgerCursor(q); err != nil {
 			return err
 		}
+		var hold *scorekeeper.PayoutHold
 		return serveUserPage(c, st, userID, f.Limit, q, base, "/payouts",
-			func(ctx context.Context) ([]scorekeeper.Payout, int, error) { return st.UserPayouts(ctx, f) },
+			func(ctx context.Context) ([]scorekeeper.Payout, int, error) {
+				var err error
+				if hold, err = st.PayoutHold(ctx, userID); err != nil {
+					return nil, 0, err
+				}
+				return st.UserPayouts(ctx, f)
+			},
 			func(p scorekeeper.Payout) string { return ledgerCursorAt(p.CreatedAt, p.TransactionID) },
-			toUserPayoutResponses)
+			func(ps []scorekeeper.Payout) []userPayoutResponse { return toUserPayoutResponses(ps, hold) })
 	}
 }
 

@@ -117,6 +117,8 @@ type exchange struct {
 	// response, when method is not documented for the path (405).
 	opMethod string
 	request  reqCheck
+	// body, when set, is sent as application/json.
+	body string
 }
 
 // contract validates live exchanges against the document and records
@@ -160,11 +162,22 @@ func (k *contract) check(t *testing.T, x exchange) (*http.Response, string) {
 	t.Helper()
 	ctx := context.Background()
 
-	req := httptest.NewRequest(x.method, x.target, nil)
-	for i := 0; i+1 < len(x.header); i += 2 {
-		req.Header.Set(x.header[i], x.header[i+1])
+	newRequest := func() *http.Request {
+		var body io.Reader
+		if x.body != "" {
+			body = strings.NewReader(x.body)
+		}
+		req := httptest.NewRequest(x.method, x.target, body)
+		if x.body != "" {
+			req.Header.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		}
+		for i := 0; i+1 < len(x.header); i += 2 {
+			req.Header.Set(x.header[i], x.header[i+1])
+		}
+		return req
 	}
-	routeReq := req.Clone(ctx)
+	// The document reads one copy of the body, the app the other.
+	req, routeReq := newRequest(), newRequest().WithContext(ctx)
 	if x.opMethod != "" {
 		routeReq.Method = x.opMethod
 	}
@@ -544,6 +557,70 @@ func TestOpenAPI_Contract(t *testing.T) {
 		k.check(t, exchange{app: ok, method: http.MethodGet, target: "/api/reconcile", opMethod: http.MethodPost, status: http.StatusMethodNotAllowed, request: reqUnchecked})
 		post(bare, "/api/reconcile", http.StatusServiceUnavailable, reqValid)
 		post(broken, "/api/reconcile", http.StatusInternalServerError, reqValid, auth...)
+	})
+
+	// The payout actions act on a store of their own (a cancel changes
+	// what the listings above sum).
+	opStore := newFakeStore().seed()
+	opStore.setAsOf(t0.Add(time.Hour))
+	opStore.apply(tx("b2", "112233", scorekeeper.TxPayout, "4"))
+	opStore.mu.Lock()
+	b2 := opStore.payouts["b2"]
+	b2.Attempts = 1 // sent once and refused: waiting for an operator
+	opStore.payouts["b2"] = b2
+	opStore.mu.Unlock()
+	ops, _, _ := MustNewApp(t, web.Config{Store: opStore, Payouts: &fakeOperator{store: opStore}, AdminToken: adminToken})
+	brokenOps, _, _ := MustNewApp(t, web.Config{Store: opStore, Payouts: &fakeOperator{store: opStore, err: errors.New("temporal: unexpected reply")}, AdminToken: adminToken})
+	action := func(t *testing.T, app *fiber.App, target, body string, status int, rc reqCheck, header ...string) string {
+		t.Helper()
+		_, got := k.check(t, exchange{app: app, method: http.MethodPost, target: target, header: header, status: status, request: rc, body: body})
+		return got
+	}
+	actionErrors := func(t *testing.T, target, body string) {
+		t.Helper()
+		action(t, ops, target, body, http.StatusUnauthorized, reqValid)
+		action(t, ops, target, body, http.StatusForbidden, reqValid, "Authorization", "Bearer not-the-token")
+		action(t, ops, target+"?now=1", body, http.StatusBadRequest, reqUnchecked, auth...)
+		k.check(t, exchange{app: ops, method: http.MethodGet, target: target, opMethod: http.MethodPost, status: http.StatusMethodNotAllowed, request: reqUnchecked})
+		action(t, bare, target, body, http.StatusServiceUnavailable, reqValid)
+		action(t, brokenOps, target, body, http.StatusInternalServerError, reqValid, auth...)
+	}
+
+	t.Run("holdPayouts", func(t *testing.T) {
+		ran = append(ran, "holdPayouts")
+		require.JSONEq(t, `{"userId":"112233","held":true,"reason":"fraud report","by":"operator","heldAt":"2023-02-01T00:00:00Z"}`,
+			action(t, ops, "/api/users/112233/payouts:hold", `{"reason":"fraud report"}`, http.StatusOK, reqValid, auth...))
+		action(t, ops, "/api/users/112233/payouts:hold", ``, http.StatusBadRequest, reqInvalid, auth...)
+		action(t, ops, "/api/users/112233/payouts:hold", `{"reason":"`+strings.Repeat("x", 501)+`"}`, http.StatusBadRequest, reqInvalid, auth...)
+		actionErrors(t, "/api/users/112233/payouts:hold", `{"reason":"x"}`)
+	})
+
+	t.Run("releasePayouts", func(t *testing.T) {
+		ran = append(ran, "releasePayouts")
+		require.JSONEq(t, `{"userId":"112233","held":false}`,
+			action(t, ops, "/api/users/112233/payouts:release", ``, http.StatusOK, reqValid, auth...))
+		action(t, ops, "/api/users/112233/payouts:release", `{"reason":1}`, http.StatusBadRequest, reqInvalid, auth...)
+		actionErrors(t, "/api/users/112233/payouts:release", ``)
+	})
+
+	t.Run("retryPayout", func(t *testing.T) {
+		ran = append(ran, "retryPayout")
+		require.Contains(t, action(t, ops, "/api/users/112233/payouts/b2:retry", ``, http.StatusOK, reqValid, auth...), `"id":"b2"`)
+		action(t, ops, "/api/users/445566/payouts/a4:retry", ``, http.StatusConflict, reqValid, auth...)
+		action(t, ops, "/api/users/445566/payouts/b2:retry", ``, http.StatusNotFound, reqValid, auth...)
+		action(t, ops, "/api/users/445566/payouts/a4:retry", `{"by":"me"}`, http.StatusBadRequest, reqInvalid, auth...)
+		actionErrors(t, "/api/users/112233/payouts/b2:retry", ``)
+	})
+
+	t.Run("cancelPayout", func(t *testing.T) {
+		ran = append(ran, "cancelPayout")
+		require.JSONEq(t, `{"id":"b1","amount":30,"requestedAt":"2023-02-01T00:00:00Z","status":"canceled",
+			"reason":"canceled by operator: duplicate","providerId":"","attempts":0,"settledAt":"2023-02-01T00:01:00Z"}`,
+			action(t, ops, "/api/users/112233/payouts/b1:cancel", `{"reason":"duplicate"}`, http.StatusOK, reqValid, auth...))
+		action(t, ops, "/api/users/112233/payouts/b2:cancel", ``, http.StatusConflict, reqValid, auth...)
+		action(t, ops, "/api/users/112233/payouts/nope:cancel", ``, http.StatusNotFound, reqValid, auth...)
+		action(t, ops, "/api/users/112233/payouts/b1:cancel", `[]`, http.StatusBadRequest, reqInvalid, auth...)
+		actionErrors(t, "/api/users/112233/payouts/b2:cancel", ``)
 	})
 
 	t.Run("syncStatus", func(t *testing.T) {

@@ -21,7 +21,7 @@ const (
 // payoutStatuses and payoutSorts are the accepted values of the status and
 // sort query parameters; the first of each is the default.
 var (
-	payoutStatuses = []string{"requested", "pending", "paid", "failed"}
+	payoutStatuses = []string{"requested", "pending", "paid", "failed", "canceled"}
 	payoutSorts    = []string{"userId", "-payoutAmount"}
 )
 
@@ -94,7 +94,7 @@ func parsePayoutFilter(c *fiber.Ctx) (scorekeeper.PayoutFilter, map[string]strin
 	f := scorekeeper.PayoutFilter{Status: payoutStatuses[0], Sort: payoutSorts[0]}
 	if v, ok := q["status"]; ok {
 		if !slices.Contains(payoutStatuses, v) {
-			return f, nil, errInvalidf("status must be one of requested, pending, paid or failed")
+			return f, nil, errInvalidf("status must be one of requested, pending, paid, failed or canceled")
 		}
 		f.Status = v
 	}

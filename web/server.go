@@ -78,6 +78,9 @@ type Config struct {
 	// Reconciler runs reconciliations. When nil, POST /api/reconcile
 	// answers 503.
 	Reconciler scorekeeper.Reconciler
+	// Payouts carries out the operator actions on payouts (hold, release,
+	// retry, cancel). When nil, those routes answer 503.
+	Payouts scorekeeper.PayoutOperator
 	// AdminToken, when set, is the bearer token the admin routes (POST
 	// /api/sync, GET /api/quarantine) require.
 	AdminToken string
@@ -216,6 +219,12 @@ func New(cfg Config) *fiber.App {
 		startSync(cfg.Syncer, cfg.SyncWaitTimeout, waits, catchUp))
 	app.Get("/api/quarantine", admin, listQuarantine(read, cfg.PublicBaseURL))
 	app.Post("/api/reconcile", admin, startReconcile(cfg.Reconciler, cfg.SyncWaitTimeout, catchUp))
+	// Operator actions: Google-style custom methods, the colon escaped for
+	// Fiber's router.
+	app.Post("/api/users/:userId/payouts\\:hold", admin, holdPayouts(cfg.Payouts))
+	app.Post("/api/users/:userId/payouts\\:release", admin, releasePayouts(cfg.Payouts))
+	app.Post("/api/users/:userId/payouts/:id\\:retry", admin, payoutAction(cfg.Payouts, false))
+	app.Post("/api/users/:userId/payouts/:id\\:cancel", admin, payoutAction(cfg.Payouts, true))
 	app.Get("/api/sync/status", rateLimit(cfg.SyncStatusRateLimit), syncStatus(cfg.Syncer, cfg.Store, cfg.Now))
 	app.Get("/api/openapi.json", openAPI)
 	app.Get("/docs", docsPage)
