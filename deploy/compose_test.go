@@ -745,6 +745,7 @@ func TestComposeGrafana(t *testing.T) {
 		"scorekeeper_transactions_applied_total",
 		"scorekeeper_transactions_quarantined_total",
 		"scorekeeper_payouts_total",
+		"scorekeeper_payouts_held_users",
 		"scorekeeper_http_requests_total",
 		"scorekeeper_http_request_duration_seconds_bucket",
 		"temporal_workflow_task_execution_latency",
