@@ -177,3 +177,27 @@ func TestPayoutWorkflow_CancelBeforeSend(t *testing.T) {
 	require.Equal(t, scorekeeper.PayoutCanceled, res.Recent[0].Status)
 	env.AssertActivityNotCalled(t, "RecordPayoutResult", mock.Anything, recordOf("p1"))
 }
+
+// Ensure an action in progress when a run continues as new is answered by
+// that run, and what it did carries over: a hold arriving while a send is
+// in flight completes before the run ends, no later payout is sent, and
+// the canceled count is carried.
+func TestPayoutWorkflow_ActionAcrossContinueAsNew(t *testing.T) {
+	env := newPayoutEnv(t)
+	p1, p2 := requested("p1", 100), requested("p2", 200)
+	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(listOf(p1, p2), nil).Once()
+	env.OnActivity(a.SendPayout, mock.Anything, sendOf(p1)).Return(paid("p1"), nil).Once().After(10 * time.Second)
+	env.OnActivity(a.RecordPayoutResult, mock.Anything, recordOf("p1")).Return(stored).Once()
+	hold := activities.PayoutHold{Reason: "fraud report", By: "alice", HeldAt: t0}
+	env.OnActivity(a.HoldPayouts, mock.Anything, mock.Anything).Return(hold, nil).Once().After(20 * time.Second)
+	held := sendUpdate(env, 5*time.Second, workflows.PayoutHoldUpdate, workflows.HoldRequest{Reason: "fraud report", By: "alice"})
+
+	env.ExecuteWorkflow(workflows.PayoutWorkflow, workflows.PayoutInput{UserID: payoutUser, MaxPayoutsPerRun: 1, Canceled: 2})
+	next := requireContinuedAsNew(t, env)
+	require.True(t, held.done, "the hold was answered before the run ended")
+	require.NoError(t, held.err)
+	require.Equal(t, workflows.HoldView{UserID: payoutUser, Held: true, Reason: "fraud report", By: "alice", HeldAt: t0}, held.result)
+	require.Equal(t, 1, next.Paid)
+	require.Equal(t, 2, next.Canceled)
+	env.AssertActivityNotCalled(t, "SendPayout", mock.Anything, sendOf(p2))
+}
