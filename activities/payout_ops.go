@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -59,44 +58,24 @@ type PayoutActionInput struct {
 	By            string `json:"by"`
 }
 
-// PayoutRecord is a payout as stored, in activity payloads.
-type PayoutRecord struct {
-	TransactionID string                   `json:"transactionId"`
-	UserID        string                   `json:"userId"`
-	Amount        scorekeeper.Amount       `json:"amount"`
-	Status        scorekeeper.PayoutStatus `json:"status"`
-	Reason        string                   `json:"reason,omitempty"`
-	ProviderID    string                   `json:"providerId,omitempty"`
-	CreatedAt     time.Time                `json:"createdAt"`
-	Attempts      int                      `json:"attempts"`
-	SettledAt     time.Time                `json:"settledAt,omitzero"`
-}
-
-func toPayoutRecord(p scorekeeper.Payout) PayoutRecord {
-	return PayoutRecord{
-		TransactionID: p.TransactionID, UserID: p.UserID, Amount: p.Amount, Status: p.Status,
-		Reason: p.Reason, ProviderID: p.ProviderID, CreatedAt: p.CreatedAt, Attempts: p.Attempts, SettledAt: p.SettledAt,
-	}
-}
-
 // GetUserPayout reads one of the user's payouts; another user's payout is
 // as unknown as a missing one.
-func (a *Activities) GetUserPayout(ctx context.Context, in PayoutActionInput) (PayoutRecord, error) {
+func (a *Activities) GetUserPayout(ctx context.Context, in PayoutActionInput) (scorekeeper.Payout, error) {
 	p, err := db.GetPayout(ctx, a.Store.DB(), in.TransactionID)
 	if err == nil && p.UserID != in.UserID {
 		err = scorekeeper.Errorf(scorekeeper.ENotFound, "payout %s not found", in.TransactionID)
 	}
 	if err != nil {
-		return PayoutRecord{}, actionError(err, ErrTypePayoutNotFound)
+		return scorekeeper.Payout{}, actionError(err, ErrTypePayoutNotFound)
 	}
-	return toPayoutRecord(p), nil
+	return p, nil
 }
 
 // CancelPayout cancels one of the user's payouts that was never sent
 // (db.CancelPayout), recording who canceled it and why as its reason.
-func (a *Activities) CancelPayout(ctx context.Context, in PayoutActionInput) (PayoutRecord, error) {
+func (a *Activities) CancelPayout(ctx context.Context, in PayoutActionInput) (scorekeeper.Payout, error) {
 	if _, err := a.GetUserPayout(ctx, in); err != nil {
-		return PayoutRecord{}, err
+		return scorekeeper.Payout{}, err
 	}
 	reason := "canceled by " + in.By
 	if in.Reason != "" {
@@ -104,9 +83,9 @@ func (a *Activities) CancelPayout(ctx context.Context, in PayoutActionInput) (Pa
 	}
 	p, err := db.CancelPayout(ctx, a.Store.DB(), in.TransactionID, reason, a.now())
 	if err != nil {
-		return PayoutRecord{}, actionError(err, ErrTypePayoutNotFound)
+		return scorekeeper.Payout{}, actionError(err, ErrTypePayoutNotFound)
 	}
-	return toPayoutRecord(p), nil
+	return p, nil
 }
 
 // actionError turns the store's domain errors into non-retryable

@@ -31,7 +31,7 @@ func TestPayoutOperations(t *testing.T) {
 	}
 
 	t.Run("CancelNeverSent", func(t *testing.T) {
-		var rec activities.PayoutRecord
+		var rec scorekeeper.Payout
 		require.NoError(t, exec(f.acts.CancelPayout, activities.PayoutActionInput{UserID: "445566", TransactionID: "p2", Reason: "duplicate", By: "alice"}, &rec))
 		require.Equal(t, scorekeeper.PayoutCanceled, rec.Status)
 		require.Equal(t, "canceled by alice: duplicate", rec.Reason)
@@ -48,12 +48,12 @@ func TestPayoutOperations(t *testing.T) {
 	t.Run("ErrCancelSent", func(t *testing.T) {
 		_, err := f.send(t, p1Send)
 		require.NoError(t, err)
-		var rec activities.PayoutRecord
+		var rec scorekeeper.Payout
 		err = exec(f.acts.CancelPayout, activities.PayoutActionInput{UserID: "445566", TransactionID: "p1", By: "alice"}, &rec)
 		requireAppError(t, err, activities.ErrTypePayoutActionConflict, true)
 	})
 	t.Run("ErrOtherUsersPayout", func(t *testing.T) {
-		var rec activities.PayoutRecord
+		var rec scorekeeper.Payout
 		err := exec(f.acts.CancelPayout, activities.PayoutActionInput{UserID: "445566", TransactionID: "c1", By: "alice"}, &rec)
 		requireAppError(t, err, activities.ErrTypePayoutNotFound, true)
 		err = exec(f.acts.GetUserPayout, activities.PayoutActionInput{UserID: "445566", TransactionID: "nope", By: "alice"}, &rec)

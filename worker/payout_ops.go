@@ -32,16 +32,16 @@ func (c *Client) ReleasePayouts(ctx context.Context, userID, by string) error {
 
 // RetryPayout runs the retry Update on the user's payout workflow.
 func (c *Client) RetryPayout(ctx context.Context, userID, payoutID, by string) (scorekeeper.Payout, error) {
-	var p activities.PayoutRecord
+	var p scorekeeper.Payout
 	err := c.payoutUpdate(ctx, userID, workflows.PayoutRetryUpdate, workflows.PayoutActionRequest{TransactionID: payoutID, By: by}, &p)
-	return fromPayoutRecord(p), err
+	return p, err
 }
 
 // CancelPayout runs the cancel Update on the user's payout workflow.
 func (c *Client) CancelPayout(ctx context.Context, userID, payoutID, reason, by string) (scorekeeper.Payout, error) {
-	var p activities.PayoutRecord
+	var p scorekeeper.Payout
 	err := c.payoutUpdate(ctx, userID, workflows.PayoutCancelUpdate, workflows.PayoutActionRequest{TransactionID: payoutID, Reason: reason, By: by}, &p)
-	return fromPayoutRecord(p), err
+	return p, err
 }
 
 // payoutUpdate sends an Update to the user's payout workflow and waits for
@@ -88,11 +88,4 @@ func payoutActionError(name string, err error) error {
 		}
 	}
 	return temporalError("payout "+name, err)
-}
-
-func fromPayoutRecord(p activities.PayoutRecord) scorekeeper.Payout {
-	return scorekeeper.Payout{
-		TransactionID: p.TransactionID, UserID: p.UserID, Amount: p.Amount, Status: p.Status, Reason: p.Reason,
-		ProviderID: p.ProviderID, CreatedAt: p.CreatedAt, Attempts: p.Attempts, SettledAt: p.SettledAt,
-	}
 }

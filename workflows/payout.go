@@ -32,11 +32,11 @@ const (
 	PayoutHoldUpdate = "hold"
 	// PayoutReleaseUpdate (ReleaseRequest → HoldView) lifts the hold.
 	PayoutReleaseUpdate = "release"
-	// PayoutRetryUpdate (PayoutActionRequest → activities.PayoutRecord)
+	// PayoutRetryUpdate (PayoutActionRequest → scorekeeper.Payout)
 	// sends now a payout waiting for an operator, with its original
 	// idempotency key.
 	PayoutRetryUpdate = "retry"
-	// PayoutCancelUpdate (PayoutActionRequest → activities.PayoutRecord)
+	// PayoutCancelUpdate (PayoutActionRequest → scorekeeper.Payout)
 	// cancels a payout that was never sent.
 	PayoutCancelUpdate = "cancel"
 )

@@ -6,6 +6,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"scorekeeper"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -74,8 +76,8 @@ func (r *payoutRun) releasePayouts(ctx workflow.Context, req ReleaseRequest) (Ho
 // retryPayout ends the operator pause of the payout it names, so the run
 // lists and sends it now with its original idempotency key. Any other
 // payout is not waiting for an operator: a conflict (or unknown).
-func (r *payoutRun) retryPayout(ctx workflow.Context, req PayoutActionRequest) (activities.PayoutRecord, error) {
-	var p activities.PayoutRecord
+func (r *payoutRun) retryPayout(ctx workflow.Context, req PayoutActionRequest) (scorekeeper.Payout, error) {
+	var p scorekeeper.Payout
 	err := workflow.ExecuteActivity(r.dbCtx, a.GetUserPayout, activities.PayoutActionInput{
 		UserID: r.in.UserID, TransactionID: req.TransactionID, By: req.By,
 	}).Get(ctx, &p)
@@ -100,8 +102,8 @@ func (r *payoutRun) retryPayout(ctx workflow.Context, req PayoutActionRequest) (
 // cancelPayout cancels a payout never sent. The store decides against a
 // send racing it (db.CancelPayout): a payout in this run's batch that
 // loses is skipped when its turn comes (SendPayout sends nothing).
-func (r *payoutRun) cancelPayout(ctx workflow.Context, req PayoutActionRequest) (activities.PayoutRecord, error) {
-	var p activities.PayoutRecord
+func (r *payoutRun) cancelPayout(ctx workflow.Context, req PayoutActionRequest) (scorekeeper.Payout, error) {
+	var p scorekeeper.Payout
 	err := workflow.ExecuteActivity(r.dbCtx, a.CancelPayout, activities.PayoutActionInput{
 		UserID: r.in.UserID, TransactionID: req.TransactionID, Reason: req.Reason, By: req.By,
 	}).Get(ctx, &p)

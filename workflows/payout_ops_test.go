@@ -66,8 +66,8 @@ func TestPayoutWorkflow_RetryEndsOperatorPause(t *testing.T) {
 		}).Twice()
 	env.OnActivity(a.SendPayout, mock.Anything, sendOf(p2)).Return(paid("p2"), nil).Once()
 	env.OnActivity(a.RecordPayoutResult, mock.Anything, mock.Anything).Return(stored).Twice()
-	record := func(id string) activities.PayoutRecord {
-		return activities.PayoutRecord{TransactionID: id, UserID: payoutUser, Status: scorekeeper.PayoutRequested, Attempts: 1}
+	record := func(id string) scorekeeper.Payout {
+		return scorekeeper.Payout{TransactionID: id, UserID: payoutUser, Status: scorekeeper.PayoutRequested, Attempts: 1}
 	}
 	env.OnActivity(a.GetUserPayout, mock.Anything, mock.MatchedBy(func(in activities.PayoutActionInput) bool { return in.TransactionID == "p2" })).
 		Return(record("p2"), nil).Once()
@@ -158,7 +158,7 @@ func TestPayoutWorkflow_CancelBeforeSend(t *testing.T) {
 	p1, p2 := requested("p1", 100), requested("p2", 200)
 	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(listOf(p1, p2), nil).Once()
 	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(listOf(), nil).Once()
-	canceled := activities.PayoutRecord{TransactionID: "p1", UserID: payoutUser, Status: scorekeeper.PayoutCanceled, Reason: "canceled by alice: duplicate"}
+	canceled := scorekeeper.Payout{TransactionID: "p1", UserID: payoutUser, Status: scorekeeper.PayoutCanceled, Reason: "canceled by alice: duplicate"}
 	env.OnActivity(a.CancelPayout, mock.Anything, activities.PayoutActionInput{UserID: payoutUser, TransactionID: "p1", Reason: "duplicate", By: "alice"}).
 		Return(canceled, nil).Once()
 	env.OnActivity(a.SendPayout, mock.Anything, sendOf(p1)).
