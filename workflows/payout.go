@@ -216,6 +216,9 @@ type payoutRun struct {
 	// payout an operator pause waits on.
 	hold    *activities.PayoutHold
 	blocked string
+	// stopSend cancels the send in progress (nil when none): a hold stops
+	// its retries.
+	stopSend workflow.CancelFunc
 	// sends counts this run's SendPayout calls, answered or not.
 	sends int
 
@@ -378,12 +381,23 @@ func (r *payoutRun) payBatch(batch []activities.RequestedPayout) error {
 // sent.
 func (r *payoutRun) pay(p *PayoutState) error {
 	var sent activities.SendPayoutResult
-	err := workflow.ExecuteActivity(r.sendCtx, a.SendPayout, activities.SendPayoutInput{
+	// A hold cancels the send: its retries (a provider outage retries
+	// without limit) stop, and the payout stays requested, to be sent
+	// again with the same key after the release. An attempt already on
+	// the wire finishes; the key makes sending it again safe.
+	sendCtx, stop := workflow.WithCancel(r.sendCtx)
+	r.stopSend = stop
+	err := workflow.ExecuteActivity(sendCtx, a.SendPayout, activities.SendPayoutInput{
 		TransactionID: p.TransactionID,
 		UserID:        r.in.UserID,
 		Amount:        p.Amount,
 	}).Get(r.ctx, &sent)
+	r.stopSend = nil
+	stop()
 	r.sends++
+	if err != nil && r.hold != nil && temporal.IsCanceledError(err) {
+		return nil
+	}
 	if err == nil && sent.Settled {
 		// Nothing was sent: the payout was canceled (or settled by
 		// another worker) before its attempt.

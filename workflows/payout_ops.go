@@ -55,6 +55,9 @@ func (r *payoutRun) holdPayouts(ctx workflow.Context, req HoldRequest) (HoldView
 		return HoldView{}, err
 	}
 	r.hold = &h
+	if r.stopSend != nil {
+		r.stopSend()
+	}
 	r.logger.Info("payouts held by an operator", "by", req.By, "reason", req.Reason)
 	return r.holdView(), nil
 }

@@ -201,3 +201,45 @@ func TestPayoutWorkflow_ActionAcrossContinueAsNew(t *testing.T) {
 	require.Equal(t, 2, next.Canceled)
 	env.AssertActivityNotCalled(t, "SendPayout", mock.Anything, sendOf(p2))
 }
+
+// Ensure a hold during a provider outage stops the send's retries at once
+// (the payout stays requested, never failed) and the release sends it
+// again with the same key.
+func TestPayoutWorkflow_HoldDuringProviderOutage(t *testing.T) {
+	env := newEnv(t)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	p1 := requested("p1", 100)
+	hold := activities.PayoutHold{Reason: "provider incident", By: "alice", HeldAt: t0}
+	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(listOf(p1), nil).Once()
+	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(activities.ListPayoutsResult{Hold: &hold}, nil).Once()
+	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(listOf(p1), nil).Once()
+	env.OnActivity(a.ListPayouts, mock.Anything, mock.Anything).Return(listOf(), nil).Once()
+	var attempts []time.Time
+	heldAt, releasedAt := 30*time.Second, 10*time.Minute
+	start := env.Now()
+	env.OnActivity(a.SendPayout, mock.Anything, sendOf(p1)).Return(
+		func(_ context.Context, in activities.SendPayoutInput) (activities.SendPayoutResult, error) {
+			attempts = append(attempts, env.Now())
+			if env.Now().Sub(start) < releasedAt {
+				return activities.SendPayoutResult{}, errors.New("payout: provider status 503")
+			}
+			return paid(in.TransactionID), nil
+		})
+	env.OnActivity(a.RecordPayoutResult, mock.Anything, recordOf("p1")).Return(stored).Once()
+	env.OnActivity(a.HoldPayouts, mock.Anything, mock.Anything).Return(hold, nil).Once()
+	env.OnActivity(a.ReleasePayouts, mock.Anything, mock.Anything).Return(true, nil).Once()
+	held := sendUpdate(env, heldAt, workflows.PayoutHoldUpdate, workflows.HoldRequest{Reason: "provider incident", By: "alice"})
+	released := sendUpdate(env, releasedAt, workflows.PayoutReleaseUpdate, workflows.ReleaseRequest{By: "alice"})
+
+	env.ExecuteWorkflow(workflows.PayoutWorkflow, workflows.PayoutInput{UserID: payoutUser, IdleTimeout: time.Hour})
+	res := payoutResult(t, env)
+	require.NoError(t, held.err)
+	require.NoError(t, released.err)
+	require.Equal(t, 1, res.Paid)
+	require.Zero(t, res.Failed)
+	require.Greater(t, len(attempts), 2, "the outage was retried before the hold")
+	for _, at := range attempts[:len(attempts)-1] {
+		require.LessOrEqual(t, at.Sub(start), heldAt, "an attempt after the hold")
+	}
+	require.Equal(t, releasedAt, attempts[len(attempts)-1].Sub(start), "sent again at the release")
+}
