@@ -328,6 +328,18 @@ blocked_user() { sql "SELECT user_id FROM payouts WHERE status = 'requested' ORD
 settled() { [[ $(sql "SELECT count(DISTINCT user_id) FROM payouts WHERE status = 'requested'") == 1 ]]; }
 wait_for "every payout but the refused one to settle" settled
 blocked=$(blocked_user)
+# 5. Operator actions on another user's paid payout: a hold and a release,
+# then a cancel and a retry the payout's state refuses (409). The run
+# they reach goes idle and completes during the pause below.
+acted=$(sql "SELECT user_id FROM payouts WHERE status = 'paid' AND user_id <> '$blocked' ORDER BY created_at LIMIT 1")
+acted_payout=$(sql "SELECT transaction_id FROM payouts WHERE status = 'paid' AND user_id = '$acted' ORDER BY created_at LIMIT 1")
+action() { curl -sS -o /dev/null -w '%{http_code}' -X POST "$API/api/users/$acted/$1" -H 'Content-Type: application/json' ${2:+-d "$2"}; }
+for step in "payouts:hold 200 {\"reason\":\"recorded\"}" "payouts:release 200" "payouts/$acted_payout:cancel 409" "payouts/$acted_payout:retry 409"; do
+	read -r route want body <<<"$step"
+	got=$(action "$route" "$body")
+	[[ $got == "$want" ]] || { echo "record-histories: POST $route answered $got, not $want" >&2; exit 1; }
+done
+log "user $acted: held, released, a cancel and a retry refused (payout-$acted)"
 log "user $blocked's payout waits for an operator (payout-$blocked); a recovery scan in two minutes"
 sleep $((2 * 60 + 10)) & # PayoutRecoveryAge; the schedule's own scans run every minute too
 wait $!
@@ -383,7 +395,8 @@ payout_features='common,
 	([.events[] | .timerStartedEventAttributes | select(.startToFireTimeout == "600s") | .timerId] as $ids |
 	 if any(.events[]; .timerFiredEventAttributes.timerId as $t | $t != null and any($ids[]; . == $t)) then "operator-pause" else empty end),
 	(if signaled_during_timer("600s") then "signal-during-pause" else empty end),
-	(if has("WORKFLOW_EXECUTION_COMPLETED") then "completed" else empty end)'
+	(if has("WORKFLOW_EXECUTION_COMPLETED") then "completed" else empty end),
+	(.events[] | .workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest.input.name // empty | "update-" + .)'
 recovery_features='(if any(results("RecoverPayouts"); .notified > 0) then "woke-payouts" else empty end)'
 reconcile_features='common, (if has("WORKFLOW_EXECUTION_COMPLETED") then "completed" else empty end),
 	(if any(results("ReconcilePage"); true) then "reconciled" else empty end)'
@@ -453,7 +466,8 @@ choose() {
 
 sync_paths=(continued-as-new started-from-continue-as-new completed fetched-pages lost-lease
 	signal-during-fetch signal-during-sleep signal-while-joined joined-fetcher)
-payout_paths=(continued-as-new started-from-continue-as-new completed paid rejected-422 operator-pause signal-during-pause)
+payout_paths=(continued-as-new started-from-continue-as-new completed paid rejected-422 operator-pause signal-during-pause
+	update-hold update-release update-cancel update-retry)
 recovery_paths=(woke-payouts)
 reconcile_paths=(continued-as-new started-from-continue-as-new completed reconciled)
 log "exporting histories until they show every path"

@@ -66,6 +66,10 @@ var paths = map[string][]path{
 			a := e.GetTimerStartedEventAttributes()
 			return a.GetTimerId(), a != nil && a.GetStartToFireTimeout().AsDuration() == workflows.BlockedPayoutRetryInterval
 		})},
+		{"an operator hold (Update)", updated(workflows.PayoutHoldUpdate)},
+		{"an operator release (Update)", updated(workflows.PayoutReleaseUpdate)},
+		{"an operator cancel (Update)", updated(workflows.PayoutCancelUpdate)},
+		{"an operator retry (Update)", updated(workflows.PayoutRetryUpdate)},
 	},
 	"PayoutRecoveryWorkflow": {
 		{"woke a payout workflow", func(h *historypb.History) bool {
@@ -325,6 +329,15 @@ func lostLease(h *historypb.History) bool {
 }
 
 // sendPayoutResult: the provider answered a payout with status.
+// updated reports whether a run accepted an Update of the given name.
+func updated(name string) func(*historypb.History) bool {
+	return func(h *historypb.History) bool {
+		return slices.ContainsFunc(h.GetEvents(), func(e *historypb.HistoryEvent) bool {
+			return e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput().GetName() == name
+		})
+	}
+}
+
 func sendPayoutResult(status scorekeeper.PayoutStatus) func(*historypb.History) bool {
 	return func(h *historypb.History) bool {
 		for _, p := range activityResults(h, "SendPayout") {
