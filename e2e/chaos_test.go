@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +120,20 @@ func chaosScenarios() []chaosScenario {
 			kills := w.killRepeatedly(t, rng, 4, 3*time.Second, 6*time.Second)
 			row := w.chaosCheck(t, fmt.Sprintf("%d SIGKILLs", len(kills)), 6*time.Minute)
 			row.proveKills(kills, "paying with payouts pending", kill.paying)
+			return row
+		}},
+		{"operator actions during worker SIGKILLs", false, func(t *testing.T, rng *rand.Rand) chaosRow {
+			w := payoutWorld(t)
+			base := w.startWeb(t)
+			acted := make(chan operatorActions, 1)
+			actRng := rand.New(rand.NewPCG(rng.Uint64(), 7))
+			go func() { acted <- w.actDuringFaults(base, actRng, 25*time.Second) }()
+			kills := w.killRepeatedly(t, rng, 4, 3*time.Second, 6*time.Second)
+			ops := <-acted
+			w.canceled = ops.canceled
+			row := w.chaosCheck(t, fmt.Sprintf("%d SIGKILLs; %d holds, %d cancels, %d refused", len(kills), ops.held, len(ops.canceled), ops.refused), 6*time.Minute)
+			row.prove(ops.held > 0 && len(ops.canceled) > 0 && len(ops.errs) == 0,
+				fmt.Sprintf("%d users held and released, %d payouts canceled, %d cancels refused (sent), errors: %v", ops.held, len(ops.canceled), ops.refused, ops.errs))
 			return row
 		}},
 		{"two workers, one killed", true, func(t *testing.T, rng *rand.Rand) chaosRow {
@@ -699,4 +716,95 @@ func (r *restartableTemporal) restart(t *testing.T, down time.Duration) {
 	r.srv = nil
 	time.Sleep(down)
 	r.start(t)
+}
+
+// operatorActions is what actDuringFaults did.
+type operatorActions struct {
+	held, refused int
+	canceled      map[string]bool
+	errs          []string
+}
+
+// actDuringFaults acts as an operator for d while the scenario's faults
+// run: it holds random users' payouts (not a rejected user's), cancels
+// each of their payouts never sent, and at the end releases every user
+// it held. A cancel answered 200 is canceled; one whose answer was lost
+// is classified by the payout's settled status once it settles.
+func (w *world) actDuringFaults(base string, rng *rand.Rand, d time.Duration) operatorActions {
+	out := operatorActions{canceled: map[string]bool{}}
+	client := &http.Client{Timeout: 2 * time.Minute}
+	post := func(path, body string) (int, string, error) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer s3cret")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	rows := func(user string) []servedPayout {
+		resp, err := client.Get(base + "/api/users/" + user + "/payouts?limit=1000")
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		var ps []servedPayout
+		_ = json.NewDecoder(resp.Body).Decode(&ps)
+		return ps
+	}
+	var users []string
+	seen := map[string]bool{}
+	for _, tx := range w.mock.Transactions() {
+		if tx.Type == scorekeeper.TxPayout && !w.mock.IsRejectedUser(tx.UserID) && !seen[tx.UserID] {
+			seen[tx.UserID] = true
+			users = append(users, tx.UserID)
+		}
+	}
+	slices.Sort(users)
+	held := map[string]bool{}
+	lost := map[string]string{} // payout id → user, of cancels whose answer was lost
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond) {
+		u := users[rng.IntN(len(users))]
+		held[u] = true // released at the end whatever the answer
+		if code, body, err := post("/api/users/"+u+"/payouts:hold", `{"reason":"chaos"}`); err != nil || code != http.StatusOK {
+			out.errs = append(out.errs, fmt.Sprintf("hold %s: %d %s %v", u, code, body, err))
+			continue
+		}
+		out.held++
+		for _, p := range rows(u) {
+			if p.Status != "held" || p.Attempts > 0 {
+				continue
+			}
+			switch code, body, err := post("/api/users/"+u+"/payouts/"+p.ID+":cancel", `{"reason":"chaos"}`); {
+			case err != nil:
+				lost[p.ID] = u
+			case code == http.StatusOK:
+				out.canceled[p.ID] = true
+			case code == http.StatusConflict:
+				out.refused++ // sent meanwhile: an attempt was recorded first
+			default:
+				out.errs = append(out.errs, fmt.Sprintf("cancel %s: %d %s", p.ID, code, body))
+			}
+		}
+	}
+	for _, u := range sortedKeys(held) {
+		if code, body, err := post("/api/users/"+u+"/payouts:release", ""); err != nil || code != http.StatusOK {
+			out.errs = append(out.errs, fmt.Sprintf("release %s: %d %s %v", u, code, body, err))
+		}
+	}
+	for id, u := range lost {
+		for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(time.Second) {
+			ps := rows(u)
+			if i := slices.IndexFunc(ps, func(p servedPayout) bool { return p.ID == id }); i >= 0 && ps[i].Status != "requested" && ps[i].Status != "held" {
+				if ps[i].Status == "canceled" {
+					out.canceled[id] = true
+				}
+				break
+			}
+		}
+	}
+	return out
 }

@@ -37,7 +37,7 @@ func (w *world) summariesOff(ctx context.Context) string {
 		return fmt.Sprintf("%d users stored, %d in truth", len(got), len(want))
 	}
 	for u, ws := range want {
-		if gs := got[u]; gs.Earned != ws.Earned || gs.Spent != ws.Spent || gs.Payout+gs.FailedPayout != ws.Payout {
+		if gs := got[u]; gs.Earned != ws.Earned || gs.Spent != ws.Spent || gs.Payout+gs.FailedPayout+gs.CanceledPayout != ws.Payout {
 			return fmt.Sprintf("user %s: stored %+v, truth %+v", u, gs, ws)
 		}
 	}
@@ -101,6 +101,8 @@ type payoutEvidence struct {
 	// requests it answered 409 (a key reused with another body).
 	payments  []mockapi.Payment
 	conflicts int
+	// canceled are the payouts an operator canceled.
+	canceled map[string]bool
 	// stored is each payout transaction's stored payout, by transaction
 	// id; paidOut the stored paidOut of each user with a payout or a
 	// payment (absent: no summary stored); errs what could not be read.
@@ -116,6 +118,7 @@ func (w *world) payoutEvidence(ctx context.Context) payoutEvidence {
 		rejected:  w.mock.IsRejectedUser,
 		payments:  w.mock.Payments(),
 		conflicts: w.mock.IdempotencyConflicts(),
+		canceled:  w.canceled,
 		stored:    map[string]scorekeeper.Payout{},
 		paidOut:   map[string]scorekeeper.Amount{},
 	}
@@ -159,6 +162,7 @@ func (w *world) payoutEvidence(ctx context.Context) payoutEvidence {
 //   - as many payments as payout transactions of users not rejected;
 //   - no provider reference is shared by two payments;
 //   - no idempotency-key conflict (409) was ever answered;
+//   - a canceled payout is never paid and is stored canceled;
 //   - a rejected user's payouts are never paid, and are stored failed
 //     with a reason; every other payout is stored paid, with the
 //     provider reference of its payment;
@@ -170,7 +174,7 @@ func checkPayouts(ev payoutEvidence) []string {
 	for _, tx := range ev.txs {
 		if tx.Type == scorekeeper.TxPayout {
 			payouts[tx.ID] = tx
-			if !ev.rejected(tx.UserID) {
+			if !ev.rejected(tx.UserID) && !ev.canceled[tx.ID] {
 				wantPayments++
 			}
 		}
@@ -189,6 +193,8 @@ func checkPayouts(ev payoutEvidence) []string {
 			out = append(out, fmt.Sprintf("provider paid %s to %s under key %s (%s), which is no payout upstream holds", p.Amount, p.UserID, p.Key, p.ProviderID))
 		case tx.UserID != p.UserID || tx.Amount != p.Amount:
 			out = append(out, fmt.Sprintf("provider paid %s to %s under key %s (%s), a payout of %s to %s", p.Amount, p.UserID, p.Key, p.ProviderID, tx.Amount, tx.UserID))
+		case ev.canceled[p.Key]:
+			out = append(out, fmt.Sprintf("provider paid payout %s (%s to %s, %s), which an operator canceled", p.Key, p.Amount, p.UserID, p.ProviderID))
 		case ev.rejected(tx.UserID):
 			out = append(out, fmt.Sprintf("provider paid payout %s (%s to %s, %s) of rejected user %s", p.Key, p.Amount, p.UserID, p.ProviderID, tx.UserID))
 		}
@@ -204,7 +210,11 @@ func checkPayouts(ev payoutEvidence) []string {
 		}
 	}
 	if len(ev.payments) != wantPayments {
-		out = append(out, fmt.Sprintf("provider made %d payments, upstream holds %d payouts of users not rejected", len(ev.payments), wantPayments))
+		msg := fmt.Sprintf("provider made %d payments, upstream holds %d payouts of users not rejected", len(ev.payments), wantPayments)
+		if len(ev.canceled) > 0 {
+			msg += fmt.Sprintf(" (%d more canceled)", len(ev.canceled))
+		}
+		out = append(out, msg)
 	}
 	if ev.conflicts != 0 {
 		out = append(out, fmt.Sprintf("provider answered %d idempotency-key conflicts (409)", ev.conflicts))
@@ -221,6 +231,10 @@ func checkPayouts(ev payoutEvidence) []string {
 			// Not read (in errs).
 		case p.UserID != tx.UserID || p.Amount != tx.Amount:
 			out = append(out, fmt.Sprintf("payout %s stored as %s to %s, upstream holds %s to %s", tx.ID, p.Amount, p.UserID, tx.Amount, tx.UserID))
+		case ev.canceled[tx.ID] || p.Status == scorekeeper.PayoutCanceled:
+			if !ev.canceled[tx.ID] || p.Status != scorekeeper.PayoutCanceled || len(ps) != 0 {
+				out = append(out, fmt.Sprintf("payout %s is %s (canceled by an operator: %v), paid %d times", tx.ID, p.Status, ev.canceled[tx.ID], len(ps)))
+			}
 		case ev.rejected(tx.UserID):
 			if p.Status != scorekeeper.PayoutFailed || p.Reason == "" || len(ps) != 0 {
 				out = append(out, fmt.Sprintf("payout %s of rejected user %s is %s (reason %q), paid %d times", tx.ID, tx.UserID, p.Status, p.Reason, len(ps)))
@@ -334,9 +348,19 @@ func summaryDiffs(what string, got, want map[string]scorekeeper.Summary, failed 
 	return out
 }
 
-// expected is expectedSummaries of the world now.
+// expected is expectedSummaries of the world now, the payouts an
+// operator canceled taken out of payout (they are never paid).
 func (w *world) expected() map[string]scorekeeper.Summary {
-	return expectedSummaries(w.mock.Truth(), w.mock.IsRejectedUser, w.mock.Payments())
+	out := expectedSummaries(w.mock.Truth(), w.mock.IsRejectedUser, w.mock.Payments())
+	for _, tx := range w.mock.Transactions() {
+		if w.canceled[tx.ID] {
+			s := out[tx.UserID]
+			s.Payout -= tx.Amount
+			s.CanceledPayout += tx.Amount
+			out[tx.UserID] = s
+		}
+	}
+	return out
 }
 
 // storedSummaryViolations compares every stored summary, as stored (not
@@ -430,6 +454,12 @@ func TestCheckPayouts(t *testing.T) {
 		}
 	}
 	require.Empty(t, checkPayouts(clean()), "a correct run")
+	canceledRun := clean()
+	canceledRun.canceled = map[string]bool{"p3": true}
+	canceledRun.payments = canceledRun.payments[:2]
+	canceledRun.paidOut["bob"] = 0
+	canceledRun.stored["p3"] = scorekeeper.Payout{TransactionID: "p3", UserID: "bob", Amount: amt("7.25"), Status: scorekeeper.PayoutCanceled, Reason: "canceled by operator"}
+	require.Empty(t, checkPayouts(canceledRun), "a correct run with a payout canceled")
 
 	for _, c := range []struct {
 		name   string
@@ -484,6 +514,25 @@ func TestCheckPayouts(t *testing.T) {
 		}, []string{"payout p2 stored as paid by po_7, the provider paid it as po_2"}},
 		{"PaidOutNotBackedByTheLedger", func(ev *payoutEvidence) { ev.paidOut["bob"] = amt("14.50") },
 			[]string{"paidOut of bob is 14.5, the provider paid 7.25"}},
+		{"CanceledButPaid", func(ev *payoutEvidence) {
+			// An operator canceled p3, yet the provider paid it.
+			ev.canceled = map[string]bool{"p3": true}
+			p := ev.stored["p3"]
+			p.Status, p.ProviderID = scorekeeper.PayoutCanceled, ""
+			ev.stored["p3"] = p
+		}, []string{
+			"provider paid payout p3 (7.25 to bob, po_3), which an operator canceled",
+			"provider made 3 payments, upstream holds 2 payouts of users not rejected (1 more canceled)",
+			"payout p3 is canceled (canceled by an operator: true), paid 1 times",
+		}},
+		{"CanceledUnasked", func(ev *payoutEvidence) {
+			// Stored canceled, though no operator canceled it.
+			ev.payments = ev.payments[:2]
+			ev.paidOut["bob"] = 0
+			p := ev.stored["p3"]
+			p.Status, p.ProviderID = scorekeeper.PayoutCanceled, ""
+			ev.stored["p3"] = p
+		}, []string{"payout p3 is canceled (canceled by an operator: false), paid 0 times"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ev := clean()

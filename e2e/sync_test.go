@@ -25,6 +25,9 @@ type world struct {
 	env  map[string]string
 	// per is the budget period (budgetPer unless a scenario scales it).
 	per time.Duration
+	// canceled are the payouts an operator canceled (by transaction id):
+	// never paid, out of payout, stored canceled.
+	canceled map[string]bool
 }
 
 // budget is the fast upstream budget of these tests: 5 requests per 5 s.
