@@ -129,3 +129,32 @@ func FuzzValidUserID(f *testing.F) {
 		require.Equal(t, pattern.MatchString(id), scorekeeper.ValidUserID(id), "%q", id)
 	})
 }
+
+// Ensure an operator's reason is printable text of at most MaxReasonLen
+// characters, required only where asked (the REST API and the payout
+// workflow's validators share this rule).
+func TestValidReason(t *testing.T) {
+	long := strings.Repeat("é", scorekeeper.MaxReasonLen)
+	for _, c := range []struct {
+		reason   string
+		required bool
+		ok       bool
+	}{
+		{"fraud report #4411", true, true},
+		{"", false, true},
+		{"", true, false},
+		{"   ", true, false},
+		{long, true, true},
+		{long + "x", false, false},
+		{"tab\there", false, false},
+		{"nbsp\u00a0here", false, false},
+		{"bad \xff utf-8", false, false},
+	} {
+		err := scorekeeper.ValidReason(c.reason, c.required)
+		if c.ok {
+			require.NoError(t, err, "%q", c.reason)
+		} else {
+			require.Equal(t, scorekeeper.EInvalid, scorekeeper.ErrorCode(err), "%q", c.reason)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -346,6 +347,30 @@ type PayoutHold struct {
 	// By is who placed it (the admin token's name, or "operator").
 	By     string
 	HeldAt time.Time
+}
+
+// MaxReasonLen bounds an operator's reason for an action on payouts, in
+// characters.
+const MaxReasonLen = 500
+
+// ValidReason checks an operator's reason for an action on payouts (a
+// hold requires one): printable text of at most MaxReasonLen characters.
+// The REST API and the payout workflow's validators both apply it.
+func ValidReason(reason string, required bool) error {
+	if required && strings.TrimSpace(reason) == "" {
+		return Errorf(EInvalid, "a reason is required")
+	}
+	if utf8.RuneCountInString(reason) > MaxReasonLen || !Printable(reason) {
+		return Errorf(EInvalid, "the reason must be at most %d printable characters", MaxReasonLen)
+	}
+	return nil
+}
+
+// Printable reports whether s is valid UTF-8 of printable characters
+// (unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the
+// ASCII space).
+func Printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
 }
 
 // ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_-], the

@@ -245,9 +245,10 @@ func listUserPayouts(st scorekeeper.Store, base string) fiber.Handler {
 }
 
 // serveUserPage answers one page of a user's listing at
-// /api/users/{userId}{path}: the user must exist (as for the summary), the watermark is read before the rows (so they are at
-// least that fresh), then X-Total-Count, a Link to the next page when this
-// one is full, and the rows rendered as a cachable JSON body.
+// /api/users/{userId}{path}: the user must exist (as for the summary), the
+// watermark is read before the rows (so they are at least that fresh),
+// then X-Total-Count, a Link to the next page when this one is full, and
+// the rows rendered as a cachable JSON body.
 func serveUserPage[T, R any](c *fiber.Ctx, st scorekeeper.Store, userID string, limit int, q map[string]string, base, path string,
 	read func(context.Context) ([]T, int, error), cursor func(T) string, render func([]T) []R) error {
 	ctx, cancel := queryContext(c)

@@ -23,10 +23,6 @@ const operatorName = "operator"
 // requested payout while the user's payouts are on hold.
 const PayoutHeld scorekeeper.PayoutStatus = "held"
 
-// maxReasonLen bounds an operator's reason, as the workflow's validator
-// does.
-const maxReasonLen = 500
-
 var errNoOperator = scorekeeper.Errorf(scorekeeper.EUnavailable, "payout actions are not available in this process")
 
 // holdResponse is the answer of POST /api/users/{userId}/payouts:hold and
@@ -64,13 +60,8 @@ func parseActionBody(c *fiber.Ctx, required bool) (string, error) {
 		}
 	}
 	reason := strings.TrimSpace(body.Reason)
-	switch {
-	case required && reason == "":
-		return "", errInvalidf("a reason is required: {\"reason\": \"...\"}")
-	case utf8.RuneCountInString(reason) > maxReasonLen:
-		return "", errInvalidf("the reason must be at most %d characters", maxReasonLen)
-	case strings.IndexFunc(reason, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
-		return "", errInvalidf("the reason must not contain control characters")
+	if err := scorekeeper.ValidReason(reason, required); err != nil {
+		return "", err
 	}
 	return reason, nil
 }

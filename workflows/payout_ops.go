@@ -2,23 +2,19 @@ package workflows
 
 import (
 	"fmt"
-	"strings"
-	"unicode"
 	"unicode/utf8"
-
-	"scorekeeper"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"scorekeeper"
 	"scorekeeper/activities"
 )
 
 // Bounds of an operator action's input.
 const (
-	maxActorLen  = 64
-	maxReasonLen = 500
-	maxPayoutID  = 256
+	maxActorLen = 64
+	maxPayoutID = 256
 )
 
 // setupUpdates registers the operator actions (PayoutHoldUpdate and the
@@ -133,26 +129,18 @@ func validAction(req PayoutActionRequest) error {
 }
 
 func validActor(by string) error {
-	if by == "" || len(by) > maxActorLen || !printable(by) {
+	if by == "" || len(by) > maxActorLen || !scorekeeper.Printable(by) {
 		return invalid("who acts (by) must be 1 to %d printable characters", maxActorLen)
 	}
 	return nil
 }
 
-// validReason checks an operator's reason: printable text of at most
-// maxReasonLen characters, required or not.
+// validReason is scorekeeper.ValidReason as a validator's error.
 func validReason(reason string, required bool) error {
-	if required && strings.TrimSpace(reason) == "" {
-		return invalid("a reason is required")
-	}
-	if utf8.RuneCountInString(reason) > maxReasonLen || !printable(reason) {
-		return invalid("the reason must be at most %d printable characters", maxReasonLen)
+	if err := scorekeeper.ValidReason(reason, required); err != nil {
+		return invalid("%s", scorekeeper.ErrorMessage(err))
 	}
 	return nil
-}
-
-func printable(s string) bool {
-	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
 }
 
 func invalid(format string, args ...any) error {
