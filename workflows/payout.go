@@ -28,7 +28,8 @@ const PayoutQuery = "payouts"
 // history with who asked and why (the Web UI shows it).
 const (
 	// PayoutHoldUpdate (HoldRequest → HoldView) stops sending the user's
-	// payouts until PayoutReleaseUpdate; a payout in flight finishes.
+	// payouts until PayoutReleaseUpdate; a request already on the wire
+	// finishes, and its retries stop.
 	PayoutHoldUpdate = "hold"
 	// PayoutReleaseUpdate (ReleaseRequest → HoldView) lifts the hold.
 	PayoutReleaseUpdate = "release"
