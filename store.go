@@ -139,6 +139,9 @@ type LedgerEntry struct {
 	SyncedAt time.Time
 	// Status is a payout's disbursement state; "" for other types.
 	Status PayoutStatus
+	// SettledAt is when a payout was settled (paid, failed or canceled);
+	// zero while it is requested and for other types.
+	SettledAt time.Time
 }
 
 // QuarantineItem is one quarantined upstream item as listed.

@@ -19,6 +19,7 @@ type ledgerRow struct {
 	AmountCents int64          `bun:"amount_cents"`
 	SyncedAt    time.Time      `bun:"synced_at"`
 	Status      sql.NullString `bun:"status"`
+	SettledAt   time.Time      `bun:"settled_at,nullzero"`
 }
 
 // UserLedgerPage returns a page of the user's transactions matching f,
@@ -34,12 +35,14 @@ func UserLedgerPage(ctx context.Context, db bun.IDB, f scorekeeper.LedgerFilter)
 		}
 		// Times are compared as the database stores them: bun writes UTC
 		// at microsecond precision (on SQLite, text in one fixed format,
-		// which sorts as time).
+		// which sorts as time). Bounds are rounded up to a whole
+		// microsecond first, which keeps both comparisons exact (a
+		// database would round a finer instant its own way).
 		if !f.From.IsZero() {
-			q = q.Where("t.created_at >= ?", f.From.UTC())
+			q = q.Where("t.created_at >= ?", ceilMicro(f.From))
 		}
 		if !f.To.IsZero() {
-			q = q.Where("t.created_at < ?", f.To.UTC())
+			q = q.Where("t.created_at < ?", ceilMicro(f.To))
 		}
 		return q
 	}
@@ -49,7 +52,7 @@ func UserLedgerPage(ctx context.Context, db bun.IDB, f scorekeeper.LedgerFilter)
 	}
 	q := match(db.NewSelect().
 		TableExpr("transactions AS t").
-		ColumnExpr("t.id, t.user_id, t.created_at, t.type, t.amount_cents, t.synced_at, p.status").
+		ColumnExpr("t.id, t.user_id, t.created_at, t.type, t.amount_cents, t.synced_at, p.status, p.settled_at").
 		Join("LEFT JOIN payouts AS p ON p.transaction_id = t.id")).
 		OrderExpr("t.created_at DESC, t.id DESC").
 		Limit(int64(f.Limit))
@@ -70,6 +73,9 @@ func UserLedgerPage(ctx context.Context, db bun.IDB, f scorekeeper.LedgerFilter)
 			},
 			SyncedAt: r.SyncedAt.UTC(),
 			Status:   scorekeeper.PayoutStatus(r.Status.String),
+		}
+		if !r.SettledAt.IsZero() {
+			out[i].SettledAt = r.SettledAt.UTC()
 		}
 	}
 	return out, int(total), nil
@@ -97,4 +103,15 @@ func SummaryAsOf(ctx context.Context, db bun.IDB, userID string, asOf time.Time)
 		s.UserID = userID
 	}
 	return s, nil
+}
+
+// ceilMicro is t rounded up to a whole microsecond, in UTC: a stored
+// instant (whole microseconds) is at or after t exactly when it is at or
+// after ceilMicro(t).
+func ceilMicro(t time.Time) time.Time {
+	us := t.Truncate(time.Microsecond)
+	if us.Before(t) {
+		us = us.Add(time.Microsecond)
+	}
+	return us.UTC()
 }

@@ -31,7 +31,9 @@ func TestUserLedgerPage(t *testing.T) {
 			// fractions of a second, which SQLite compares as text.
 			at := t0.Add(time.Duration(i/3) * 1500 * time.Millisecond)
 			txs = append(txs, scorekeeper.Transaction{
-				ID: fmt.Sprintf("u-%02d", (i*7)%30), UserID: "u1", CreatedAt: at, Type: types[i%3],
+				// Ids that a locale's collation would order differently
+				// from bytes: ties are broken by byte order everywhere.
+				ID: fmt.Sprintf("%s%02d", []string{"u-", "U_", "u_"}[i%3], (i*7)%30), UserID: "u1", CreatedAt: at, Type: types[i%3],
 				Amount: scorekeeper.AmountFromCents(int64(100 + i)),
 			})
 		}
@@ -99,8 +101,23 @@ func TestUserLedgerPage(t *testing.T) {
 						require.Empty(t, e.Status, "only payouts have a status")
 					}
 					require.Equal(t, t0.Add(time.Hour), e.SyncedAt)
+					if e.ID == paid.ID {
+						require.Equal(t, t0.Add(2*time.Hour), e.SettledAt)
+					} else {
+						require.Zero(t, e.SettledAt, "only a settled payout has a settlement time")
+					}
 				}
 			})
+		}
+		if db.IsPostgres(d) {
+			// This server's default locale may already sort bytewise; the
+			// columns themselves must say so.
+			for _, c := range [][2]string{{"transactions", "id"}, {"payouts", "transaction_id"}} {
+				var collation string
+				require.NoError(t, d.NewRaw(`SELECT collation_name FROM information_schema.columns
+					WHERE table_name = ? AND column_name = ?`, c[0], c[1]).Scan(ctx, &collation))
+				require.Equal(t, "C", collation, "%s.%s", c[0], c[1])
+			}
 		}
 		t.Run("Filters", func(t *testing.T) {
 			from, to := t0.Add(3*time.Second), t0.Add(9*time.Second)

@@ -33,7 +33,9 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 		}
 		if !asOf.IsZero() {
 			// Both tables' created_at is the transaction's createdAt.
-			q = q.Where("created_at <= ?", asOf.UTC())
+			// Rounded down to a whole microsecond, as stored, so the
+			// comparison is exact.
+			q = q.Where("created_at <= ?", asOf.Truncate(time.Microsecond).UTC())
 		}
 		return q
 	}
@@ -41,7 +43,7 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 		if !asOf.IsZero() {
 			// A payout settled later was still requested at asOf: it
 			// stays in payout, as the transactions' fold put it.
-			q = q.Where("settled_at <= ?", asOf.UTC())
+			q = q.Where("settled_at <= ?", asOf.Truncate(time.Microsecond).UTC())
 		}
 		return q
 	}

@@ -9,11 +9,13 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sync/singleflight"
+
 	"scorekeeper"
 )
 
-// Cache is a scorekeeper.Store in front of another: it keeps summaries and
-// payout listings in memory so most reads do not touch the database.
+// Cache is a scorekeeper.Store in front of another: it keeps summaries,
+// users' ledgers and payout listings in memory so most reads do not touch the database.
 // Correct with any number of web processes: each process follows the
 // store's change feed (Store.Changes) every
 // PollInterval and evicts exactly the users a committed write changed; a
@@ -27,8 +29,8 @@ import (
 // as it cannot know what it missed (the store may have been restored or
 // recreated meanwhile).
 //
-// Memory is bounded by an estimate of the bytes held, summaries and
-// listings together (DefaultCacheBytes), evicting the least recently used
+// Memory is bounded by an estimate of the bytes held, summaries, ledgers
+// and listings together (DefaultCacheBytes), evicting the least recently used
 // entries first, approximately: CLOCK (second chance), where a hit only
 // marks its entry used, and eviction moves a used entry back to the front
 // instead of dropping it. Exact LRU would reorder a list on every hit,
@@ -64,6 +66,10 @@ type Cache struct {
 
 	summaries map[string]*cacheEntry
 	listings  map[scorekeeper.PayoutFilter]*cacheEntry
+	// ledgers are users' whole ledgers (cache_ledger.go).
+	ledgers map[string]*cacheEntry
+	// ledgerReads joins concurrent reads of one user's ledger.
+	ledgerReads singleflight.Group
 	// recent is the sentinel of a ring of all entries, newest (or most
 	// recently given a second chance) first; eviction looks at
 	// recent.prev.
@@ -92,9 +98,10 @@ type Cache struct {
 const (
 	PollInterval = 100 * time.Millisecond
 	MaxPollAge   = 2 * time.Second
-	// DefaultCacheBytes bounds the memory of a Cache's summaries and
-	// listings (estimated, see cacheEntry.size): about 400,000 summaries.
-	DefaultCacheBytes = 64 << 20
+	// DefaultCacheBytes bounds the memory of a Cache's summaries, ledgers
+	// and listings (estimated, see cacheEntry.size): about 800,000
+	// summaries, or 3 million ledger rows.
+	DefaultCacheBytes = 128 << 20
 	// warmPage is how many summaries Warm reads at a time.
 	warmPage = 5000
 )
@@ -109,18 +116,23 @@ const (
 	changedBytes = 48
 )
 
-// cacheEntry is one cached summary or listing, linked into the recency
-// ring.
+// cacheEntry is one cached summary, ledger or listing, linked into the
+// recency ring.
 type cacheEntry struct {
 	prev, next *cacheEntry
 	// used is set by a hit and cleared when eviction passes the entry.
 	used atomic.Bool
 	size int64
-	// user keys a summary; a listing has list set instead.
+	// user keys a summary, or a ledger when ledger is set; a listing has
+	// list set instead.
 	user    string
 	summary scorekeeper.Summary
+	ledger  *userLedger
 	list    *cachedListing
 }
+
+// isSummary reports whether e is a user's summary.
+func (e *cacheEntry) isSummary() bool { return e.list == nil && e.ledger == nil }
 
 type cachedListing struct {
 	filter scorekeeper.PayoutFilter
@@ -203,6 +215,9 @@ func (c *Cache) Poll(ctx context.Context) error {
 			if e, ok := c.summaries[u]; ok {
 				c.remove(e)
 			}
+			if e, ok := c.ledgers[u]; ok {
+				c.remove(e)
+			}
 			c.noteChanged(u, ch.Gen)
 		}
 	}
@@ -243,6 +258,7 @@ func (c *Cache) CatchUp(ctx context.Context) error {
 func (c *Cache) startOver() {
 	c.summaries = map[string]*cacheEntry{}
 	c.listings = map[scorekeeper.PayoutFilter]*cacheEntry{}
+	c.ledgers = map[string]*cacheEntry{}
 	c.recent.prev, c.recent.next = &c.recent, &c.recent
 	c.bytes = 0
 	c.changed, c.changedBytes = nil, 0
@@ -301,16 +317,21 @@ func (c *Cache) add(e *cacheEntry) {
 	if e.size > c.maxBytes/8 {
 		return
 	}
-	if e.list != nil {
+	m, key := c.summaries, e.user
+	switch {
+	case e.list != nil:
 		if old, ok := c.listings[e.list.filter]; ok {
 			c.remove(old)
 		}
 		c.listings[e.list.filter] = e
-	} else {
-		if old, ok := c.summaries[e.user]; ok {
+	case e.ledger != nil:
+		m = c.ledgers
+	}
+	if e.list == nil {
+		if old, ok := m[key]; ok {
 			c.remove(old)
 		}
-		c.summaries[e.user] = e
+		m[key] = e
 	}
 	c.link(e)
 	c.bytes += e.size
@@ -321,9 +342,12 @@ func (c *Cache) add(e *cacheEntry) {
 func (c *Cache) remove(e *cacheEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
-	if e.list != nil {
+	switch {
+	case e.list != nil:
 		delete(c.listings, e.list.filter)
-	} else {
+	case e.ledger != nil:
+		delete(c.ledgers, e.user)
+	default:
 		delete(c.summaries, e.user)
 	}
 	c.bytes -= e.size
@@ -344,7 +368,7 @@ func (c *Cache) evict() {
 			c.link(e)
 			continue
 		}
-		if e.list == nil {
+		if e.isSummary() {
 			c.complete, c.spoiled = false, true
 		}
 		c.remove(e)

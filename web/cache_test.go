@@ -145,15 +145,18 @@ func requireConsistent(t *testing.T, c *Cache) {
 	n, sum := 0, int64(0)
 	for e := c.recent.next; e != &c.recent; e = e.next {
 		require.Same(t, e, e.next.prev)
-		if e.list != nil {
+		switch {
+		case e.list != nil:
 			require.Same(t, e, c.listings[e.list.filter])
-		} else {
+		case e.ledger != nil:
+			require.Same(t, e, c.ledgers[e.user])
+		default:
 			require.Same(t, e, c.summaries[e.user])
 		}
 		n++
 		sum += e.size
 	}
-	require.Equal(t, len(c.summaries)+len(c.listings), n)
+	require.Equal(t, len(c.summaries)+len(c.listings)+len(c.ledgers), n)
 	require.Equal(t, sum+c.changedBytes, c.bytes)
 	require.LessOrEqual(t, c.bytes, c.maxBytes)
 }
@@ -460,4 +463,119 @@ func BenchmarkCache_SummaryHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Ensure the cache keeps a user's whole ledger and serves pages and
+// summaries as of an instant from it, as the store does; drops it when a
+// commit changes the user; does not keep one larger than an eighth of the
+// budget (it remembers that and asks the store, not reading it whole
+// again); and that evicting a ledger does not cost the summaries their
+// completeness.
+func TestCache_Ledger(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.NewSQLite(t)
+	seedUsers(t, d, 3)
+	var txs []scorekeeper.Transaction
+	for i := range 40 {
+		tx := cacheTx(fmt.Sprintf("b%02d", i), "big", int64(10+i))
+		tx.CreatedAt = tx.CreatedAt.Add(time.Duration(i/2) * time.Second)
+		txs = append(txs, tx)
+	}
+	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, time.Now())
+	require.NoError(t, err)
+	store := db.NewStore(d, db.Budget{})
+	c := NewCache(store, nil)
+	require.NoError(t, c.Poll(ctx))
+	require.NoError(t, c.Warm(ctx))
+	require.True(t, c.complete)
+
+	same := func(t *testing.T, f scorekeeper.LedgerFilter) {
+		t.Helper()
+		want, wantTotal, err := store.Ledger(ctx, f)
+		require.NoError(t, err)
+		got, total, err := c.Ledger(ctx, f)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		require.Equal(t, wantTotal, total)
+		at := txs[len(txs)/2].CreatedAt
+		wantSum, err := store.SummaryAsOf(ctx, f.UserID, at)
+		require.NoError(t, err)
+		gotSum, err := c.SummaryAsOf(ctx, f.UserID, at)
+		require.NoError(t, err)
+		require.Equal(t, wantSum, gotSum)
+	}
+
+	same(t, scorekeeper.LedgerFilter{UserID: "big", Limit: 7, After: scorekeeper.LedgerCursor{CreatedAt: txs[20].CreatedAt, ID: txs[20].ID}})
+	require.Contains(t, c.ledgers, "big")
+	require.False(t, c.ledgers["big"].ledger.tooLarge)
+	same(t, scorekeeper.LedgerFilter{UserID: "big", Limit: 100, From: txs[3].CreatedAt, To: txs[30].CreatedAt.Add(time.Nanosecond)})
+	requireConsistent(t, c)
+
+	_, err = db.ApplyBatch(ctx, d, db.Batch{Transactions: []scorekeeper.Transaction{cacheTx("b99", "big", 1)}}, time.Now())
+	require.NoError(t, err)
+	require.NoError(t, c.Poll(ctx))
+	require.NotContains(t, c.ledgers, "big", "a commit that changed the user drops their ledger")
+	got, total, err := c.Ledger(ctx, scorekeeper.LedgerFilter{UserID: "big", Limit: 100})
+	require.NoError(t, err)
+	require.Equal(t, 41, total)
+	require.Len(t, got, 41)
+
+	c.mu.Lock()
+	c.startOver()
+	c.mu.Unlock()
+	require.NoError(t, c.Poll(ctx))
+	require.NoError(t, c.Warm(ctx))
+	c.maxBytes = 8 * 30 * (ledgerRowBytes + 8) // room for 30 rows
+	require.Equal(t, 30, c.maxLedgerRows())
+	same(t, scorekeeper.LedgerFilter{UserID: "big", Limit: 5})
+	require.True(t, c.ledgers["big"].ledger.tooLarge, "41 rows are too many: remembered as such")
+	same(t, scorekeeper.LedgerFilter{UserID: "big", Limit: 5, Type: scorekeeper.TxPayout})
+
+	same(t, scorekeeper.LedgerFilter{UserID: "u01", Limit: 5})
+	require.False(t, c.ledgers["u01"].ledger.tooLarge)
+	c.mu.Lock()
+	summaries := len(c.summaries)
+	big := c.ledgers["big"]
+	for e := c.recent.next; e != &c.recent; e = e.next {
+		e.used.Store(e != big)
+	}
+	c.maxBytes = c.bytes - 1
+	c.evict()
+	c.mu.Unlock()
+	requireConsistent(t, c)
+	require.NotContains(t, c.ledgers, "big", "the one entry not used since is evicted")
+	require.Len(t, c.summaries, summaries)
+	require.True(t, c.complete, "losing a ledger loses no summary")
+}
+
+// Ensure a cached ledger's summary as of any instant is the plain fold of
+// its rows, at every row count around a checkpoint: with exactly 64 rows
+// an instant after all of them once read past the last checkpoint (a 500
+// found by TestLedger_AgainstTheMocksTruth).
+func TestUserLedger_SummaryAsOfAtCheckpoints(t *testing.T) {
+	t0 := time.Date(2023, 2, 1, 0, 0, 0, 0, time.UTC)
+	types := []scorekeeper.TxType{scorekeeper.TxEarned, scorekeeper.TxSpent, scorekeeper.TxPayout}
+	for _, n := range []int{0, 1, 63, 64, 65, 127, 128, 129} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			var rows []scorekeeper.LedgerEntry // newest first, as the store pages
+			for i := n - 1; i >= 0; i-- {
+				rows = append(rows, scorekeeper.LedgerEntry{Transaction: scorekeeper.Transaction{
+					ID: fmt.Sprintf("t%03d", i), UserID: "u", CreatedAt: t0.Add(time.Duration(i) * time.Second),
+					Type: types[i%3], Amount: scorekeeper.AmountFromCents(int64(1 + i)),
+				}})
+			}
+			l := newUserLedger(rows)
+			require.NotNil(t, l)
+			for k := -1; k <= n; k++ {
+				at := t0.Add(time.Duration(k) * time.Second)
+				want := scorekeeper.Summary{UserID: "u"}
+				for _, r := range rows {
+					if !r.CreatedAt.After(at) {
+						require.NoError(t, want.Add(r.Transaction))
+					}
+				}
+				require.Equal(t, want, l.summaryAsOf("u", at), "as of row %d", k)
+			}
+		})
+	}
 }

@@ -33,7 +33,7 @@ func (s *fakeStore) settle(user string, amount scorekeeper.Amount) {
 		if ok && p.UserID == user && p.Amount == amount && p.Status == scorekeeper.PayoutRequested {
 			p.Status, p.ProviderID, p.SettledAt, p.Attempts = scorekeeper.PayoutPaid, "po_"+p.TransactionID, p.CreatedAt, 1
 			s.payouts[e.ID] = p
-			s.ledger[i].Status = scorekeeper.PayoutPaid
+			s.ledger[i].Status, s.ledger[i].SettledAt = scorekeeper.PayoutPaid, p.SettledAt
 			return
 		}
 	}
@@ -102,6 +102,9 @@ func (s *fakeStore) SummaryAsOf(ctx context.Context, userID string, asOf time.Ti
 			case scorekeeper.PayoutFailed:
 				sum.Payout -= p.Amount
 				sum.FailedPayout += p.Amount
+			case scorekeeper.PayoutCanceled:
+				sum.Payout -= p.Amount
+				sum.CanceledPayout += p.Amount
 			}
 		}
 	}

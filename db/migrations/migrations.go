@@ -23,5 +23,8 @@ func New() (*migrate.Migrations, error) {
 	if err := registerPayoutCanceled(m); err != nil {
 		return nil, err
 	}
+	if err := registerIDCollation(m); err != nil {
+		return nil, err
+	}
 	return m, nil
 }

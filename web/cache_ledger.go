@@ -1,0 +1,338 @@
+package web
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"time"
+	"unsafe"
+
+	"scorekeeper"
+)
+
+// A user's ledger is cached whole, in columns: the routes of one user's
+// transactions and of their summary as of an instant are then a binary
+// search and a short walk in memory, never a database read, as the plain
+// summary is. It is evicted, like the user's summary, by any commit that
+// changed the user (a new transaction, a payout settled), and shares the
+// cache's byte budget.
+
+// ledgerCheckpoint is how many rows apart the running totals are kept:
+// a summary as of any instant folds at most this many rows more.
+const ledgerCheckpoint = 64
+
+// Estimated sizes of a cached ledger (see cacheEntry.size).
+const (
+	ledgerBytes       = int64(unsafe.Sizeof(userLedger{}))
+	ledgerRowBytes    = 3*8 + 4 + 1
+	ledgerPayoutBytes = int64(unsafe.Sizeof(ledgerPayout{}))
+	ledgerTotalsBytes = int64(unsafe.Sizeof(ledgerTotals{}))
+)
+
+// userLedger is one user's transactions, oldest first by (createdAt, id),
+// the order the store pages by, read in one statement. A ledger too large
+// to cache is kept as a marker (tooLarge) so that it is not read whole
+// again until the user changes.
+type userLedger struct {
+	tooLarge bool
+
+	// Per row: createdAt and syncedAt in Unix microseconds (the
+	// precision stored), the amount in cents, the type, and the end of
+	// its id in ids.
+	at, synced, cents []int64
+	typ               []scorekeeper.TxType
+	idEnd             []int32
+	ids               string
+	// payouts are the rows of type payout, in row order, with their state.
+	payouts []ledgerPayout
+	// totals[j] is the fold of the first j*ledgerCheckpoint rows, for
+	// every j up to len(at)/ledgerCheckpoint.
+	totals []ledgerTotals
+}
+
+type ledgerPayout struct {
+	row    int32
+	status scorekeeper.PayoutStatus
+	// settled is settledAt in Unix microseconds; 0 while requested.
+	settled int64
+}
+
+type ledgerTotals struct{ earned, spent, payout scorekeeper.Amount }
+
+// newUserLedger builds the cached form of rows, given newest first (as
+// the store pages them). It returns nil when the rows' totals overflow:
+// the store's fold reports that, the cache does not keep it.
+func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
+	n := len(rows)
+	l := &userLedger{
+		at: make([]int64, n), synced: make([]int64, n), cents: make([]int64, n),
+		typ: make([]scorekeeper.TxType, n), idEnd: make([]int32, n),
+		totals: make([]ledgerTotals, 0, n/ledgerCheckpoint+1),
+	}
+	size := 0
+	for _, r := range rows {
+		size += len(r.ID)
+	}
+	ids := make([]byte, 0, size)
+	var sum ledgerTotals
+	for i := range n {
+		r := rows[n-1-i]
+		if i%ledgerCheckpoint == 0 {
+			l.totals = append(l.totals, sum)
+		}
+		if !sum.add(r.Type, r.Amount) {
+			return nil
+		}
+		l.at[i], l.synced[i], l.cents[i] = r.CreatedAt.UnixMicro(), r.SyncedAt.UnixMicro(), r.Amount.Cents()
+		l.typ[i] = r.Type
+		ids = append(ids, r.ID...)
+		l.idEnd[i] = int32(len(ids))
+		if r.Type == scorekeeper.TxPayout {
+			p := ledgerPayout{row: int32(i), status: r.Status}
+			if !r.SettledAt.IsZero() {
+				p.settled = r.SettledAt.UnixMicro()
+			}
+			l.payouts = append(l.payouts, p)
+		}
+	}
+	if n%ledgerCheckpoint == 0 {
+		// A checkpoint for every n/ledgerCheckpoint, the last included.
+		l.totals = append(l.totals, sum)
+	}
+	l.ids = string(ids)
+	return l
+}
+
+// add folds one transaction into t as Summary.Add does; false on overflow.
+func (t *ledgerTotals) add(typ scorekeeper.TxType, a scorekeeper.Amount) bool {
+	var total *scorekeeper.Amount
+	switch typ {
+	case scorekeeper.TxEarned:
+		total = &t.earned
+	case scorekeeper.TxSpent:
+		total = &t.spent
+	case scorekeeper.TxPayout:
+		total = &t.payout
+	default:
+		return false
+	}
+	s, err := total.Add(a)
+	*total = s
+	return err == nil
+}
+
+// size estimates the ledger's memory.
+func (l *userLedger) size() int64 {
+	return ledgerBytes + int64(len(l.at))*ledgerRowBytes + int64(len(l.ids)) +
+		int64(len(l.payouts))*ledgerPayoutBytes + int64(len(l.totals))*ledgerTotalsBytes
+}
+
+func (l *userLedger) id(i int) string {
+	start := int32(0)
+	if i > 0 {
+		start = l.idEnd[i-1]
+	}
+	return l.ids[start:l.idEnd[i]]
+}
+
+// micros is t in Unix microseconds rounded up (ceil) or down: a stored
+// instant (whole microseconds) is at or after t exactly when it is at or
+// after micros(t, true), and at or before t when at or before
+// micros(t, false).
+func micros(t time.Time, ceil bool) int64 {
+	us := t.Truncate(time.Microsecond)
+	if ceil && us.Before(t) {
+		us = us.Add(time.Microsecond)
+	}
+	return us.UnixMicro()
+}
+
+// before returns the number of rows that come before (at, id) in row
+// order; id "" sorts before every row at that instant.
+func (l *userLedger) before(at int64, id string) int {
+	return sort.Search(len(l.at), func(i int) bool {
+		return l.at[i] > at || (l.at[i] == at && l.id(i) >= id)
+	})
+}
+
+// page answers f as the store's Ledger does: the rows matching f, newest
+// first, from f.After, at most f.Limit of them, and how many match f in all.
+func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int) {
+	lo, hi := 0, len(l.at)
+	if !f.From.IsZero() {
+		lo = l.before(micros(f.From, true), "")
+	}
+	if !f.To.IsZero() {
+		hi = max(lo, l.before(micros(f.To, true), ""))
+	}
+	total := hi - lo
+	if f.Type != "" {
+		total = 0
+		for i := lo; i < hi; i++ {
+			if l.typ[i] == f.Type {
+				total++
+			}
+		}
+	}
+	end := hi
+	if f.After.ID != "" {
+		// The cursor is a row's createdAt, whole microseconds.
+		end = max(lo, min(hi, l.before(f.After.CreatedAt.UnixMicro(), f.After.ID)))
+	}
+	out := make([]scorekeeper.LedgerEntry, 0, min(f.Limit, end-lo))
+	for i := end - 1; i >= lo && len(out) < f.Limit; i-- {
+		if f.Type != "" && l.typ[i] != f.Type {
+			continue
+		}
+		e := scorekeeper.LedgerEntry{
+			Transaction: scorekeeper.Transaction{
+				ID: l.id(i), UserID: user, CreatedAt: time.UnixMicro(l.at[i]).UTC(),
+				Type: l.typ[i], Amount: scorekeeper.AmountFromCents(l.cents[i]),
+			},
+			SyncedAt: time.UnixMicro(l.synced[i]).UTC(),
+		}
+		if l.typ[i] == scorekeeper.TxPayout {
+			p := l.payout(i)
+			e.Status = p.status
+			if p.settled != 0 {
+				e.SettledAt = time.UnixMicro(p.settled).UTC()
+			}
+		}
+		out = append(out, e)
+	}
+	return out, total
+}
+
+// payout is the state of row i, a payout.
+func (l *userLedger) payout(i int) ledgerPayout {
+	j, _ := slices.BinarySearchFunc(l.payouts, int32(i), func(p ledgerPayout, row int32) int { return int(p.row - row) })
+	return l.payouts[j]
+}
+
+// summaryAsOf folds what was created by asOf, and the settlements of
+// those payouts recorded by asOf, as the store's SummaryAsOf does: the
+// nearest checkpoint's totals, then at most ledgerCheckpoint-1 rows.
+func (l *userLedger) summaryAsOf(user string, asOf time.Time) scorekeeper.Summary {
+	at := micros(asOf, false)
+	n := sort.Search(len(l.at), func(i int) bool { return l.at[i] > at })
+	sum := l.totals[n/ledgerCheckpoint]
+	for i := n / ledgerCheckpoint * ledgerCheckpoint; i < n; i++ {
+		// Cannot overflow: every prefix of these totals was folded at load.
+		sum.add(l.typ[i], scorekeeper.AmountFromCents(l.cents[i]))
+	}
+	s := scorekeeper.Summary{UserID: user, Earned: sum.earned, Spent: sum.spent, Payout: sum.payout}
+	for _, p := range l.payouts {
+		if int(p.row) >= n {
+			break
+		}
+		if p.settled == 0 || p.settled > at {
+			// Still requested at asOf: it stays in payout.
+			continue
+		}
+		a := scorekeeper.AmountFromCents(l.cents[p.row])
+		switch p.status {
+		case scorekeeper.PayoutPaid:
+			s.PaidOut += a
+		case scorekeeper.PayoutFailed:
+			s.Payout -= a
+			s.FailedPayout += a
+		case scorekeeper.PayoutCanceled:
+			s.Payout -= a
+			s.CanceledPayout += a
+		}
+	}
+	return s
+}
+
+// maxLedgerRows is the most rows a cached ledger may hold: an entry
+// larger than an eighth of the budget is not cached (see add).
+func (c *Cache) maxLedgerRows() int {
+	return int(c.maxBytes / 8 / (ledgerRowBytes + 8))
+}
+
+// ledgerFor returns the user's cached ledger, reading it whole on a miss
+// and caching it if nothing changed while it was read; nil when the cache
+// is not following the store or the ledger is too large to keep (the
+// caller asks the store). Concurrent misses of one user share one read.
+func (c *Cache) ledgerFor(ctx context.Context, userID string) (*userLedger, error) {
+	now := time.Now()
+	c.mu.RLock()
+	live, st := c.liveAt(now), c.stamp()
+	e, ok := c.ledgers[userID]
+	c.mu.RUnlock()
+	if !live {
+		return nil, nil
+	}
+	if ok {
+		e.touch()
+		if e.ledger.tooLarge {
+			return nil, nil
+		}
+		return e.ledger, nil
+	}
+	v, err, _ := c.ledgerReads.Do(userID, func() (any, error) {
+		limit := c.maxLedgerRows()
+		rows, _, err := c.Store.Ledger(ctx, scorekeeper.LedgerFilter{UserID: userID, Limit: limit + 1})
+		if err != nil {
+			return nil, err
+		}
+		l := &userLedger{tooLarge: true}
+		if len(rows) <= limit {
+			l = newUserLedger(rows)
+			if l == nil {
+				return nil, nil
+			}
+		}
+		key := userID
+		if len(rows) > 0 {
+			// The row's string, not the caller's (which may point into a
+			// reused buffer).
+			key = rows[0].UserID
+		}
+		e := &cacheEntry{user: key, ledger: l, size: entryBytes + int64(len(key)) + l.size()}
+		c.mu.Lock()
+		if st == c.stamp() {
+			c.add(e)
+		}
+		c.mu.Unlock()
+		return l, nil
+	})
+	if err != nil || v == nil {
+		return nil, err
+	}
+	if l := v.(*userLedger); !l.tooLarge {
+		return l, nil
+	}
+	return nil, nil
+}
+
+// Ledger serves a page of the user's ledger from memory when the cache
+// holds it (reading it whole on a miss), from the store otherwise.
+func (c *Cache) Ledger(ctx context.Context, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int, error) {
+	if f.Limit <= 0 {
+		return c.Store.Ledger(ctx, f)
+	}
+	l, err := c.ledgerFor(ctx, f.UserID)
+	if err != nil || l == nil {
+		return c.Store.Ledger(ctx, f)
+	}
+	rows, total := l.page(f.UserID, f)
+	return rows, total, nil
+}
+
+// SummaryAsOf serves the user's summary as of an instant from their
+// cached ledger when the cache holds it, from the store otherwise. The
+// user must exist (as the store requires).
+func (c *Cache) SummaryAsOf(ctx context.Context, userID string, asOf time.Time) (scorekeeper.Summary, error) {
+	if asOf.IsZero() {
+		return c.Store.SummaryAsOf(ctx, userID, asOf)
+	}
+	if _, err := c.Summary(ctx, userID); err != nil {
+		return scorekeeper.Summary{}, err
+	}
+	l, err := c.ledgerFor(ctx, userID)
+	if err != nil || l == nil {
+		return c.Store.SummaryAsOf(ctx, userID, asOf)
+	}
+	return l.summaryAsOf(userID, asOf), nil
+}
