@@ -55,7 +55,7 @@ func BenchmarkLedgerAPI(b *testing.B) {
 	b.Logf("seeded %d transactions in %s", ledgerBenchTx, time.Since(seeded).Round(time.Second))
 	srv, _ := startTemporal(b)
 	addr := freeAddrTB(b)
-	startProcToFile(b, "web", "web", map[string]string{
+	web := startProcToFile(b, "web", "web", map[string]string{
 		"DATABASE_URL":     dsn,
 		"TEMPORAL_ADDRESS": srv.FrontendHostPort(),
 		"HTTP_ADDR":        addr,
@@ -108,6 +108,7 @@ func BenchmarkLedgerAPI(b *testing.B) {
 				before = after
 			}
 		}
+		b.ReportMetric(peakRSSMiB(b, web.cmd.Process.Pid), "web-peak-rss-MiB")
 		for name, m := range all {
 			m.Close()
 			b.ReportMetric(median(throughput[name]), name+"-req/s")

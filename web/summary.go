@@ -90,12 +90,8 @@ func sendSummary(c *fiber.Ctx, s scorekeeper.Summary, asOf *time.Time) error {
 // byte, or reports false when the user id needs escaping (never for a
 // valid id), leaving that to encoding/json.
 func appendSummaryJSON(b []byte, r summaryResponse) ([]byte, bool) {
-	for i := 0; i < len(r.UserID); i++ {
-		// encoding/json escapes control characters, quotes, backslashes
-		// and, in HTML-safe mode, <, > and &; and validates UTF-8.
-		if ch := r.UserID[i]; ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' || ch == '<' || ch == '>' || ch == '&' {
-			return b, false
-		}
+	if !jsonSafe(r.UserID) {
+		return b, false
 	}
 	b = append(b, `{"userId":"`...)
 	b = append(b, r.UserID...)

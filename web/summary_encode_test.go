@@ -2,9 +2,11 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -40,6 +42,54 @@ func TestAppendSummaryJSON(t *testing.T) {
 	}
 	for _, id := range []string{`a"b`, `a\b`, "a<b", "a>b", "a&b", "a\nb", "é", "\x7f"} {
 		_, ok := appendSummaryJSON(nil, summaryResponse{UserID: id})
+		require.False(t, ok, "%q needs encoding/json", id)
+	}
+}
+
+// Ensure the hand-written ledger encoding is byte for byte what
+// encoding/json produces for the same rows (every type, payouts of every
+// status, instants with and without fractions, before 1970 and in other
+// zones, amounts of every shape), and defers to it for ids that need
+// escaping.
+func TestAppendLedgerJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	types := []scorekeeper.TxType{scorekeeper.TxEarned, scorekeeper.TxSpent, scorekeeper.TxPayout}
+	statuses := append([]scorekeeper.PayoutStatus{""}, scorekeeper.PayoutStatuses...)
+	zone := time.FixedZone("x", -7*3600)
+	instant := func() time.Time {
+		t := time.Unix(rng.Int64N(4_000_000_000)-1_000_000_000, 0)
+		switch rng.IntN(4) {
+		case 0:
+			t = t.Add(time.Duration(rng.IntN(1_000_000)) * time.Microsecond)
+		case 1:
+			t = t.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		case 2:
+			t = t.In(zone)
+		}
+		return t
+	}
+	for n := range 300 {
+		es := make([]scorekeeper.LedgerEntry, n%12)
+		for i := range es {
+			typ := types[rng.IntN(3)]
+			var status scorekeeper.PayoutStatus
+			if typ == scorekeeper.TxPayout {
+				status = statuses[1+rng.IntN(len(statuses)-1)]
+			}
+			es[i] = scorekeeper.LedgerEntry{
+				Transaction: scorekeeper.Transaction{ID: fmt.Sprintf("tx-%d_%X", rng.IntN(1e6), rng.IntN(1e6)), UserID: "u",
+					CreatedAt: instant(), Type: typ, Amount: scorekeeper.AmountFromCents(rng.Int64N(1e9) * []int64{1, 10, 100}[rng.IntN(3)])},
+				SyncedAt: instant(), Status: status,
+			}
+		}
+		got, ok := appendLedgerJSON(nil, es)
+		require.True(t, ok)
+		want, err := json.Marshal(toLedgerResponses(es))
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got))
+	}
+	for _, id := range []string{`a"b`, `a\b`, "a<b", "a>b", "a&b", "a\nb", "é", "\x7f"} {
+		_, ok := appendLedgerJSON(nil, []scorekeeper.LedgerEntry{{Transaction: scorekeeper.Transaction{ID: id, Type: scorekeeper.TxEarned}}})
 		require.False(t, ok, "%q needs encoding/json", id)
 	}
 }
