@@ -40,7 +40,7 @@ type userLedger struct {
 	// precision stored), the amount in cents, the type, and the end of
 	// its id in ids.
 	at, synced, cents []int64
-	typ               []scorekeeper.TxType
+	typ               []txCode
 	idEnd             []int32
 	ids               string
 	// payouts are the rows of type payout, in row order, with their state.
@@ -48,6 +48,23 @@ type userLedger struct {
 	// totals[j] is the fold of the first j*ledgerCheckpoint rows, for
 	// every j up to len(at)/ledgerCheckpoint.
 	totals []ledgerTotals
+}
+
+// txCode is a transaction type in a byte: its index in txTypes.
+type txCode uint8
+
+var txTypes = [...]scorekeeper.TxType{scorekeeper.TxEarned, scorekeeper.TxSpent, scorekeeper.TxPayout}
+
+const codePayout txCode = 2
+
+// codeOf is t's code; newUserLedger has checked t is one of txTypes.
+func codeOf(t scorekeeper.TxType) txCode {
+	for i, x := range txTypes {
+		if x == t {
+			return txCode(i)
+		}
+	}
+	return txCode(len(txTypes))
 }
 
 type ledgerPayout struct {
@@ -66,7 +83,7 @@ func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
 	n := len(rows)
 	l := &userLedger{
 		at: make([]int64, n), synced: make([]int64, n), cents: make([]int64, n),
-		typ: make([]scorekeeper.TxType, n), idEnd: make([]int32, n),
+		typ: make([]txCode, n), idEnd: make([]int32, n),
 		totals: make([]ledgerTotals, 0, n/ledgerCheckpoint+1),
 	}
 	size := 0
@@ -84,7 +101,7 @@ func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
 			return nil
 		}
 		l.at[i], l.synced[i], l.cents[i] = r.CreatedAt.UnixMicro(), r.SyncedAt.UnixMicro(), r.Amount.Cents()
-		l.typ[i] = r.Type
+		l.typ[i] = codeOf(r.Type)
 		ids = append(ids, r.ID...)
 		l.idEnd[i] = int32(len(ids))
 		if r.Type == scorekeeper.TxPayout {
@@ -165,11 +182,11 @@ func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeepe
 	if !f.To.IsZero() {
 		hi = max(lo, l.before(micros(f.To, true), ""))
 	}
-	total := hi - lo
+	total, want := hi-lo, codeOf(f.Type)
 	if f.Type != "" {
 		total = 0
 		for i := lo; i < hi; i++ {
-			if l.typ[i] == f.Type {
+			if l.typ[i] == want {
 				total++
 			}
 		}
@@ -181,17 +198,17 @@ func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeepe
 	}
 	out := make([]scorekeeper.LedgerEntry, 0, min(f.Limit, end-lo))
 	for i := end - 1; i >= lo && len(out) < f.Limit; i-- {
-		if f.Type != "" && l.typ[i] != f.Type {
+		if f.Type != "" && l.typ[i] != want {
 			continue
 		}
 		e := scorekeeper.LedgerEntry{
 			Transaction: scorekeeper.Transaction{
 				ID: l.id(i), UserID: user, CreatedAt: time.UnixMicro(l.at[i]).UTC(),
-				Type: l.typ[i], Amount: scorekeeper.AmountFromCents(l.cents[i]),
+				Type: txTypes[l.typ[i]], Amount: scorekeeper.AmountFromCents(l.cents[i]),
 			},
 			SyncedAt: time.UnixMicro(l.synced[i]).UTC(),
 		}
-		if l.typ[i] == scorekeeper.TxPayout {
+		if l.typ[i] == codePayout {
 			p := l.payout(i)
 			e.Status = p.status
 			if p.settled != 0 {
@@ -218,7 +235,7 @@ func (l *userLedger) summaryAsOf(user string, asOf time.Time) scorekeeper.Summar
 	sum := l.totals[n/ledgerCheckpoint]
 	for i := n / ledgerCheckpoint * ledgerCheckpoint; i < n; i++ {
 		// Cannot overflow: every prefix of these totals was folded at load.
-		sum.add(l.typ[i], scorekeeper.AmountFromCents(l.cents[i]))
+		sum.add(txTypes[l.typ[i]], scorekeeper.AmountFromCents(l.cents[i]))
 	}
 	s := scorekeeper.Summary{UserID: user, Earned: sum.earned, Spent: sum.spent, Payout: sum.payout}
 	for _, p := range l.payouts {
