@@ -68,8 +68,10 @@ type Cache struct {
 	listings  map[scorekeeper.PayoutFilter]*cacheEntry
 	// ledgers are users' whole ledgers (cache_ledger.go).
 	ledgers map[string]*cacheEntry
-	// ledgerReads joins concurrent reads of one user's ledger.
+	// ledgerReads joins concurrent reads of one user's ledger, and
+	// ledgerSlots bounds how many users' ledgers are read at once.
 	ledgerReads singleflight.Group
+	ledgerSlots chan struct{}
 	// recent is the sentinel of a ring of all entries, newest (or most
 	// recently given a second chance) first; eviction looks at
 	// recent.prev.
@@ -104,6 +106,8 @@ const (
 	DefaultCacheBytes = 128 << 20
 	// warmPage is how many summaries Warm reads at a time.
 	warmPage = 5000
+	// maxLedgerReads is how many users' whole ledgers are read at once.
+	maxLedgerReads = 4
 )
 
 // Estimated sizes. They count what a Go heap holds for an entry (the
@@ -154,7 +158,7 @@ func NewCache(store scorekeeper.Store, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{Store: store, log: log, maxBytes: DefaultCacheBytes}
+	c := &Cache{Store: store, log: log, maxBytes: DefaultCacheBytes, ledgerSlots: make(chan struct{}, maxLedgerReads)}
 	c.startOver()
 	return c
 }

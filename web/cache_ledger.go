@@ -288,6 +288,15 @@ func (c *Cache) ledgerFor(ctx context.Context, userID string) (*userLedger, erro
 		return e.ledger, nil
 	}
 	v, err, _ := c.ledgerReads.Do(userID, func() (any, error) {
+		// A few whole-ledger reads at a time: each holds its rows twice
+		// in memory while it converts them, and many at once (a cold
+		// cache under load) would hold many.
+		select {
+		case c.ledgerSlots <- struct{}{}:
+			defer func() { <-c.ledgerSlots }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		limit := c.maxLedgerRows()
 		rows, _, err := c.Store.Ledger(ctx, scorekeeper.LedgerFilter{UserID: userID, Limit: limit + 1})
 		if err != nil {
