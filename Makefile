@@ -7,13 +7,19 @@ GO            ?= go
 TOOLS         := $(CURDIR)/.tools/bin
 TEMPORAL_VER  := v1.5.1
 TEMPORAL      := $(TOOLS)/temporal
+# The Temporal server the CLI embeds, built from its module for the tests
+# against a real Temporal Service (e2e/realtemporal_test.go): the server
+# and its SQL tool, with the module's schemas beside them.
+TEMPORAL_SERVER_VER := v1.29.1
+TEMPORAL_SERVER_DIR := $(CURDIR)/.tools/temporal-server
+TEMPORAL_SERVER     := $(TEMPORAL_SERVER_DIR)/bin/temporal-server
 STATICCHECK   := $(TOOLS)/staticcheck
 WORKFLOWCHECK := $(TOOLS)/workflowcheck
 TEST_TIMEOUT  ?= 45m
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: all build run test bench chaos sim lint fmt tools temporal clean
+.PHONY: all build run test bench chaos sim lint fmt tools temporal temporal-server clean
 
 all: build
 
@@ -28,6 +34,19 @@ $(TEMPORAL):
 	@echo "installing Temporal CLI $(TEMPORAL_VER) into $(TOOLS) (a few minutes the first time)"
 	GOBIN=$(TOOLS) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VER)
 
+## temporal-server: build the Temporal server and temporal-sql-tool (the
+## version the CLI embeds) into .tools/temporal-server, with its schemas
+temporal-server: $(TEMPORAL_SERVER)
+$(TEMPORAL_SERVER):
+	@mkdir -p $(TEMPORAL_SERVER_DIR)/build $(TEMPORAL_SERVER_DIR)/bin
+	@echo "building Temporal server $(TEMPORAL_SERVER_VER) into $(TEMPORAL_SERVER_DIR) (a few minutes the first time)"
+	GOBIN=$(TEMPORAL_SERVER_DIR)/build $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VER) go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VER)
+	rm -rf $(TEMPORAL_SERVER_DIR)/schema
+	cp -R "$$($(GO) env GOMODCACHE)/go.temporal.io/server@$(TEMPORAL_SERVER_VER)/schema" $(TEMPORAL_SERVER_DIR)/schema
+	chmod -R u+w $(TEMPORAL_SERVER_DIR)/schema
+	mv $(TEMPORAL_SERVER_DIR)/build/sql $(TEMPORAL_SERVER_DIR)/bin/temporal-sql-tool
+	mv $(TEMPORAL_SERVER_DIR)/build/server $(TEMPORAL_SERVER)
+
 ## run: the whole system on the embedded defaults (Temporal Web UI on :8233, API on :3000)
 run: build temporal
 	./scripts/run.sh
@@ -38,7 +57,7 @@ run: build temporal
 ## report a spurious "context deadline exceeded" when a -fuzztime duration
 ## ends (golang/go#75804, fixed in 1.27); a count has no deadline to race.
 FUZZ_EXECS ?= 20000x
-test: temporal
+test: temporal temporal-server
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzSummaryPath$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzPayoutsQuery$$' -fuzztime $(FUZZ_EXECS) -fuzzminimizetime 500x ./web/

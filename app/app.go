@@ -109,7 +109,13 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, h cl
 	opts.MetricsHandler = h
 	c, err := client.DialContext(dctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at TEMPORAL_ADDRESS=%s (%s): %w", cfg.TemporalAddress, cfg.Temporal, err)
+		hint := ""
+		if t := cfg.Temporal; t.TLS && !t.ClientCert && !t.APIKey {
+			// A server that requires client certificates closes the
+			// connection without one; gRPC reports only that.
+			hint = " (if the server requires a client certificate, mTLS, set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH)"
+		}
+		return nil, fmt.Errorf("connect to Temporal at TEMPORAL_ADDRESS=%s (%s): %w%s", cfg.TemporalAddress, cfg.Temporal, err, hint)
 	}
 	log.Info("Temporal client connected", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "connection", cfg.Temporal)
 	return c, nil

@@ -288,6 +288,10 @@ func TestComposeImages(t *testing.T) {
 	emb, ok := temporalCLIEmbeds[cli]
 	require.True(t, ok, "Makefile: TEMPORAL_VER %s: add the server and UI versions it embeds (its go.mod) to temporalCLIEmbeds, and pin them in %s", cli, composeFile)
 	temporalCLIEmbedsFromModCache(t, cli, emb.server, emb.ui)
+	// The server the tests build (make temporal-server) is that one too.
+	srv := regexp.MustCompile(`(?m)^TEMPORAL_SERVER_VER\s*:=\s*v?(\S+)`).FindSubmatch(mk)
+	require.NotNil(t, srv, "Makefile: TEMPORAL_SERVER_VER")
+	require.Equal(t, emb.server, string(srv[1]), "Makefile: TEMPORAL_SERVER_VER must be the server TEMPORAL_VER's CLI embeds")
 
 	want := map[string]*regexp.Regexp{
 		"postgres":          regexp.MustCompile(`^16(\.\d+)?$`),
