@@ -66,7 +66,11 @@ type ListPayoutsResult struct {
 }
 
 // PayoutHold is an operator's hold on a user's payouts, in activity
-// payloads.
+// payloads. It restates scorekeeper.PayoutHold on purpose: this is a wire
+// format that recorded histories hold (workflows/testdata) and every
+// running workflow may replay, so it changes only as payloads may (see
+// docs/versioning.md), while the domain type stays free to change; it
+// needs no user id, as every payout workflow is one user's.
 type PayoutHold struct {
 	Reason string    `json:"reason"`
 	By     string    `json:"by"`

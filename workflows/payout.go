@@ -62,7 +62,8 @@ type PayoutActionRequest struct {
 }
 
 // HoldView is whether a user's payouts are on hold, as a hold or release
-// left it.
+// left it: the answer of those Updates, which the web and the Temporal
+// CLI read (a payload too, so kept apart from scorekeeper.PayoutHold).
 type HoldView struct {
 	UserID string `json:"userId"`
 	Held   bool   `json:"held"`
