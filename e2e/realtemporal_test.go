@@ -1,14 +1,7 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/url"
@@ -24,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"scorekeeper"
+	"scorekeeper/config/testcerts"
 	"scorekeeper/db/dbtest"
 	"scorekeeper/mockapi"
 )
@@ -34,7 +28,7 @@ import (
 // .tools/temporal-server), persistence and SQL visibility in two
 // databases of the test Postgres set up by the compose stack's own script
 // (deploy/temporal/setup-schema.sh), TLS on the frontend (mTLS on request)
-// with certificates made here, and the namespace and UserId created by
+// with certificates made by config/testcerts, and the namespace and UserId created by
 // deploy/temporal/setup-namespace.sh with the Temporal CLI, over TLS.
 
 // temporalServerDir is where `make temporal-server` installs the server
@@ -58,70 +52,13 @@ func repoFile(parts ...string) string {
 	return filepath.Join(append([]string{filepath.Dir(file), ".."}, parts...)...)
 }
 
-// pki is a throwaway certificate authority and what it signed, written to
-// files.
-type pki struct {
-	dir string
-	ca  *x509.Certificate
-	key *ecdsa.PrivateKey
-	// CAFile is the CA's certificate (PEM).
-	CAFile string
-}
-
-func newPKI(tb testing.TB, name string) *pki {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(tb, err)
-	ca, err := x509.ParseCertificate(der)
-	require.NoError(tb, err)
-	p := &pki{dir: tb.TempDir(), ca: ca, key: key}
-	p.CAFile = p.write(tb, name+"-ca.pem", "CERTIFICATE", der)
-	return p
-}
-
-func (p *pki) write(tb testing.TB, name, typ string, der []byte) string {
-	tb.Helper()
-	f := filepath.Join(p.dir, name)
-	require.NoError(tb, os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
-	return f
-}
-
-// issue signs a certificate for name, valid for servers at 127.0.0.1 and
-// localhost and for clients, and returns its certificate and key files.
-func (p *pki) issue(tb testing.TB, name string) (certFile, keyFile string) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(tb, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{"localhost", name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
-	require.NoError(tb, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(tb, err)
-	return p.write(tb, name+".pem", "CERTIFICATE", der), p.write(tb, name+"-key.pem", "PRIVATE KEY", keyDER)
-}
-
 // realTemporal is one Temporal Service process (frontend, history,
 // matching and worker services in one, as `temporal-server start` runs
 // them by default) on its Postgres databases.
 type realTemporal struct {
 	root     string
 	hostPort string
-	pki      *pki
+	caFile   string
 	mtls     bool
 	// client is the certificate scorekeeper and the CLI present (mTLS).
 	clientCert, clientKey string
@@ -136,9 +73,13 @@ type realTemporal struct {
 func startRealTemporal(tb testing.TB, mtls bool) *realTemporal {
 	tb.Helper()
 	dir := temporalServerDir(tb)
-	r := &realTemporal{root: tb.TempDir(), pki: newPKI(tb, "scorekeeper-test"), mtls: mtls}
-	serverCert, serverKey := r.pki.issue(tb, "temporal.test")
-	r.clientCert, r.clientKey = r.pki.issue(tb, "scorekeeper")
+	r := &realTemporal{root: tb.TempDir(), mtls: mtls}
+	ca := testcerts.NewCA(tb)
+	r.caFile, _ = ca.Files(tb, r.root, "ca")
+	serverCert, serverKey := ca.Issue(tb, "temporal.test", testcerts.Options{
+		DNSNames: []string{"localhost", "temporal.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}).Files(tb, r.root, "server")
+	r.clientCert, r.clientKey = ca.Issue(tb, "scorekeeper", testcerts.Options{}).Files(tb, r.root, "client")
 
 	// Two databases of the test Postgres, brought to the server's schema
 	// by the compose stack's one-shot script, with the SQL tool built
@@ -173,8 +114,8 @@ func startRealTemporal(tb testing.TB, mtls bool) *realTemporal {
 	cfg := fmt.Sprintf(realTemporalConfig,
 		dbName, host, port, u.User.Username(), pwd,
 		visName, host, port, u.User.Username(), pwd,
-		serverCert, serverKey, mtls, r.pki.CAFile,
-		serverCert, serverKey, r.pki.CAFile,
+		serverCert, serverKey, mtls, r.caFile,
+		serverCert, serverKey, r.caFile,
 		ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7], ports[8],
 		r.hostPort,
 		repoFile("deploy", "temporal", "dynamicconfig", "scorekeeper.yaml"))
@@ -242,7 +183,7 @@ func (r *realTemporal) env(over map[string]string) map[string]string {
 		"TEMPORAL_ADDRESS":                 r.hostPort,
 		"TEMPORAL_NAMESPACE":               "default",
 		"TEMPORAL_TLS":                     "true",
-		"TEMPORAL_TLS_SERVER_CA_CERT_PATH": r.pki.CAFile,
+		"TEMPORAL_TLS_SERVER_CA_CERT_PATH": r.caFile,
 	}
 	if r.mtls {
 		env["TEMPORAL_TLS_CLIENT_CERT_PATH"] = r.clientCert
@@ -439,8 +380,8 @@ func TestRealTemporal(t *testing.T) {
 			out, err := cli("operator", "namespace", "create", "--namespace", "default", "--retention", "24h")
 			require.NoError(t, err, out)
 			if !mtls {
-				stranger := newPKI(t, "stranger")
-				p := startProc(t, "worker-wrong-ca", "worker", maps(w.env, map[string]string{"TEMPORAL_TLS_SERVER_CA_CERT_PATH": stranger.CAFile}))
+				stranger, _ := testcerts.NewCA(t).Files(t, t.TempDir(), "stranger")
+				p := startProc(t, "worker-wrong-ca", "worker", maps(w.env, map[string]string{"TEMPORAL_TLS_SERVER_CA_CERT_PATH": stranger}))
 				requireRefusal(t, p, "trusting a CA that did not sign the server's certificate", "certificate signed by unknown authority")
 			} else {
 				p := startProc(t, "worker-no-cert", "worker", maps(w.env, map[string]string{"TEMPORAL_TLS_CLIENT_CERT_PATH": "", "TEMPORAL_TLS_CLIENT_KEY_PATH": ""}))
