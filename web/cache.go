@@ -15,10 +15,10 @@ import (
 )
 
 // Cache is a scorekeeper.Store in front of another: it keeps summaries,
-// users' ledgers and payout listings in memory so most reads do not touch the database.
-// Correct with any number of web processes: each process follows the
-// store's change feed (Store.Changes) every
-// PollInterval and evicts exactly the users a committed write changed; a
+// users' ledgers and payout listings in memory so most reads do not touch
+// the database. Correct with any number of web processes: each process
+// follows the store's change feed (Store.Changes) every PollInterval and
+// evicts exactly the users a committed write changed; a
 // listing is kept only while no write at all has committed. So a process
 // serves nothing older than the last commit it has seen, at most one poll
 // (100 ms) behind, and pairs cached data with the watermark (X-Data-As-Of)
@@ -30,8 +30,8 @@ import (
 // recreated meanwhile).
 //
 // Memory is bounded by an estimate of the bytes held, summaries, ledgers
-// and listings together (DefaultCacheBytes), evicting the least recently used
-// entries first, approximately: CLOCK (second chance), where a hit only
+// and listings together (DefaultCacheBytes), evicting the least recently
+// used entries first, approximately: CLOCK (second chance), where a hit only
 // marks its entry used, and eviction moves a used entry back to the front
 // instead of dropping it. Exact LRU would reorder a list on every hit,
 // under an exclusive lock; this keeps hits under a read lock.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -302,18 +303,23 @@ func (c *Cache) ledgerFor(ctx context.Context, userID string) (*userLedger, erro
 		if err != nil {
 			return nil, err
 		}
-		l := &userLedger{tooLarge: true}
-		if len(rows) <= limit {
-			l = newUserLedger(rows)
-			if l == nil {
-				return nil, nil
-			}
-		}
-		key := userID
+		key := strings.Clone(userID)
 		if len(rows) > 0 {
 			// The row's string, not the caller's (which may point into a
 			// reused buffer).
 			key = rows[0].UserID
+		}
+		tooLarge := &userLedger{tooLarge: true}
+		l := tooLarge
+		if len(rows) <= limit {
+			if l = newUserLedger(rows); l == nil {
+				return nil, nil
+			}
+			if entryBytes+int64(len(key))+l.size() > c.maxBytes/8 {
+				// Rows with long ids: add would not keep it, and every
+				// request would read it whole again.
+				l = tooLarge
+			}
 		}
 		e := &cacheEntry{user: key, ledger: l, size: entryBytes + int64(len(key)) + l.size()}
 		c.mu.Lock()

@@ -531,6 +531,18 @@ func TestCache_Ledger(t *testing.T) {
 	require.True(t, c.ledgers["big"].ledger.tooLarge, "41 rows are too many: remembered as such")
 	same(t, scorekeeper.LedgerFilter{UserID: "big", Limit: 5, Type: scorekeeper.TxPayout})
 
+	// Few rows, but ids so long (120 bytes; at most 128 are valid) that the ledger outgrows an eighth of the
+	// budget: remembered as too large too, not read whole on every request.
+	var long []scorekeeper.Transaction
+	for i := range 20 {
+		long = append(long, cacheTx(fmt.Sprintf("%0120d", i), "longids", 5))
+	}
+	_, err = db.ApplyBatch(ctx, d, db.Batch{Transactions: long}, time.Now())
+	require.NoError(t, err)
+	require.NoError(t, c.Poll(ctx))
+	same(t, scorekeeper.LedgerFilter{UserID: "longids", Limit: 5})
+	require.True(t, c.ledgers["longids"].ledger.tooLarge, "20 rows of 120-byte ids outgrow %d bytes", c.maxBytes/8)
+
 	same(t, scorekeeper.LedgerFilter{UserID: "u01", Limit: 5})
 	require.False(t, c.ledgers["u01"].ledger.tooLarge)
 	c.mu.Lock()
