@@ -89,3 +89,49 @@ func BenchmarkSummaryRoute(b *testing.B) {
 		serve(b, ceiling.Handler())
 	})
 }
+
+// BenchmarkLedgerRoute is the CPU a ledger page of 100 rows (GET
+// /api/users/{id}/transactions?limit=100&to=…) costs the web process when
+// the user's 5,000-row ledger is in its cache, beside the summary of the
+// same user, without the network or logs: what BenchmarkLedgerAPI's
+// ratio is made of on the server's side.
+func BenchmarkLedgerRoute(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := dbtest.NewSQLite(b)
+	var txs []scorekeeper.Transaction
+	for i := range 5000 {
+		t := tx(fmt.Sprintf("t%08d", i), "h0001", []scorekeeper.TxType{scorekeeper.TxEarned, scorekeeper.TxSpent, scorekeeper.TxPayout}[i%3], "1.5")
+		t.CreatedAt = t0.Add(time.Duration(i)*517*time.Second + time.Duration(i%1000)*time.Millisecond)
+		txs = append(txs, t)
+	}
+	_, err := db.ApplyBatch(ctx, d, db.Batch{Transactions: txs}, t0)
+	require.NoError(b, err)
+	_, err = db.EnsureSyncState(ctx, d, db.TransactionsStream, t0.Add(1000*time.Hour), t0)
+	require.NoError(b, err)
+	store := db.NewStore(d, db.Budget{Name: "upstream", N: 5, Per: time.Minute})
+	cache := web.NewCache(store, nil)
+	require.NoError(b, cache.Poll(ctx))
+	go cache.Run(ctx)
+	h := web.New(web.Config{Store: store, Cache: cache, Logger: slog.New(slog.DiscardHandler)}).Handler()
+	for name, path := range map[string]string{
+		"summary": "/api/users/h0001/summary",
+		"ledger":  "/api/users/h0001/transactions?limit=100&to=2023-02-10T00:00:00Z",
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var fctx fasthttp.RequestCtx
+				for pb.Next() {
+					fctx.Request.Reset()
+					fctx.Response.Reset()
+					fctx.Request.SetRequestURI(path)
+					h(&fctx)
+					if fctx.Response.StatusCode() != fiber.StatusOK {
+						b.Fatalf("status %d: %s", fctx.Response.StatusCode(), fctx.Response.Body())
+					}
+				}
+			})
+		})
+	}
+}
