@@ -273,6 +273,25 @@ type Summary struct {
 // Balance is earned − spent − payout.
 func (s Summary) Balance() Amount { return s.Earned - s.Spent - s.Payout }
 
+// Settle folds the settlement of one of the user's payouts of amount a
+// into s: paid adds to PaidOut; failed and canceled take the amount back
+// out of Payout, into FailedPayout or CanceledPayout. A payout still
+// requested changes nothing. The store's summaries, reconciliation, the
+// summary as of an instant and the web's cached ledgers all settle by
+// this one rule.
+func (s *Summary) Settle(status PayoutStatus, a Amount) {
+	switch status {
+	case PayoutPaid:
+		s.PaidOut += a
+	case PayoutFailed:
+		s.Payout -= a
+		s.FailedPayout += a
+	case PayoutCanceled:
+		s.Payout -= a
+		s.CanceledPayout += a
+	}
+}
+
 // Add folds one of the user's transactions into s: earned adds to Earned,
 // spent to Spent, and a payout to Payout, where a payout request stays
 // until the provider rejects it. Every total of the user's transactions —

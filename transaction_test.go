@@ -126,3 +126,25 @@ func TestSummary_Add(t *testing.T) {
 		})
 	}
 }
+
+// Ensure Settle moves a payout's amount by its status: paid into PaidOut,
+// failed and canceled out of Payout into their own totals, requested
+// nowhere.
+func TestSummary_Settle(t *testing.T) {
+	amt := scorekeeper.MustParseAmount
+	for _, tt := range []struct {
+		status scorekeeper.PayoutStatus
+		want   scorekeeper.Summary
+	}{
+		{scorekeeper.PayoutRequested, scorekeeper.Summary{Payout: amt("30")}},
+		{scorekeeper.PayoutPaid, scorekeeper.Summary{Payout: amt("30"), PaidOut: amt("20")}},
+		{scorekeeper.PayoutFailed, scorekeeper.Summary{Payout: amt("10"), FailedPayout: amt("20")}},
+		{scorekeeper.PayoutCanceled, scorekeeper.Summary{Payout: amt("10"), CanceledPayout: amt("20")}},
+	} {
+		t.Run(string(tt.status), func(t *testing.T) {
+			s := scorekeeper.Summary{Payout: amt("30")}
+			s.Settle(tt.status, amt("20"))
+			require.Equal(t, tt.want, s)
+		})
+	}
+}

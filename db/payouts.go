@@ -123,18 +123,10 @@ func transitionPayout(ctx context.Context, db *bun.DB, txID string, to scorekeep
 			out = cur
 			return nil
 		}
-		delta := &summaryRow{UserID: row.UserID, UpdatedAt: now}
-		switch to {
-		case scorekeeper.PayoutPaid:
-			delta.PaidOutCents = row.AmountCents
-		case scorekeeper.PayoutFailed:
-			delta.PayoutCents = -row.AmountCents
-			delta.FailedCents = row.AmountCents
-		case scorekeeper.PayoutCanceled:
-			delta.PayoutCents = -row.AmountCents
-			delta.CanceledCents = row.AmountCents
-		}
-		if err := addToSummaries(ctx, tx, map[string]*summaryRow{row.UserID: delta}); err != nil {
+		settled := scorekeeper.Summary{UserID: row.UserID}
+		settled.Settle(to, scorekeeper.AmountFromCents(row.AmountCents))
+		delta := toSummaryRow(settled, now)
+		if err := addToSummaries(ctx, tx, map[string]*summaryRow{row.UserID: &delta}); err != nil {
 			return err
 		}
 		if err := addCounters(ctx, tx, map[counterKey]int64{{CounterPayouts, string(to)}: 1}); err != nil {

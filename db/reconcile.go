@@ -94,17 +94,9 @@ func recomputeAsOf(ctx context.Context, db bun.IDB, users []string, asOf time.Ti
 		out[r.UserID] = s
 	}
 	for _, r := range pays {
+		// A (user, status) total settles like one payout of that amount.
 		s := get(r.UserID)
-		switch scorekeeper.PayoutStatus(r.Status) {
-		case scorekeeper.PayoutPaid:
-			s.PaidOut += scorekeeper.AmountFromCents(r.Cents)
-		case scorekeeper.PayoutFailed:
-			s.Payout -= scorekeeper.AmountFromCents(r.Cents)
-			s.FailedPayout += scorekeeper.AmountFromCents(r.Cents)
-		case scorekeeper.PayoutCanceled:
-			s.Payout -= scorekeeper.AmountFromCents(r.Cents)
-			s.CanceledPayout += scorekeeper.AmountFromCents(r.Cents)
-		}
+		s.Settle(scorekeeper.PayoutStatus(r.Status), scorekeeper.AmountFromCents(r.Cents))
 		out[r.UserID] = s
 	}
 	return out, nil

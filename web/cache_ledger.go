@@ -27,7 +27,7 @@ const (
 	ledgerBytes       = int64(unsafe.Sizeof(userLedger{}))
 	ledgerRowBytes    = 3*8 + 4 + 1
 	ledgerPayoutBytes = int64(unsafe.Sizeof(ledgerPayout{}))
-	ledgerTotalsBytes = int64(unsafe.Sizeof(ledgerTotals{}))
+	ledgerTotalsBytes = int64(unsafe.Sizeof(scorekeeper.Summary{}))
 )
 
 // userLedger is one user's transactions, oldest first by (createdAt, id),
@@ -46,9 +46,9 @@ type userLedger struct {
 	ids               string
 	// payouts are the rows of type payout, in row order, with their state.
 	payouts []ledgerPayout
-	// totals[j] is the fold of the first j*ledgerCheckpoint rows, for
-	// every j up to len(at)/ledgerCheckpoint.
-	totals []ledgerTotals
+	// totals[j] is the fold (Summary.Add; UserID left empty) of the first
+	// j*ledgerCheckpoint rows, for every j up to len(at)/ledgerCheckpoint.
+	totals []scorekeeper.Summary
 }
 
 // txCode is a transaction type in a byte: its index in txTypes.
@@ -75,8 +75,6 @@ type ledgerPayout struct {
 	settled int64
 }
 
-type ledgerTotals struct{ earned, spent, payout scorekeeper.Amount }
-
 // newUserLedger builds the cached form of rows, given newest first (as
 // the store pages them). It returns nil when the rows' totals overflow:
 // the store's fold reports that, the cache does not keep it.
@@ -85,20 +83,20 @@ func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
 	l := &userLedger{
 		at: make([]int64, n), synced: make([]int64, n), cents: make([]int64, n),
 		typ: make([]txCode, n), idEnd: make([]int32, n),
-		totals: make([]ledgerTotals, 0, n/ledgerCheckpoint+1),
+		totals: make([]scorekeeper.Summary, 0, n/ledgerCheckpoint+1),
 	}
 	size := 0
 	for _, r := range rows {
 		size += len(r.ID)
 	}
 	ids := make([]byte, 0, size)
-	var sum ledgerTotals
+	var sum scorekeeper.Summary
 	for i := range n {
 		r := rows[n-1-i]
 		if i%ledgerCheckpoint == 0 {
 			l.totals = append(l.totals, sum)
 		}
-		if !sum.add(r.Type, r.Amount) {
+		if sum.Add(scorekeeper.Transaction{Type: r.Type, Amount: r.Amount}) != nil {
 			return nil
 		}
 		l.at[i], l.synced[i], l.cents[i] = r.CreatedAt.UnixMicro(), r.SyncedAt.UnixMicro(), r.Amount.Cents()
@@ -119,24 +117,6 @@ func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
 	}
 	l.ids = string(ids)
 	return l
-}
-
-// add folds one transaction into t as Summary.Add does; false on overflow.
-func (t *ledgerTotals) add(typ scorekeeper.TxType, a scorekeeper.Amount) bool {
-	var total *scorekeeper.Amount
-	switch typ {
-	case scorekeeper.TxEarned:
-		total = &t.earned
-	case scorekeeper.TxSpent:
-		total = &t.spent
-	case scorekeeper.TxPayout:
-		total = &t.payout
-	default:
-		return false
-	}
-	s, err := total.Add(a)
-	*total = s
-	return err == nil
 }
 
 // size estimates the ledger's memory.
@@ -233,12 +213,12 @@ func (l *userLedger) payout(i int) ledgerPayout {
 func (l *userLedger) summaryAsOf(user string, asOf time.Time) scorekeeper.Summary {
 	at := micros(asOf, false)
 	n := sort.Search(len(l.at), func(i int) bool { return l.at[i] > at })
-	sum := l.totals[n/ledgerCheckpoint]
+	s := l.totals[n/ledgerCheckpoint]
 	for i := n / ledgerCheckpoint * ledgerCheckpoint; i < n; i++ {
-		// Cannot overflow: every prefix of these totals was folded at load.
-		sum.add(txTypes[l.typ[i]], scorekeeper.AmountFromCents(l.cents[i]))
+		// Cannot fail: every prefix of these totals was folded at load.
+		_ = s.Add(scorekeeper.Transaction{Type: txTypes[l.typ[i]], Amount: scorekeeper.AmountFromCents(l.cents[i])})
 	}
-	s := scorekeeper.Summary{UserID: user, Earned: sum.earned, Spent: sum.spent, Payout: sum.payout}
+	s.UserID = user
 	for _, p := range l.payouts {
 		if int(p.row) >= n {
 			break
@@ -247,17 +227,7 @@ func (l *userLedger) summaryAsOf(user string, asOf time.Time) scorekeeper.Summar
 			// Still requested at asOf: it stays in payout.
 			continue
 		}
-		a := scorekeeper.AmountFromCents(l.cents[p.row])
-		switch p.status {
-		case scorekeeper.PayoutPaid:
-			s.PaidOut += a
-		case scorekeeper.PayoutFailed:
-			s.Payout -= a
-			s.FailedPayout += a
-		case scorekeeper.PayoutCanceled:
-			s.Payout -= a
-			s.CanceledPayout += a
-		}
+		s.Settle(p.status, scorekeeper.AmountFromCents(l.cents[p.row]))
 	}
 	return s
 }

@@ -96,16 +96,7 @@ func (s *fakeStore) SummaryAsOf(ctx context.Context, userID string, asOf time.Ti
 			return scorekeeper.Summary{}, err
 		}
 		if p, ok := s.payouts[e.ID]; ok && !p.SettledAt.IsZero() && !p.SettledAt.After(asOf) {
-			switch p.Status {
-			case scorekeeper.PayoutPaid:
-				sum.PaidOut += p.Amount
-			case scorekeeper.PayoutFailed:
-				sum.Payout -= p.Amount
-				sum.FailedPayout += p.Amount
-			case scorekeeper.PayoutCanceled:
-				sum.Payout -= p.Amount
-				sum.CanceledPayout += p.Amount
-			}
+			sum.Settle(p.Status, p.Amount)
 		}
 	}
 	return sum, nil
