@@ -124,6 +124,19 @@ type LedgerFilter struct {
 	Limit int
 }
 
+// CeilMicro is t rounded up to a whole microsecond, in UTC. Stores keep
+// instants at the microsecond, so a stored instant is at or after t
+// exactly when it is at or after CeilMicro(t) (and at or before t when at
+// or before t.Truncate(time.Microsecond)): ledger bounds are compared so,
+// alike in every store and in the web's cached ledgers.
+func CeilMicro(t time.Time) time.Time {
+	us := t.Truncate(time.Microsecond)
+	if us.Before(t) {
+		us = us.Add(time.Microsecond)
+	}
+	return us.UTC()
+}
+
 // LedgerCursor is a position in a ledger: the last row of the previous
 // page. It holds values, not a row reference, so a row that arrives late
 // (older than the position) shows up on a later page and shifts nothing.

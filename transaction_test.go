@@ -148,3 +148,13 @@ func TestSummary_Settle(t *testing.T) {
 		})
 	}
 }
+
+// Ensure CeilMicro rounds up to the microsecond, in UTC, and leaves a
+// whole microsecond as it is.
+func TestCeilMicro(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 5_000, time.FixedZone("x", 3600))
+	require.Equal(t, at.UTC(), scorekeeper.CeilMicro(at))
+	require.Equal(t, at.Add(time.Microsecond).UTC(), scorekeeper.CeilMicro(at.Add(1)))
+	require.Equal(t, at.Add(time.Microsecond).UTC(), scorekeeper.CeilMicro(at.Add(999)))
+	require.Equal(t, time.UTC, scorekeeper.CeilMicro(at).Location())
+}

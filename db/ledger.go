@@ -39,10 +39,10 @@ func UserLedgerPage(ctx context.Context, db bun.IDB, f scorekeeper.LedgerFilter)
 		// microsecond first, which keeps both comparisons exact (a
 		// database would round a finer instant its own way).
 		if !f.From.IsZero() {
-			q = q.Where("t.created_at >= ?", ceilMicro(f.From))
+			q = q.Where("t.created_at >= ?", scorekeeper.CeilMicro(f.From))
 		}
 		if !f.To.IsZero() {
-			q = q.Where("t.created_at < ?", ceilMicro(f.To))
+			q = q.Where("t.created_at < ?", scorekeeper.CeilMicro(f.To))
 		}
 		return q
 	}
@@ -103,15 +103,4 @@ func SummaryAsOf(ctx context.Context, db bun.IDB, userID string, asOf time.Time)
 		s.UserID = userID
 	}
 	return s, nil
-}
-
-// ceilMicro is t rounded up to a whole microsecond, in UTC: a stored
-// instant (whole microseconds) is at or after t exactly when it is at or
-// after ceilMicro(t).
-func ceilMicro(t time.Time) time.Time {
-	us := t.Truncate(time.Microsecond)
-	if us.Before(t) {
-		us = us.Add(time.Microsecond)
-	}
-	return us.UTC()
 }

@@ -133,18 +133,6 @@ func (l *userLedger) id(i int) string {
 	return l.ids[start:l.idEnd[i]]
 }
 
-// micros is t in Unix microseconds rounded up (ceil) or down: a stored
-// instant (whole microseconds) is at or after t exactly when it is at or
-// after micros(t, true), and at or before t when at or before
-// micros(t, false).
-func micros(t time.Time, ceil bool) int64 {
-	us := t.Truncate(time.Microsecond)
-	if ceil && us.Before(t) {
-		us = us.Add(time.Microsecond)
-	}
-	return us.UnixMicro()
-}
-
 // before returns the number of rows that come before (at, id) in row
 // order; id "" sorts before every row at that instant.
 func (l *userLedger) before(at int64, id string) int {
@@ -158,10 +146,10 @@ func (l *userLedger) before(at int64, id string) int {
 func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int) {
 	lo, hi := 0, len(l.at)
 	if !f.From.IsZero() {
-		lo = l.before(micros(f.From, true), "")
+		lo = l.before(scorekeeper.CeilMicro(f.From).UnixMicro(), "")
 	}
 	if !f.To.IsZero() {
-		hi = max(lo, l.before(micros(f.To, true), ""))
+		hi = max(lo, l.before(scorekeeper.CeilMicro(f.To).UnixMicro(), ""))
 	}
 	total, want := hi-lo, codeOf(f.Type)
 	if f.Type != "" {
@@ -211,7 +199,9 @@ func (l *userLedger) payout(i int) ledgerPayout {
 // those payouts recorded by asOf, as the store's SummaryAsOf does: the
 // nearest checkpoint's totals, then at most ledgerCheckpoint-1 rows.
 func (l *userLedger) summaryAsOf(user string, asOf time.Time) scorekeeper.Summary {
-	at := micros(asOf, false)
+	// A stored instant is at or before asOf when at or before asOf
+	// rounded down to the microsecond.
+	at := asOf.Truncate(time.Microsecond).UnixMicro()
 	n := sort.Search(len(l.at), func(i int) bool { return l.at[i] > at })
 	s := l.totals[n/ledgerCheckpoint]
 	for i := n / ledgerCheckpoint * ledgerCheckpoint; i < n; i++ {
