@@ -36,6 +36,9 @@ const (
 // again until the user changes.
 type userLedger struct {
 	tooLarge bool
+	// idsSafe is set when every id is written in JSON as it is (jsonSafe):
+	// pages are then encoded from the columns (appendPage).
+	idsSafe bool
 
 	// Per row: createdAt and syncedAt in Unix microseconds (the
 	// precision stored), the amount in cents, the type, and the end of
@@ -58,6 +61,9 @@ var txTypes = [...]scorekeeper.TxType{scorekeeper.TxEarned, scorekeeper.TxSpent,
 
 const codePayout txCode = 2
 
+// noCode stands for no type: every row.
+const noCode = txCode(len(txTypes))
+
 // codeOf is t's code; newUserLedger has checked t is one of txTypes.
 func codeOf(t scorekeeper.TxType) txCode {
 	for i, x := range txTypes {
@@ -65,7 +71,7 @@ func codeOf(t scorekeeper.TxType) txCode {
 			return txCode(i)
 		}
 	}
-	return txCode(len(txTypes))
+	return noCode
 }
 
 type ledgerPayout struct {
@@ -91,6 +97,7 @@ func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
 	}
 	ids := make([]byte, 0, size)
 	var sum scorekeeper.Summary
+	l.idsSafe = true
 	for i := range n {
 		r := rows[n-1-i]
 		if i%ledgerCheckpoint == 0 {
@@ -102,6 +109,7 @@ func newUserLedger(rows []scorekeeper.LedgerEntry) *userLedger {
 		l.at[i], l.synced[i], l.cents[i] = r.CreatedAt.UnixMicro(), r.SyncedAt.UnixMicro(), r.Amount.Cents()
 		l.typ[i] = codeOf(r.Type)
 		ids = append(ids, r.ID...)
+		l.idsSafe = l.idsSafe && jsonSafe(r.ID)
 		l.idEnd[i] = int32(len(ids))
 		if r.Type == scorekeeper.TxPayout {
 			p := ledgerPayout{row: int32(i), status: r.Status}
@@ -141,33 +149,41 @@ func (l *userLedger) before(at int64, id string) int {
 	})
 }
 
-// page answers f as the store's Ledger does: the rows matching f, newest
-// first, from f.After, at most f.Limit of them, and how many match f in all.
-func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int) {
-	lo, hi := 0, len(l.at)
+// span returns the rows f selects: a page walks [lo, end) from end - 1
+// down, keeping the rows of type want (all when want is noCode); total
+// match f in all, on every page.
+func (l *userLedger) span(f scorekeeper.LedgerFilter) (lo, end, total int, want txCode) {
+	hi := len(l.at)
 	if !f.From.IsZero() {
 		lo = l.before(scorekeeper.CeilMicro(f.From).UnixMicro(), "")
 	}
 	if !f.To.IsZero() {
 		hi = max(lo, l.before(scorekeeper.CeilMicro(f.To).UnixMicro(), ""))
 	}
-	total, want := hi-lo, codeOf(f.Type)
+	total, want = hi-lo, noCode
 	if f.Type != "" {
-		total = 0
+		total, want = 0, codeOf(f.Type)
 		for i := lo; i < hi; i++ {
 			if l.typ[i] == want {
 				total++
 			}
 		}
 	}
-	end := hi
+	end = hi
 	if f.After.ID != "" {
 		// The cursor is a row's createdAt, whole microseconds.
 		end = max(lo, min(hi, l.before(f.After.CreatedAt.UnixMicro(), f.After.ID)))
 	}
+	return lo, end, total, want
+}
+
+// page answers f as the store's Ledger does: the rows matching f, newest
+// first, from f.After, at most f.Limit of them, and how many match f in all.
+func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeeper.LedgerEntry, int) {
+	lo, end, total, want := l.span(f)
 	out := make([]scorekeeper.LedgerEntry, 0, min(f.Limit, end-lo))
 	for i := end - 1; i >= lo && len(out) < f.Limit; i-- {
-		if f.Type != "" && l.typ[i] != want {
+		if want != noCode && l.typ[i] != want {
 			continue
 		}
 		e := scorekeeper.LedgerEntry{
@@ -187,6 +203,71 @@ func (l *userLedger) page(user string, f scorekeeper.LedgerFilter) ([]scorekeepe
 		out = append(out, e)
 	}
 	return out, total
+}
+
+// encodedPage is a ledger page encoded as JSON.
+type encodedPage struct {
+	body        []byte
+	rows, total int
+	// last is the last row's cursor, when rows > 0.
+	last scorekeeper.LedgerCursor
+}
+
+// appendPage appends the page f selects to b as JSON, byte for byte as
+// appendLedgerJSON(l.page(user, f)) would, straight from the columns:
+// a page costs no allocation but its buffer. ok is false when an id
+// needs escaping (none valid does; the caller then takes page).
+func (l *userLedger) appendPage(b []byte, f scorekeeper.LedgerFilter) (p encodedPage, ok bool) {
+	if !l.idsSafe {
+		return p, false
+	}
+	lo, end, total, want := l.span(f)
+	p.total = total
+	b = append(b, '[')
+	last := -1
+	// One encoder per column: the days of creation run on, those of
+	// syncing too, but apart.
+	var created, synced instantEncoder
+	// The payouts are met newest first too: pj walks them down from the
+	// last one before end.
+	pj := sort.Search(len(l.payouts), func(j int) bool { return int(l.payouts[j].row) >= end }) - 1
+	for i := end - 1; i >= lo && p.rows < f.Limit; i-- {
+		if want != noCode && l.typ[i] != want {
+			continue
+		}
+		if p.rows > 0 {
+			b = append(b, ',')
+		}
+		p.rows++
+		last = i
+		b = append(b, `{"id":"`...)
+		b = append(b, l.id(i)...)
+		b = append(b, `","type":"`...)
+		b = append(b, txTypes[l.typ[i]]...)
+		b = append(b, `","amount":`...)
+		b = appendAmount(b, scorekeeper.AmountFromCents(l.cents[i]))
+		b = append(b, `,"createdAt":"`...)
+		b = created.append(b, l.at[i])
+		b = append(b, `","syncedAt":"`...)
+		b = synced.append(b, l.synced[i])
+		b = append(b, '"')
+		if l.typ[i] == codePayout {
+			for int(l.payouts[pj].row) > i {
+				pj--
+			}
+			if st := l.payouts[pj].status; st != "" {
+				b = append(b, `,"status":"`...)
+				b = append(b, st...)
+				b = append(b, '"')
+			}
+		}
+		b = append(b, '}')
+	}
+	p.body = append(b, ']')
+	if last >= 0 {
+		p.last = scorekeeper.LedgerCursor{CreatedAt: time.UnixMicro(l.at[last]).UTC(), ID: l.id(last)}
+	}
+	return p, true
 }
 
 // payout is the state of row i, a payout.
@@ -327,4 +408,18 @@ func (c *Cache) SummaryAsOf(ctx context.Context, userID string, asOf time.Time) 
 		return c.Store.SummaryAsOf(ctx, userID, asOf)
 	}
 	return l.summaryAsOf(userID, asOf), nil
+}
+
+// appendLedgerPage appends the ledger page f selects to b as JSON when the
+// cache holds the user's ledger (reading it whole on a miss); ok is false
+// when it does not, could not read it, or cannot encode it: the caller
+// then asks Ledger, which goes to the store, as Ledger itself would.
+func (c *Cache) appendLedgerPage(ctx context.Context, f scorekeeper.LedgerFilter, b []byte) (p encodedPage, ok bool) {
+	if f.Limit <= 0 {
+		return p, false
+	}
+	if l, err := c.ledgerFor(ctx, f.UserID); err == nil && l != nil {
+		return l.appendPage(b, f)
+	}
+	return p, false
 }

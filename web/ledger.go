@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -72,9 +73,9 @@ func appendLedgerJSON(b []byte, es []scorekeeper.LedgerEntry) ([]byte, bool) {
 		b = append(b, `","amount":`...)
 		b = appendAmount(b, e.Amount)
 		b = append(b, `,"createdAt":"`...)
-		b = e.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendInstant(b, e.CreatedAt)
 		b = append(b, `","syncedAt":"`...)
-		b = e.SyncedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendInstant(b, e.SyncedAt)
 		b = append(b, '"')
 		if e.Status != "" {
 			b = append(b, `,"status":"`...)
@@ -84,6 +85,92 @@ func appendLedgerJSON(b []byte, es []scorekeeper.LedgerEntry) ([]byte, bool) {
 		b = append(b, '}')
 	}
 	return append(b, ']'), true
+}
+
+// appendInstant appends t as t.UTC().AppendFormat(b, time.RFC3339Nano)
+// does.
+func appendInstant(b []byte, t time.Time) []byte {
+	if sec := t.Unix(); t.Nanosecond()%1000 != 0 || sec < 0 || sec >= maxFastMicros/1e6 {
+		return t.UTC().AppendFormat(b, time.RFC3339Nano)
+	}
+	return appendMicros(b, t.UnixMicro())
+}
+
+// appendMicros appends the instant us (Unix microseconds) as
+// time.UnixMicro(us).UTC().AppendFormat(b, time.RFC3339Nano) does, byte for
+// byte: the fraction without trailing zeros, none when whole.
+func appendMicros(b []byte, us int64) []byte {
+	var e instantEncoder
+	return e.append(b, us)
+}
+
+// instantEncoder appends instants as appendMicros does, remembering the
+// date of the last day it wrote: a ledger page's rows mostly share days.
+// Two instants are most of a ledger row; this costs a fraction of the
+// general formatter. Instants before 1970 or from the year 10000 on take
+// the general one. The zero value is ready to use.
+type instantEncoder struct {
+	day  int64
+	date [len("2006-01-02T")]byte
+	ok   bool
+}
+
+func (e *instantEncoder) append(b []byte, us int64) []byte {
+	const dayMicros = 86400 * 1e6
+	if us < 0 || us >= maxFastMicros {
+		return time.UnixMicro(us).UTC().AppendFormat(b, time.RFC3339Nano)
+	}
+	day, tod := us/dayMicros, us%dayMicros
+	if !e.ok || day != e.day {
+		e.day, e.ok = day, true
+		y, m, d := civilDate(day)
+		date := append2(append2(e.date[:0], y/100), y%100)
+		date = append2(append(date, '-'), m)
+		date = append2(append(date, '-'), d)
+		_ = append(date, 'T')
+	}
+	b = append(b, e.date[:]...)
+	secs, frac := tod/1e6, tod%1e6
+	b = append2(b, secs/3600)
+	b = append2(append(b, ':'), secs/60%60)
+	b = append2(append(b, ':'), secs%60)
+	if frac != 0 {
+		b = append2(append2(append2(append(b, '.'), frac/10000), frac/100%100), frac%100)
+		for b[len(b)-1] == '0' {
+			b = b[:len(b)-1]
+		}
+	}
+	return append(b, 'Z')
+}
+
+// civilDate is the proleptic Gregorian date of a day count from
+// 1970-01-01, for days >= 0: H. Hinnant, "chrono-Compatible Low-Level
+// Date Algorithms", civil_from_days.
+func civilDate(days int64) (y, m, d int64) {
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// maxFastMicros is 10000-01-01T00:00:00Z in Unix microseconds.
+const maxFastMicros = 253402300800 * 1e6
+
+// append2 appends v, 0 to 99, in two digits.
+func append2(b []byte, v int64) []byte {
+	return append(b, byte('0'+v/10), byte('0'+v%10))
 }
 
 // ledgerCursor is the content of an `after` cursor of a ledger: the
@@ -174,9 +261,9 @@ func ledgerCursorAt(createdAt time.Time, id string) string {
 
 // listLedger serves GET /api/users/{userId}/transactions: the user's
 // transactions, newest first, paged by cursor. The user must exist (as
-// for the summary); the rows come from the store. The
-// watermark is read before the rows, so they are at least that fresh.
-func listLedger(st scorekeeper.Store, base string) fiber.Handler {
+// for the summary). A ledger the cache holds is encoded straight from it
+// into a pooled buffer; others come from the store.
+func listLedger(st scorekeeper.Store, cache *Cache, base string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		userID, err := pathUserID(c)
 		if err != nil {
@@ -186,17 +273,41 @@ func listLedger(st scorekeeper.Store, base string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return serveUserPage(c, st, userID, f.Limit, q, base, "/transactions",
-			func(ctx context.Context) ([]scorekeeper.LedgerEntry, int, error) { return st.Ledger(ctx, f) },
-			func(e scorekeeper.LedgerEntry) string { return ledgerCursorAt(e.CreatedAt, e.ID) },
-			func(es []scorekeeper.LedgerEntry) any {
-				if b, ok := appendLedgerJSON(make([]byte, 0, 160*len(es)+2), es); ok {
-					return rawJSON(b)
+		buf := pageBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*buf) <= maxPooledPage {
+				pageBufs.Put(buf)
+			}
+		}()
+		return serveUserPage(c, st, userID, f.Limit, q, base, "/transactions", func(ctx context.Context) (userPage, error) {
+			if cache != nil {
+				if p, ok := cache.appendLedgerPage(ctx, f, (*buf)[:0]); ok {
+					*buf = p.body[:0]
+					return userPage{rows: p.rows, total: p.total, body: p.body,
+						next: func() string { return ledgerCursorAt(p.last.CreatedAt, p.last.ID) }}, nil
 				}
-				return toLedgerResponses(es)
-			})
+			}
+			es, total, err := st.Ledger(ctx, f)
+			if err != nil {
+				return userPage{}, err
+			}
+			page := rowsPage(es, total, func(e scorekeeper.LedgerEntry) string { return ledgerCursorAt(e.CreatedAt, e.ID) })
+			if b, ok := appendLedgerJSON((*buf)[:0], es); ok {
+				page.body, *buf = b, b[:0]
+			} else {
+				page.v = toLedgerResponses(es)
+			}
+			return page, nil
+		})
 	}
 }
+
+// pageBufs holds the buffers ledger pages are encoded in (a 100-row page
+// is 13 KB): the response copies the body, the buffer is used again. One
+// grown past maxPooledPage (MaxLedgerLimit rows take 1.3 MB) is dropped.
+var pageBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxPooledPage = 256 << 10
 
 // summaryAsOf answers GET /api/users/{userId}/summary?asOf=…: the summary
 // over what was created (and settled) by that instant. An instant after
@@ -282,17 +393,19 @@ func listUserPayouts(st scorekeeper.Store, base string) fiber.Handler {
 		if f.After, err = parseLedgerCursor(q); err != nil {
 			return err
 		}
-		var hold *scorekeeper.PayoutHold
-		return serveUserPage(c, st, userID, f.Limit, q, base, "/payouts",
-			func(ctx context.Context) ([]scorekeeper.Payout, int, error) {
-				var err error
-				if hold, err = st.PayoutHold(ctx, userID); err != nil {
-					return nil, 0, err
-				}
-				return st.UserPayouts(ctx, f)
-			},
-			func(p scorekeeper.Payout) string { return ledgerCursorAt(p.CreatedAt, p.TransactionID) },
-			func(ps []scorekeeper.Payout) any { return toUserPayoutResponses(ps, hold) })
+		return serveUserPage(c, st, userID, f.Limit, q, base, "/payouts", func(ctx context.Context) (userPage, error) {
+			hold, err := st.PayoutHold(ctx, userID)
+			if err != nil {
+				return userPage{}, err
+			}
+			ps, total, err := st.UserPayouts(ctx, f)
+			if err != nil {
+				return userPage{}, err
+			}
+			page := rowsPage(ps, total, func(p scorekeeper.Payout) string { return ledgerCursorAt(p.CreatedAt, p.TransactionID) })
+			page.v = toUserPayoutResponses(ps, hold)
+			return page, nil
+		})
 	}
 }
 
@@ -300,10 +413,9 @@ func listUserPayouts(st scorekeeper.Store, base string) fiber.Handler {
 // /api/users/{userId}{path}: the user must exist (as for the summary), the
 // watermark is read before the rows (so they are at least that fresh),
 // then X-Total-Count, a Link to the next page when this one is full, and
-// the rows rendered as a cachable JSON body: render returns a value for
-// encoding/json, or rawJSON already encoded.
-func serveUserPage[T any](c *fiber.Ctx, st scorekeeper.Store, userID string, limit int, q map[string]string, base, path string,
-	read func(context.Context) ([]T, int, error), cursor func(T) string, render func([]T) any) error {
+// the rows as a cachable JSON body.
+func serveUserPage(c *fiber.Ctx, st scorekeeper.Store, userID string, limit int, q map[string]string, base, path string,
+	read func(context.Context) (userPage, error)) error {
 	ctx, cancel := queryContext(c)
 	defer cancel()
 	asOf, err := st.AsOf(ctx)
@@ -313,20 +425,31 @@ func serveUserPage[T any](c *fiber.Ctx, st scorekeeper.Store, userID string, lim
 	if _, err := st.Summary(ctx, userID); err != nil {
 		return storeError(ctx, err)
 	}
-	rows, total, err := read(ctx)
+	page, err := read(ctx)
 	if err != nil {
 		return storeError(ctx, err)
 	}
-	c.Set(HeaderTotalCount, strconv.Itoa(total))
-	if len(rows) == limit && len(rows) > 0 {
-		setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+path, q, cursor(rows[len(rows)-1]))
+	c.Set(HeaderTotalCount, strconv.Itoa(page.total))
+	if page.rows == limit && page.rows > 0 {
+		setNextLink(c, base, "/api/users/"+url.PathEscape(userID)+path, q, page.next())
 	}
-	v := render(rows)
-	if body, ok := v.(rawJSON); ok {
-		return sendCachableBody(c, body, asOf)
+	if page.body != nil {
+		return sendCachableBody(c, page.body, asOf)
 	}
-	return sendCachable(c, v, asOf)
+	return sendCachable(c, page.v, asOf)
 }
 
-// rawJSON is a response body already encoded.
-type rawJSON []byte
+// userPage is one page of a user's listing.
+type userPage struct {
+	rows, total int
+	// next renders the last row's cursor.
+	next func() string
+	// The rows, encoded as JSON (body), or to encode (v).
+	body []byte
+	v    any
+}
+
+// rowsPage is the page of rows, total in all; cursor renders a row's.
+func rowsPage[T any](rows []T, total int, cursor func(T) string) userPage {
+	return userPage{rows: len(rows), total: total, next: func() string { return cursor(rows[len(rows)-1]) }}
+}

@@ -206,7 +206,7 @@ func New(cfg Config) *fiber.App {
 	}
 	limit := rateLimit(cfg.RateLimit)
 	app.Get("/api/users/:userId/summary", limit, getSummary(read, cfg.Cache))
-	app.Get("/api/users/:userId/transactions", limit, listLedger(read, cfg.PublicBaseURL))
+	app.Get("/api/users/:userId/transactions", limit, listLedger(read, cfg.Cache, cfg.PublicBaseURL))
 	app.Get("/api/users/:userId/payouts", limit, listUserPayouts(read, cfg.PublicBaseURL))
 	app.Get("/api/payouts", limit, listPayouts(read, cfg.PublicBaseURL))
 	admin := requireAdmin(cfg.AdminToken)

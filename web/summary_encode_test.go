@@ -93,3 +93,24 @@ func TestAppendLedgerJSON(t *testing.T) {
 		require.False(t, ok, "%q needs encoding/json", id)
 	}
 }
+
+// Ensure appendMicros writes what time.Time's RFC 3339 formatter does, at
+// the edges of days, months, leap years and the fast path's range, and at
+// random instants of every fraction length.
+func TestAppendMicros(t *testing.T) {
+	format := func(us int64) string { return time.UnixMicro(us).UTC().Format(time.RFC3339Nano) }
+	edges := []int64{0, 1, 10, 999_999, 1_000_000, -1, -1_000_001, maxFastMicros - 1, maxFastMicros, math.MaxInt64, math.MinInt64}
+	for _, day := range []string{"2000-02-29", "2000-03-01", "1900-03-01", "2100-02-28", "2100-03-01", "2024-12-31", "2023-01-01", "1970-01-01", "9999-12-31"} {
+		d, err := time.Parse(time.DateOnly, day)
+		require.NoError(t, err)
+		edges = append(edges, d.UnixMicro(), d.UnixMicro()-1, d.Add(24*time.Hour-time.Microsecond).UnixMicro())
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200_000 {
+		us := rng.Int64N(maxFastMicros)
+		edges = append(edges, us, us/1e6*1e6, us/1e3*1e3, us/1e5*1e5)
+	}
+	for _, us := range edges {
+		require.Equal(t, format(us), string(appendMicros([]byte("x"), us))[1:], "%d", us)
+	}
+}

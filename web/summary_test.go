@@ -67,7 +67,7 @@ func TestSummary(t *testing.T) {
 		require.Equal(t, seedSummary, body)
 		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 		require.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
-		require.Regexp(t, `^"[0-9a-f]{32}"$`, resp.Header.Get("ETag"))
+		require.Regexp(t, `^"[0-9a-f]{16}"$`, resp.Header.Get("ETag"))
 		require.NotEmpty(t, resp.Header.Get(web.HeaderRequestID))
 	})
 
