@@ -68,13 +68,18 @@ test: temporal temporal-server
 chaos: temporal
 	./scripts/chaos.sh
 
-## sim: the sync's deterministic simulation against adversarial upstreams,
-## SEEDS seeds (make test runs 500); a failing seed replays with
-## SIM_SEED=<n> go test -run TestSim_Adversarial ./syncplan/
+## sim: the sync's deterministic simulations against adversarial upstreams:
+## the planner's, SEEDS seeds (make test runs 500; a failing seed replays
+## with SIM_SEED=<n> go test -run TestSim_Adversarial ./syncplan/), and the
+## whole sync's, SYNC_SEEDS seeds (make test runs 24 and the named ones;
+## SIM_SEED=<n> go test -run TestSim_WholeSync ./syncsim/)
 SEEDS ?= 10000
+SYNC_SEEDS ?= 200
 sim:
 	@bash -o pipefail -c "SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -v -run '^TestSim_Adversarial\$$' -timeout 0 ./syncplan/ \
 		| grep -E '^TestSim_Adversarial:|replay with|^(--- )?FAIL|^ok'"
+	@bash -o pipefail -c "SIM_SEEDS=$(SYNC_SEEDS) $(GO) test -count=1 -v -run '^TestSim_WholeSync\$$' -timeout 0 ./syncsim/ \
+		| grep -E '^TestSim_WholeSync:|replays it|^(--- )?FAIL|^ok'"
 
 
 ## bench: performance goals, measured

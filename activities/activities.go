@@ -28,6 +28,25 @@ type SyncConfig struct {
 	// LateCheck is how late coverage checks windows: syncplan.LateAuto
 	// (the default), LateProbe or LateRescan.
 	LateCheck string
+	// Sleep waits d, or until ctx ends, inside an activity that polls
+	// (FetchPage waiting for a budget slot, AwaitSync); nil waits on a
+	// timer. The sync's simulation, in virtual time, fails the attempt
+	// instead and lets the retry policy's backoff move its clock.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (c SyncConfig) sleep(ctx context.Context, d time.Duration) error {
+	if c.Sleep != nil {
+		return c.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Plan is the planner's configuration.

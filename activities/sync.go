@@ -43,7 +43,7 @@ func (a *Activities) AcquireFetcher(ctx context.Context, in LeaseInput) (LeaseRe
 	if err != nil {
 		return LeaseResult{}, err
 	}
-	st, err := db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start, a.now())
+	st, err := a.ensureSyncState(ctx)
 	if err != nil {
 		return LeaseResult{}, err
 	}
@@ -121,9 +121,17 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 	return PlanResult{Request: req, Version: st.Version, SyncedThrough: st.SyncedThrough}, nil
 }
 
+// ensureSyncState reads the sync's progress, creating it on the first run
+// a microsecond (the precision stored) before SYNC_START: the first read
+// begins at SYNC_START, and until a page proves it the watermark claims
+// nothing there, for an item at that very instant is not stored yet.
+func (a *Activities) ensureSyncState(ctx context.Context) (db.SyncState, error) {
+	return db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start.Add(-time.Microsecond), a.now())
+}
+
 // syncState reads the stored watermark and the planner's state.
 func (a *Activities) syncState(ctx context.Context) (db.SyncState, syncplan.State, error) {
-	st, err := db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start, a.now())
+	st, err := a.ensureSyncState(ctx)
 	if err != nil {
 		return st, syncplan.State{}, err
 	}
@@ -222,10 +230,8 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 			return FetchPageResult{Skipped: true}, nil
 		}
 		activity.RecordHeartbeat(ctx, "waiting for upstream budget")
-		select {
-		case <-ctx.Done():
-			return FetchPageResult{}, ctx.Err()
-		case <-time.After(min(wait, 5*time.Second)):
+		if err := a.Sync.sleep(ctx, min(wait, 5*time.Second)); err != nil {
+			return FetchPageResult{}, err
 		}
 	}
 	if req.EndAtFetch {
@@ -445,9 +451,9 @@ func (a *Activities) AwaitSync(ctx context.Context, in AwaitSyncInput) (AwaitSyn
 	if maxWait <= 0 {
 		maxWait = time.Minute
 	}
-	deadline := time.Now().Add(maxWait)
+	deadline := a.now().Add(maxWait)
 	for {
-		st, err := db.EnsureSyncState(ctx, a.Store.DB(), db.TransactionsStream, a.Sync.Start, a.now())
+		st, err := a.ensureSyncState(ctx)
 		if err != nil {
 			return AwaitSyncResult{}, err
 		}
@@ -464,14 +470,12 @@ func (a *Activities) AwaitSync(ctx context.Context, in AwaitSyncInput) (AwaitSyn
 			res.Free = true
 			return res, nil
 		}
-		if time.Now().After(deadline) {
+		if a.now().After(deadline) {
 			return res, nil
 		}
 		activity.RecordHeartbeat(ctx, st.SyncedThrough)
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		if err := a.Sync.sleep(ctx, 250*time.Millisecond); err != nil {
+			return res, err
 		}
 	}
 }

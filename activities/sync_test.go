@@ -233,6 +233,25 @@ func TestFetchPage_Errors(t *testing.T) {
 	})
 }
 
+// Ensure the first sync state claims nothing at SYNC_START: the watermark
+// starts a microsecond (the precision stored) before it, so X-Data-As-Of
+// promises no item of that very instant before a page stores it, while
+// the first read still begins at SYNC_START. Found by the whole-sync
+// simulation (syncsim, seeds 823127416 and 704855517): with whole-second
+// timestamps, items at SYNC_START were promised before they were stored.
+func TestAcquireFetcher_FirstStateClaimsNothingAtSyncStart(t *testing.T) {
+	acts, env := newSyncActivities(t, nil, "", 5)
+	lease := run[activities.LeaseResult](t, env, acts.AcquireFetcher, activities.LeaseInput{Holder: testWorkflowID})
+	require.True(t, lease.Held)
+	require.True(t, lease.SyncedThrough.Equal(acts.Sync.Start.Add(-time.Microsecond)), "watermark %s", lease.SyncedThrough)
+	asOf, err := acts.Store.AsOf(context.Background())
+	require.NoError(t, err)
+	require.True(t, asOf.Before(acts.Sync.Start), "X-Data-As-Of %s claims SYNC_START %s", asOf, acts.Sync.Start)
+	p := run[activities.PlanResult](t, env, acts.PlanPage, activities.PlanInput{Holder: testWorkflowID})
+	require.Equal(t, syncplan.Fresh, p.Request.Kind)
+	require.True(t, p.Request.Start.Equal(acts.Sync.Start), "the first read begins at SYNC_START, not before: %s", p.Request.Start)
+}
+
 // Ensure a page applied against a stale plan stores its data but not the
 // progress, and applying it again with the right version changes nothing.
 func TestApplyPage_Conflict(t *testing.T) {
@@ -252,7 +271,7 @@ func TestApplyPage_Conflict(t *testing.T) {
 	r := run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: stale, Page: page})
 	require.True(t, r.Conflict)
 	require.Equal(t, 1, r.Inserted)
-	require.True(t, r.SyncedThrough.Equal(acts.Sync.Start), "the stale plan did not move the watermark")
+	require.True(t, r.SyncedThrough.Equal(acts.Sync.Start.Add(-time.Microsecond)), "the stale plan did not move the watermark")
 	r = run[activities.ApplyPageResult](t, env, acts.ApplyPage, activities.ApplyPageInput{Plan: p, Page: page})
 	require.False(t, r.Conflict)
 	require.Equal(t, 0, r.Inserted)

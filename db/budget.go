@@ -248,8 +248,12 @@ func (b Budget) Spent(ctx context.Context, d bun.IDB, since time.Time) (map[stri
 // Now reads the database's clock: every process that shares the database
 // shares it, so budget stamps and sync windows never depend on one
 // machine's clock. SQLite has no server: its clock is this machine's,
-// which is the only one an embedded database is shared on.
+// which is the only one an embedded database is shared on. A clock set
+// on ctx (WithClock) stands in for either.
 func Now(ctx context.Context, d bun.IDB) (time.Time, error) {
+	if clock, ok := ctx.Value(clockKey{}).(func() time.Time); ok {
+		return clock().UTC(), nil
+	}
 	if !IsPostgres(d) {
 		return time.Now().UTC(), nil
 	}
@@ -258,4 +262,13 @@ func Now(ctx context.Context, d bun.IDB) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("read database clock: %w", err)
 	}
 	return now.UTC(), nil
+}
+
+type clockKey struct{}
+
+// WithClock returns ctx carrying clock as the database's clock for Now and
+// everything that reads it (leases, the budget, the sync's windows): the
+// sync's simulation runs the real activities on SQLite in virtual time.
+func WithClock(ctx context.Context, clock func() time.Time) context.Context {
+	return context.WithValue(ctx, clockKey{}, clock)
 }
