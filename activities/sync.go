@@ -109,7 +109,7 @@ func (a *Activities) PlanPage(ctx context.Context, in PlanInput) (PlanResult, er
 	})
 	var aerr error
 	req = syncplan.Avoid(req, func(r syncplan.Request) bool {
-		answered, err := a.Sync.Budget.Answered(ctx, a.Store.DB(), requestKey(r))
+		answered, err := a.Sync.Budget.AnsweredLike(ctx, a.Store.DB(), windowPattern(r))
 		if err != nil {
 			aerr = err
 		}
@@ -282,8 +282,22 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 // requestKey names an upstream request: the same key twice is the same
 // page asked for twice.
 func requestKey(r syncplan.Request) string {
-	return r.Start.UTC().Format(time.RFC3339) + "/" + r.End.UTC().Format(time.RFC3339) +
-		"/" + strconv.Itoa(r.Page) + "/" + strconv.Itoa(r.Limit)
+	return windowKey(r) + strconv.Itoa(r.Page) + "/" + strconv.Itoa(r.Limit)
+}
+
+// windowKey is what the keys of every page of r's window start with.
+func windowKey(r syncplan.Request) string {
+	return r.Start.UTC().Format(time.RFC3339) + "/" + r.End.UTC().Format(time.RFC3339) + "/"
+}
+
+// windowPattern matches the key of every page of r's window at r's limit
+// (Budget.AnsweredLike; keys hold neither % nor _): a window opened again
+// where an earlier read of it once stood, to the second, would ask
+// upstream again for each of its pages that read got to, not only for
+// its first (a sliding read's later pages end where a re-scan of its
+// span ends).
+func windowPattern(r syncplan.Request) string {
+	return windowKey(r) + "%/" + strconv.Itoa(r.Limit)
 }
 
 // countUpstreamRequest feeds scorekeeper_upstream_requests_total{code}.

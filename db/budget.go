@@ -175,13 +175,15 @@ func (b Budget) Settle(ctx context.Context, d *bun.DB, id, request string, answe
 	return twice, err
 }
 
-// Answered reports whether upstream answered the page named request
-// within the last hour (grants older than that are pruned).
-func (b Budget) Answered(ctx context.Context, d bun.IDB, request string) (bool, error) {
+// AnsweredLike reports whether upstream answered, within the last hour
+// (grants older than that are pruned), a request whose name matches
+// pattern as SQL LIKE does: % stands for any run of characters, _ for
+// one. The caller's names must hold neither where it means them literally.
+func (b Budget) AnsweredLike(ctx context.Context, d bun.IDB, pattern string) (bool, error) {
 	n, err := d.NewSelect().
 		Model((*budgetGrantRow)(nil)).
 		Where("name = ?", b.Name).
-		Where("request = ?", request).
+		Where("request LIKE ?", pattern).
 		Where("answered").
 		Count(ctx)
 	if err != nil {

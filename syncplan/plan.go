@@ -310,12 +310,13 @@ func Next(cfg Config, in Input) Request {
 	return Request{Kind: Wait, Wait: min(max(wait, 250*time.Millisecond), max(cfg.Interval, time.Second))}
 }
 
-// Avoid returns req, or, when req opens a window whose first page
+// Avoid returns req, or, when req opens a window any page of which
 // upstream answered before (a re-scan ending where a fresh read once did,
-// to the second), the same window ended up to a few seconds sooner: a
-// page is never asked for twice, so upstream's own record of pages
-// answered twice stays a record of mistakes. Continuing pages and sliding
-// reads are kept as they are.
+// to the second: a sliding read's later pages end where it stopped), the
+// same window ended up to a few seconds sooner: a page is never asked for
+// twice, so upstream's own record of pages answered twice stays a record
+// of mistakes. answered reports whether any page of a window was
+// answered. Continuing pages and sliding reads are kept as they are.
 func Avoid(req Request, answered func(Request) bool) Request {
 	if req.Page != 1 || req.EndAtFetch || (req.Kind != Fresh && req.Kind != Rescan) {
 		return req

@@ -62,6 +62,7 @@ type sim struct {
 
 	requests map[Kind]int
 	seen     map[string]int // identical fresh requests answered
+	windows  map[string]int // pages answered per window and limit
 	twice    int
 	maxLag   time.Duration
 	// maxLateLag is the most late coverage fell behind now.
@@ -92,7 +93,7 @@ func newSim(t testing.TB, cfg Config, items []simItem, ordered bool, start time.
 		items[i].id = i
 	}
 	return &sim{t: t, cfg: cfg, items: items, ordered: ordered, latency: 30 * time.Millisecond,
-		now: start, through: cfg.Start, stored: map[int]bool{}, requests: map[Kind]int{}, seen: map[string]int{}}
+		now: start, through: cfg.Start, stored: map[int]bool{}, requests: map[Kind]int{}, seen: map[string]int{}, windows: map[string]int{}}
 }
 
 // window is the distinct items of [s, e] visible now, by createdAt.
@@ -181,7 +182,7 @@ func (m *sim) step(until time.Time) bool {
 		}
 	}
 	in := Input{Now: m.now, Through: m.through, State: m.st, Want: m.want, Grants: m.inWindow(m.now)}
-	req := Avoid(Next(m.cfg, in), func(r Request) bool { return m.seen[fmt.Sprint(r.Start, r.End, r.Page, r.Limit)] > 0 })
+	req := Avoid(Next(m.cfg, in), func(r Request) bool { return m.windows[fmt.Sprint(r.Start, r.End, r.Limit)] > 0 })
 	if req.Kind == Wait {
 		if req.Wait <= 0 {
 			m.t.Fatalf("at %s: wait %s", m.now, req.Wait)
@@ -282,6 +283,7 @@ func (m *sim) step(until time.Time) bool {
 	// Any request answered twice, whatever it was for: upstream (and
 	// the mock's record) cannot tell a re-scan from a fresh read.
 	key := fmt.Sprint(req.Start, req.End, req.Page, req.Limit)
+	m.windows[fmt.Sprint(req.Start, req.End, req.Limit)]++
 	if m.seen[key]++; m.seen[key] > 1 {
 		m.twice++
 		if m.rng == nil {

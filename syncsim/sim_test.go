@@ -442,8 +442,16 @@ func (w *world) check(after string) {
 	}
 	w.mu.Unlock()
 	if len(missing) > 0 {
+		created := map[string]time.Time{}
+		for _, tx := range w.mock.Transactions() {
+			created[tx.ID] = tx.CreatedAt
+		}
+		first := missing[:min(3, len(missing))]
+		for i, id := range first {
+			first[i] = id + " (created " + created[id].Format(time.RFC3339Nano) + ")"
+		}
 		w.fail("after %s: %d of the %d items promised by syncedThrough %s and lateCoveredThrough %s are not stored, the first: %v",
-			after, len(missing), len(owed), st.SyncedThrough.Format(time.RFC3339Nano), lt.Format(time.RFC3339Nano), missing[:min(3, len(missing))])
+			after, len(missing), len(owed), st.SyncedThrough.Format(time.RFC3339Nano), lt.Format(time.RFC3339Nano), first)
 	}
 }
 
@@ -704,6 +712,15 @@ var namedSeeds = []uint64{
 	// watermark before the first page stored them (whole seconds): the
 	// first state is now created a microsecond before SYNC_START.
 	823127416, 704855517,
+	// A re-scan of a sliding read's span asked again for the pages that
+	// read had reached (they end where it stopped): a window now counts
+	// as answered when any of its pages was.
+	556154978,
+	// A copy of a malformed item took another item's place on a sorted
+	// page and counted as a distinct item, so the page looked whole and
+	// was continued by offset past the item it displaced: a malformed
+	// copy is now a duplicate, by its SHA-256.
+	72720817,
 }
 
 // Ensure the whole sync keeps its promises under every upstream behaviour

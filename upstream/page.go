@@ -24,9 +24,12 @@ type Page struct {
 	// order: each a bounded record (an excerpt, the size and the SHA-256
 	// of the item), whatever the item's size.
 	Quarantined []scorekeeper.Quarantined
-	// Duplicates counts valid items dropped because an earlier valid item
-	// on the same page had the same id. The first copy wins, as the
-	// database's ON CONFLICT DO NOTHING does across pages.
+	// Duplicates counts items dropped because an earlier item on the same
+	// page was the same: a valid one with the same id (the first copy
+	// wins, as the database's ON CONFLICT DO NOTHING does across pages),
+	// a malformed one with the same SHA-256 (the quarantine's identity).
+	// A page's distinct items are Items and Quarantined: a copy that took
+	// another item's place is seen whatever the copied item is.
 	Duplicates int
 	// Entries counts the page's entries as served: valid, malformed and
 	// copies alike (each took a position in upstream's listing).
@@ -75,6 +78,7 @@ func decodePage(body []byte) (*Page, error) {
 
 	p := &Page{Meta: meta, Items: make([]scorekeeper.Transaction, 0, len(items))}
 	seen := make(map[string]struct{}, len(items))
+	seenBad := map[string]struct{}{}
 	p.Entries = len(items)
 	for i, raw := range items {
 		tx, q := decodeItem(raw)
@@ -85,6 +89,11 @@ func decodePage(body []byte) (*Page, error) {
 			p.Tail = tx.CreatedAt
 		}
 		if q != nil {
+			if _, dup := seenBad[q.SHA256]; dup {
+				p.Duplicates++
+				continue
+			}
+			seenBad[q.SHA256] = struct{}{}
 			p.Quarantined = append(p.Quarantined, *q)
 			continue
 		}

@@ -77,3 +77,22 @@ func TestFetchPage_SmallMalformedItemWhole(t *testing.T) {
 		Reason: `amount is invalid: amount "0.001" has more than 2 decimal places`,
 	}, p.Quarantined[0])
 }
+
+// Ensure a malformed item served twice on one page is one distinct item
+// and a duplicate, as a valid one is: a copy of it that took another
+// item's place was counted as a distinct item, so the page looked whole
+// and was continued by offset past the item it displaced (found by the
+// whole-sync simulation, seed 72720817: a sorted listing with copies on
+// pages and malformed items lost an item for good).
+func TestFetchPage_MalformedCopyIsADuplicate(t *testing.T) {
+	bad := `{"id":"bad","userId":"112233","createdAt":"2023-02-01T00:00:05Z","type":"spent"}`
+	c := MustNewClient(t, time.Second, serveBody(http.StatusOK, pageBody(onePage(4),
+		item("v1", "112233", "2023-02-01T00:00:01Z", "earned", "10"), bad, bad,
+		item("v1", "112233", "2023-02-01T00:00:01Z", "earned", "10"))))
+	p, err := fetch(t, c)
+	require.NoError(t, err)
+	require.Equal(t, 4, p.Entries)
+	require.Len(t, p.Items, 1)
+	require.Len(t, p.Quarantined, 1)
+	require.Equal(t, 2, p.Duplicates, "a copy of a valid item and one of a malformed item")
+}
