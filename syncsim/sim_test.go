@@ -260,8 +260,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 	up, err := upstream.New(hs.URL, 5*time.Second, nil)
 	require.NoError(t, err)
 
-	w.d = dbtest.NewSQLite(t)
-	w.d.AddQueryHook(crashHook{})
+	w.d = dbtest.NewSQLite(t).WithQueryHook(crashHook{})
 	w.acts = &activities.Activities{
 		Store:    db.NewStore(w.d, db.Budget{}),
 		Upstream: up,
@@ -407,7 +406,7 @@ func (w *world) observe(items []activities.Item) {
 		ids[i] = it.ID
 	}
 	var got []string
-	if err := w.d.NewSelect().Table("transactions").Column("id").Where("id IN (?)", bun.In(ids)).Scan(context.Background(), &got); err != nil {
+	if err := w.d.NewSelect().Table("transactions").Column("id").Where("id IN (?)", bun.List(ids)).Scan(context.Background(), &got); err != nil {
 		w.fail("read stored ids: %v", err)
 		return
 	}
