@@ -280,6 +280,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 	w.zombieEnv = quietSuite().NewTestActivityEnvironment()
 	w.zombieEnv.RegisterActivity(w.zombieActs)
 	w.zombieEnv.SetWorkerOptions(worker.Options{BackgroundActivityContext: w.ctx})
+	w.zombieEnv.SetTestTimeout(time.Minute)
 	w.zombieEnv.SetDataConverter(sizedConverter{converter.GetDefaultDataConverter(), &w.maxPayload})
 
 	span := sc.end.Sub(simStart)
@@ -521,7 +522,11 @@ func (w *world) zombieRun(fn, in, out any) bool {
 func (w *world) newEnv(start time.Time) *testsuite.TestWorkflowEnvironment {
 	env := quietSuite().NewTestWorkflowEnvironment()
 	env.SetStartTime(start)
-	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: w.ctx})
+	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: w.ctx, DeadlockDetectionTimeout: time.Minute})
+	// Wall-clock bounds of the test environment (3 s and 1 s by default)
+	// are for workflows alone; here activities and the second fetcher do
+	// real HTTP and SQLite work on a machine that may be busy.
+	env.SetTestTimeout(time.Minute)
 	env.SetDataConverter(sizedConverter{converter.GetDefaultDataConverter(), &w.maxPayload})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "sync-scheduled", TaskQueue: "sim"})
 	env.RegisterActivity(w.acts)
