@@ -30,8 +30,8 @@ type SyncConfig struct {
 	LateCheck string
 	// Sleep waits d, or until ctx ends, inside an activity that polls
 	// (FetchPage waiting for a budget slot, AwaitSync); nil waits on a
-	// timer. The sync's simulation, in virtual time, fails the attempt
-	// instead and lets the retry policy's backoff move its clock.
+	// timer. The sync's simulation (syncsim), in virtual time, moves its
+	// clock on by d at once instead.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
