@@ -8,6 +8,7 @@ import (
 
 	"scorekeeper/config"
 	"scorekeeper/internal/logbuf"
+	"scorekeeper/internal/textlog"
 )
 
 // NewLogger returns the process's logger, writing to w through a
@@ -25,7 +26,7 @@ func NewLogger(cfg config.Config, w io.Writer) (*slog.Logger, func()) {
 		if cfg.LogFormat == "json" {
 			return slog.NewJSONHandler(out, opts)
 		}
-		return slog.NewTextHandler(out, opts)
+		return textlog.New(out, opts)
 	}
 	log := slog.New(logbuf.Split(slog.LevelWarn, handler(buf.Lossy()), handler(buf)))
 

@@ -17,6 +17,7 @@ import (
 	"scorekeeper/db"
 	"scorekeeper/db/dbtest"
 	"scorekeeper/internal/logbuf"
+	"scorekeeper/internal/textlog"
 	"scorekeeper/metrics"
 	"scorekeeper/web"
 )
@@ -70,7 +71,7 @@ func BenchmarkSummaryRoute(b *testing.B) {
 		w := logbuf.New(pw, logbuf.Options{})
 		b.Cleanup(func() { w.Close(); pw.Close(); r.Close() })
 		opts := &slog.HandlerOptions{Level: level}
-		log := slog.New(logbuf.Split(slog.LevelWarn, slog.NewTextHandler(w.Lossy(), opts), slog.NewTextHandler(w, opts)))
+		log := slog.New(logbuf.Split(slog.LevelWarn, textlog.New(w.Lossy(), opts), textlog.New(w, opts)))
 		m := metrics.New(store, slog.New(slog.DiscardHandler))
 		return web.New(web.Config{
 			Store: store, Cache: cache, Logger: log,
