@@ -91,6 +91,7 @@ func BenchmarkSync_Capacity(b *testing.B) {
 				}
 				if out.catchUpLeast > 0 {
 					catchUp += fmt.Sprintf(" (least %.2f: %.2f×)", scaled(out.catchUpLeast), float64(out.catchUp)/float64(out.catchUpLeast))
+					b.Logf("catch-up of %d items in %.2f scaled min: %s", out.catchUpItems, scaled(out.catchUp), out.catchUpUse)
 				}
 				table = append(table, fmt.Sprintf("| %s | %.1f%% | %.2f | %.2f | %.2f | %s | %d |", r.name,
 					100*out.ingested, scaled(out.maxLag), scaled(out.p99Lag), scaled(out.maxLateLag), catchUp, out.twice))

@@ -60,6 +60,10 @@ type outcome struct {
 	// late coverage had not covered when the stream stopped, in full
 	// pages at the whole budget).
 	catchUp, catchUpLeast time.Duration
+	// catchUpItems: the items late coverage had not covered.
+	catchUpItems int
+	// catchUpUse: what the pages answered during the catch-up were.
+	catchUpUse catchUpUse
 	// twice: pages upstream answered twice for the same request.
 	twice  int
 	manual int
@@ -197,6 +201,7 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 	if st, err := db.GetSyncState(ctx, w.db, db.TransactionsStream); err == nil {
 		lt, _ := syncplan.LateCoverage(st.Cursor)
 		if n := len(w.mock.Owed(end, end)) - len(w.mock.Owed(lt, lt)); n > 0 {
+			out.catchUpItems = n
 			out.catchUpLeast = time.Duration((n+999)/1000) * per / budgetN
 		}
 	}
@@ -212,10 +217,40 @@ func runScenario(tb testing.TB, sc scenario) outcome {
 		return !lt.Before(end), fmt.Sprintf("lateCoveredThrough %s, stream ended %s", lt, end)
 	})
 	out.catchUp = time.Since(end)
+	out.catchUpUse = useOfCatchUp(w.mock.Answers(), end, per)
 	w.requireExact(tb, time.Minute)
 	w.requireServedExact(tb, base, 3*time.Minute)
 	out.twice = w.mock.PagesAnsweredTwice()
 	return out
+}
+
+// catchUpUse sorts the pages upstream answered after the stream stopped.
+type catchUpUse struct {
+	// fresh: reads of the newest data (a window ending near the request:
+	// the watermark's read each interval); probes: limit=1 requests; late:
+	// the other pages (late coverage), lateItems the entries they held.
+	fresh, probes, late, lateItems int
+}
+
+func useOfCatchUp(answers []mockapi.Answer, end time.Time, interval time.Duration) catchUpUse {
+	var u catchUpUse
+	for _, a := range answers {
+		switch {
+		case a.At.Before(end):
+		case a.Limit == 1:
+			u.probes++
+		case a.At.Sub(a.End) < interval:
+			u.fresh++
+		default:
+			u.late++
+			u.lateItems += a.Items
+		}
+	}
+	return u
+}
+
+func (u catchUpUse) String() string {
+	return fmt.Sprintf("%d pages: %d fresh, %d probes, %d late holding %d entries", u.fresh+u.probes+u.late, u.fresh, u.probes, u.late, u.lateItems)
 }
 
 // Ensure the sync keeps up with a feed at 90% of capacity, sorted or not,

@@ -76,6 +76,7 @@ type Server struct {
 	// so a test can tell whether a client fetched the same page twice.
 	answeredMu sync.Mutex
 	answered   map[listQuery]int
+	answers    []Answer
 
 	stats struct {
 		txReceived, txAccepted, txRateLimited, txFailed, txBadRequest, txSlow, txOK        atomic.Int64

@@ -98,7 +98,7 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	body, duplicated := s.page(q, s.dataNow().UnixMilli(), &pr)
+	body, n, duplicated := s.page(q, s.dataNow().UnixMilli(), &pr)
 	if faulty && fault.Truncate {
 		s.stats.txFailed.Add(1)
 		s.stats.txTruncated.Add(1)
@@ -120,6 +120,12 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 		s.answered = map[listQuery]int{}
 	}
 	s.answered[q]++
+	if len(s.answers) == maxAnswers {
+		// A mock left running keeps the newest half.
+		s.answers = append(s.answers[:0], s.answers[maxAnswers/2:]...)
+	}
+	s.answers = append(s.answers, Answer{At: time.Now(), Start: time.UnixMilli(q.startMs).UTC(), End: time.UnixMilli(q.endMs).UTC(),
+		Page: q.page, Limit: q.limit, Items: n})
 	s.answeredMu.Unlock()
 	writeRaw(w, http.StatusOK, body)
 }
@@ -187,7 +193,7 @@ func positiveParam(raw, name string, def int) (int, error) {
 // are the stored raw bytes, so amounts never pass through float64. r is the
 // request's generator for ShuffleTies and PageDuplicates; duplicated
 // reports whether the page carries a copy.
-func (s *Server) page(q listQuery, nowMs int64, r *prng) (body []byte, duplicated bool) {
+func (s *Server) page(q listQuery, nowMs int64, r *prng) (body []byte, n int, duplicated bool) {
 	s.ensureLive(nowMs)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -237,7 +243,7 @@ func (s *Server) page(q listQuery, nowMs int64, r *prng) (body []byte, duplicate
 	b = strconv.AppendInt(b, int64(totalPages), 10)
 	b = append(b, `,"currentPage":`...)
 	b = strconv.AppendInt(b, int64(q.page), 10)
-	return append(b, "}}"...), duplicated
+	return append(b, "}}"...), len(items), duplicated
 }
 
 // shuffleTies returns the listing positions [from, to) of idx (sorted by
@@ -480,6 +486,24 @@ func (s *Server) PagesAnsweredTwice() int {
 		n += k - 1
 	}
 	return n
+}
+
+// Answer is one GET /transactions request answered with a page: when (the
+// wall clock), the query, and the entries the page held.
+type Answer struct {
+	At, Start, End     time.Time
+	Page, Limit, Items int
+}
+
+// maxAnswers bounds the answers kept (Answers).
+const maxAnswers = 1 << 16
+
+// Answers returns the pages answered, oldest first: every one, or the
+// newest when more than maxAnswers were.
+func (s *Server) Answers() []Answer {
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	return slices.Clone(s.answers)
 }
 
 // DroppedRequests counts the GET /transactions requests the rate limit

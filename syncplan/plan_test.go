@@ -437,10 +437,11 @@ func TestSim_LateCatchUp(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		check string
-	}{{"Auto", LateAuto}, {"Rescan", LateRescan}} {
+		dup   float64
+	}{{"Auto", LateAuto, 0}, {"Rescan", LateRescan, 0}, {"AutoRowsTwice", LateAuto, 0.01}, {"RescanRowsTwice", LateRescan, 0.01}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := prodConfig()
-			m, behind, least, took := catchUpRun(t, tc.check)
+			m, behind, least, took := catchUpRun(t, tc.check, tc.dup)
 			t.Logf("requests %v", m.requests)
 			t.Logf("at the stream's end late coverage stood %s behind it (%s at the whole budget); it reached the end %s after (%.2f ×)",
 				behind, least, took, float64(took)/float64(least))
@@ -458,13 +459,16 @@ func TestSim_LateCatchUp(t *testing.T) {
 // behind the end late coverage stood at the stop, the least the catch-up
 // could take (the items after late coverage in full pages at the whole
 // budget), and how long it took.
-func catchUpRun(tb testing.TB, check string) (m *sim, behind, least, took time.Duration) {
+// dupRows is the share of rows upstream lists twice (every page then
+// carries copies and is never continued by offset).
+func catchUpRun(tb testing.TB, check string, dupRows float64) (m *sim, behind, least, took time.Duration) {
 	cfg := prodConfig()
 	cfg.LateCheck = check
 	rng := rand.New(rand.NewPCG(5, 6))
 	stop := t0.Add(30 * time.Minute)
 	items := simFeed(rng, cfg.Start, stop, capacity(cfg)*0.90, 0.01, 90*time.Second)
 	m = newSim(tb, cfg, items, true, t0)
+	m.dupRows = dupRows
 	m.run(stop)
 	m.requests = map[Kind]int{}
 	from := lateFrom(cfg, m.st)
@@ -488,16 +492,18 @@ func catchUpRun(tb testing.TB, check string) (m *sim, behind, least, took time.D
 func BenchmarkSim_LateCatchUp(b *testing.B) {
 	var table []string
 	for _, check := range []string{LateAuto, LateRescan} {
-		b.Run(check, func(b *testing.B) {
-			for range b.N {
-				_, behind, least, took := catchUpRun(b, check)
-				b.ReportMetric(float64(took)/float64(least), "×least")
-				table = append(table, fmt.Sprintf("| %s | %s | %s | %s | %.2f× |", check, behind.Round(time.Second), least.Round(time.Second), took.Round(time.Second), float64(took)/float64(least)))
-			}
-		})
+		for _, dup := range []float64{0, 0.01} {
+			b.Run(fmt.Sprintf("%s/rows-twice=%g", check, dup), func(b *testing.B) {
+				for range b.N {
+					_, behind, least, took := catchUpRun(b, check, dup)
+					b.ReportMetric(float64(took)/float64(least), "×least")
+					table = append(table, fmt.Sprintf("| %s | %g%% | %s | %s | %s | %.2f× |", check, 100*dup, behind.Round(time.Second), least.Round(time.Second), took.Round(time.Second), float64(took)/float64(least)))
+				}
+			})
+		}
 	}
-	fmt.Println("| SYNC_LATE_CHECK (90% for 30 min, 1% late) | late coverage behind at the stop | least catch-up (full pages, whole budget) | catch-up | ratio |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| SYNC_LATE_CHECK (90% for 30 min, 1% late) | rows listed twice | late coverage behind at the stop | least catch-up (full pages, whole budget) | catch-up | ratio |")
+	fmt.Println("|---|---|---|---|---|---|")
 	for _, row := range table {
 		fmt.Println(row)
 	}
