@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,18 +107,38 @@ func TestMetrics_MethodsOverKeepAlive(t *testing.T) {
 	t.Cleanup(func() { _ = app.Shutdown() })
 	base := "http://" + ln.Addr().String()
 
-	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 2, MaxIdleConnsPerHost: 2}}
+	// Four clients at once, over two routes with their own statuses: each
+	// series is found or made while others are counted.
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4}}
 	want := map[string]int{}
-	for i := range 60 {
-		method := []string{http.MethodGet, http.MethodDelete, http.MethodPost, http.MethodHead, http.MethodOptions}[i%5]
-		req, err := http.NewRequest(method, base+"/healthz", nil)
-		require.NoError(t, err)
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		want[method]++
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 60 {
+				method := []string{http.MethodGet, http.MethodDelete, http.MethodPost, http.MethodHead, http.MethodOptions}[i%5]
+				path := "/healthz"
+				if (i+g)%3 == 0 {
+					path = "/nope"
+				}
+				req, err := http.NewRequest(method, base+path, nil)
+				require.NoError(t, err)
+				resp, err := client.Do(req)
+				require.NoError(t, err)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				// Only GET and HEAD match /healthz; a 405 has no route.
+				route := "unmatched"
+				if path == "/healthz" && resp.StatusCode == http.StatusOK {
+					route = path
+				}
+				mu.Lock()
+				want[method+" "+route+" "+strconv.Itoa(resp.StatusCode)]++
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	resp, err := client.Get(base + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -125,12 +146,14 @@ func TestMetrics_MethodsOverKeepAlive(t *testing.T) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	got := map[string]int{}
-	re := regexp.MustCompile(`scorekeeper_http_requests_total\{method="([^"]*)",route="([^"]*)",status="\d+"\} (\d+)`)
+	re := regexp.MustCompile(`scorekeeper_http_requests_total\{method="([^"]*)",route="([^"]*)",status="(\d+)"\} (\d+)`)
 	for _, mt := range re.FindAllStringSubmatch(string(b), -1) {
-		n, _ := strconv.Atoi(mt[3])
+		n, _ := strconv.Atoi(mt[4])
 		if mt[2] == "/healthz" || mt[2] == "unmatched" {
-			got[mt[1]] += n
+			got[mt[1]+" "+mt[2]+" "+mt[3]] += n
 		}
 	}
+	// /healthz: 200 for GET and HEAD, 405 for the rest; /nope: 404 for all.
+	require.Len(t, want, 10, "%v", want)
 	require.Equal(t, want, got)
 }
