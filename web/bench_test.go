@@ -71,7 +71,8 @@ func BenchmarkSummaryRoute(b *testing.B) {
 		w := logbuf.New(pw, logbuf.Options{})
 		b.Cleanup(func() { w.Close(); pw.Close(); r.Close() })
 		opts := &slog.HandlerOptions{Level: level}
-		log := slog.New(logbuf.Split(slog.LevelWarn, textlog.New(w.Lossy(), opts), textlog.New(w, opts)))
+		// As app wires it: the web logger carries component=web.
+		log := slog.New(logbuf.Split(slog.LevelWarn, textlog.New(w.Lossy(), opts), textlog.New(w, opts))).With("component", "web")
 		m := metrics.New(store, slog.New(slog.DiscardHandler))
 		return web.New(web.Config{
 			Store: store, Cache: cache, Logger: log,

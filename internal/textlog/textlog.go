@@ -6,10 +6,11 @@
 // general machinery (a handle state per record, a value walk that resolves
 // and type-switches each attribute, a string per duration) was about 30%
 // of the summary route's CPU. A record whose attributes are flat strings,
-// numbers, booleans, durations and times, with no attributes or groups
-// added to the handler, is formatted here in one pass into a pooled
-// buffer; any other record, and every handler derived by WithAttrs or
-// WithGroup, goes to slog.TextHandler itself. TestHandler_MatchesSlog holds
+// numbers, booleans, durations and times is formatted here in one pass
+// into a pooled buffer, after the flat attributes WithAttrs added (the
+// web's "component=web"), formatted once; any other record, and every
+// handler derived by WithGroup or by WithAttrs with other kinds, goes to
+// slog.TextHandler itself. TestHandler_MatchesSlog holds
 // the two equal on random records.
 package textlog
 
@@ -17,6 +18,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,13 +51,29 @@ type handler struct {
 	std   slog.Handler
 	w     *lockedWriter
 	level slog.Leveler
+	// attrs are the attributes WithAttrs added, formatted: " key=value"
+	// each, written after the message as slog writes them.
+	attrs []byte
 }
 
 func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
 	return l >= h.level.Level()
 }
 
-func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler { return h.std.WithAttrs(attrs) }
+// WithAttrs formats flat attributes once, as slog.TextHandler does; a
+// handler with others (or with a group) is slog's.
+func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	std := h.std.WithAttrs(attrs)
+	// Clipped, so appending copies: h's own attrs stay as they are.
+	pre := slices.Clip(h.attrs)
+	for _, a := range attrs {
+		var ok bool
+		if pre, ok = appendAttr(pre, a); !ok {
+			return std
+		}
+	}
+	return &handler{std: std, w: h.w, level: h.level, attrs: pre}
+}
 
 func (h *handler) WithGroup(name string) slog.Handler { return h.std.WithGroup(name) }
 
@@ -66,7 +84,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 			bufs.Put(bp)
 		}
 	}()
-	b, ok := appendRecord((*bp)[:0], r)
+	b, ok := appendRecord((*bp)[:0], h.attrs, r)
 	*bp = b
 	if !ok {
 		return h.std.Handle(ctx, r)
@@ -92,9 +110,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// appendRecord appends r's line, newline included, and reports whether it
-// could: false when an attribute is of a kind left to slog.TextHandler.
-func appendRecord(b []byte, r slog.Record) ([]byte, bool) {
+// appendRecord appends r's line, newline included, with the handler's
+// formatted attrs after the message, and reports whether it could: false
+// when an attribute is of a kind left to slog.TextHandler.
+func appendRecord(b, attrs []byte, r slog.Record) ([]byte, bool) {
 	if !r.Time.IsZero() {
 		b = append(b, "time="...)
 		b = appendTime(b, r.Time.Round(0))
@@ -104,6 +123,7 @@ func appendRecord(b []byte, r slog.Record) ([]byte, bool) {
 	b = appendString(b, r.Level.String())
 	b = append(b, " msg="...)
 	b = appendString(b, r.Message)
+	b = append(b, attrs...)
 	ok := true
 	r.Attrs(func(a slog.Attr) bool {
 		b, ok = appendAttr(b, a)

@@ -39,13 +39,28 @@ func TestHandler_MatchesSlog(t *testing.T) {
 			simple = simple && ok
 			r.AddAttrs(a)
 		}
-		if _, ok := appendRecord(nil, r); ok {
+		if _, ok := appendRecord(nil, nil, r); ok {
 			fast++
 		}
 		o, s := slog.Handler(ours), slog.Handler(theirs)
-		if rng.IntN(10) == 0 {
-			a, _ := randAttr(rng)
-			o, s = o.WithAttrs([]slog.Attr{a}), s.WithAttrs([]slog.Attr{a})
+		// Derived handlers: attributes added once or twice (flat ones
+		// keep the fast path), and groups.
+		for range rng.IntN(3) {
+			if rng.IntN(2) == 0 {
+				continue
+			}
+			var as []slog.Attr
+			flat := true
+			for range rng.IntN(3) {
+				a, ok := randAttr(rng)
+				flat = flat && ok
+				as = append(as, a)
+			}
+			_, wasFast := o.(*handler)
+			o, s = o.WithAttrs(as), s.WithAttrs(as)
+			if _, isFast := o.(*handler); wasFast && flat {
+				require.True(t, isFast, "flat attrs keep the fast path")
+			}
 		}
 		if rng.IntN(10) == 0 {
 			g := randString(rng)
@@ -55,7 +70,7 @@ func TestHandler_MatchesSlog(t *testing.T) {
 		require.NoError(t, s.Handle(context.Background(), r))
 		require.Equal(t, want.String(), got.String(), "record %d", i)
 		if simple {
-			_, ok := appendRecord(nil, r)
+			_, ok := appendRecord(nil, nil, r)
 			require.True(t, ok, "record %d has only kinds formatted here", i)
 		}
 	}
@@ -88,6 +103,21 @@ func TestHandler_OptionsThatChangeTheLine(t *testing.T) {
 	}})
 	require.NoError(t, slog.New(h).Handler().Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelInfo, "hi", 0)))
 	require.Equal(t, "level=INFO msg=hi\n", got.String())
+}
+
+// TestHandler_WithAttrsLeavesTheParentAlone: a derived handler's attrs
+// are its own, however many are derived from one parent.
+func TestHandler_WithAttrsLeavesTheParentAlone(t *testing.T) {
+	var got bytes.Buffer
+	parent := New(&got, nil).WithAttrs([]slog.Attr{slog.String("component", "web")})
+	a := parent.WithAttrs([]slog.Attr{slog.Int("a", 1)})
+	b := parent.WithAttrs([]slog.Attr{slog.Int("b", 2)})
+	for _, h := range []slog.Handler{a, b, parent} {
+		r := slog.NewRecord(time.Time{}, slog.LevelInfo, "m", 0)
+		r.AddAttrs(slog.Bool("x", true))
+		require.NoError(t, h.Handle(context.Background(), r))
+	}
+	require.Equal(t, "level=INFO msg=m component=web a=1 x=true\nlevel=INFO msg=m component=web b=2 x=true\nlevel=INFO msg=m component=web x=true\n", got.String())
 }
 
 // TestHandler_OneLineAtATime: lines from many goroutines, through the fast
