@@ -235,7 +235,7 @@ func randAttr(rng *rand.Rand) (slog.Attr, bool) {
 	case 2:
 		return slog.Bool(key, rng.IntN(2) == 0), ok
 	case 3:
-		f := []float64{0, -0.0, 1.5, math.NaN(), math.Inf(1), math.Inf(-1), 1e300, 5e-324, rng.NormFloat64() * 1e6}[rng.IntN(9)]
+		f := []float64{0, math.Copysign(0, -1), 1.5, math.NaN(), math.Inf(1), math.Inf(-1), 1e300, 5e-324, rng.NormFloat64() * 1e6}[rng.IntN(9)]
 		return slog.Float64(key, f), ok
 	case 4:
 		return slog.Duration(key, time.Duration(rng.Int64N(int64(1)<<rng.IntN(63)))), ok
