@@ -236,7 +236,10 @@ func TestApp_RunWorkerAndDev(t *testing.T) {
 		})
 		base := "http://" + cfg.HTTPAddr
 		ready(t, base+"/readyz")
-		require.Contains(t, logs.String(), "mock upstream and payout provider listening")
+		// Info lines are buffered (written within logbuf's flush interval),
+		// and /readyz can answer before the first flush.
+		require.Eventually(t, func() bool { return strings.Contains(logs.String(), "mock upstream and payout provider listening") },
+			10*time.Second, 20*time.Millisecond, "%s", logs.String())
 		require.NotContains(t, logs.String(), "ADMIN_TOKEN is unset", "dev is open on purpose")
 
 		resp, err := http.Post(base+"/api/sync?wait=true", "application/json", bytes.NewReader(nil))
