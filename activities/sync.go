@@ -268,6 +268,8 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 			Distinct:   len(p.Items) + len(p.Quarantined),
 			Head:       p.Head,
 			Tail:       p.Tail,
+			HeadTie:    p.HeadTie,
+			TailTie:    p.TailTie,
 			CreatedAt:  make([]time.Time, len(p.Items)),
 		},
 	}

@@ -33,6 +33,11 @@ type Page struct {
 	// listing is then unknown).
 	Head time.Time `json:"head,omitzero"`
 	Tail time.Time `json:"tail,omitzero"`
+	// HeadTie and TailTie are the ids of the entries the page starts and
+	// ends with that share Head's and Tail's instant (upstream.Page): nil
+	// when not known for certain.
+	HeadTie []string `json:"headTie,omitempty"`
+	TailTie []string `json:"tailTie,omitempty"`
 	// Stored is, for a window paged through one second (Burst), how many
 	// items with createdAt in the window are stored once this page is:
 	// the count that proves such a window read (ApplyPage fills it).
@@ -131,6 +136,35 @@ func (p Page) joins(lastAt time.Time) bool {
 	return !lastAt.IsZero() && !p.Head.IsZero() && p.Head.After(lastAt)
 }
 
+// continues reports whether a later page of a sorted listing carries on
+// from the page read before it, whose last entry was at lastAt and whose
+// trailing tie (the entries at lastAt) is lastTie, so that every item at
+// or before lastAt visible when that page was read is on it or an earlier
+// page, and every later item is on this page or a later one. It does
+// where Page.joins does, and where the boundary cut a tie the same way
+// twice: the page starts at lastAt with a tie (HeadTie) that ends on it
+// and shares no id with lastTie, and holds no copy. lastTie's k items
+// sat in the k places before the boundary; had an item been inserted
+// before the boundary since, or the tie been served in another order,
+// fewer than k of the tie's places would lie before the boundary now, so
+// one of lastTie's items would be on this page. None is: the tie was cut
+// where it was, every item of it is on one of the two pages, and nothing
+// was inserted before the boundary.
+func (p Page) continues(lastAt time.Time, lastTie []string) bool {
+	switch {
+	case p.joins(lastAt):
+		return true
+	case lastAt.IsZero() || !p.Head.Equal(lastAt) || len(lastTie) == 0 || len(p.HeadTie) == 0 || p.distinct() < p.Count:
+		return false
+	}
+	for _, id := range p.HeadTie {
+		if slices.Contains(lastTie, id) {
+			return false
+		}
+	}
+	return true
+}
+
 // tiedTail reports whether the page's last instant may continue on the
 // next page in an order upstream need not keep: the last entry is
 // malformed, sits on a whole second (upstream's resolution may be the
@@ -139,6 +173,11 @@ func (p Page) joins(lastAt time.Time) bool {
 func (p Page) tiedTail() bool {
 	if p.Tail.IsZero() || p.Tail.Equal(p.Tail.Truncate(time.Second)) {
 		return true
+	}
+	if p.TailTie != nil {
+		// The tie is known whole: the next page can show whether the
+		// boundary cut it where it did now (Page.continues).
+		return false
 	}
 	n := len(p.CreatedAt)
 	return n >= 2 && p.CreatedAt[n-2].Equal(p.CreatedAt[n-1])
@@ -199,8 +238,10 @@ func (st State) clone() State {
 // a full sorted page proves every item before its last item's second was
 // visible on it; the watermark moves to the second before. The next page
 // continues by offset only where that cannot lose an item: the last
-// instant has sub-second precision and no tie on the page, and the next
-// page's first entry comes strictly after it (Page.joins). Otherwise the
+// instant has sub-second precision and its tie on the page is known
+// whole, and the next page's first entry comes strictly after it
+// (Page.joins) or the next page shows the tie cut in the same place
+// (Page.continues). Otherwise the
 // next read starts over at the last item's second, re-reading the items
 // of that second already stored: what ties cost.
 func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time {
@@ -216,7 +257,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 	sorted := isSorted(p.CreatedAt)
 	st.observeRate(cfg, f, req.Start, req.End, p.Total)
 	old := through
-	joined := req.Page == 1 || p.joins(f.LastAt)
+	joined := req.Page == 1 || p.continues(f.LastAt, f.LastTie)
 	if req.Page > 1 && sorted {
 		// How often continuing by offset breaks (a late item inserted
 		// before the boundary breaks it as surely as a tie does).
@@ -252,7 +293,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 			break
 		}
 		*f = Feed{Start: req.Start, End: req.End, Page: req.Page, Total: p.Total, ReadAt: f.ReadAt,
-			Exact: exact, Count: p.Count, LastAt: f.LastAt, Before: f.Before}
+			Exact: exact, Count: p.Count, LastAt: f.LastAt, LastTie: f.LastTie, Before: f.Before}
 	case p.ordered && (p.full() || req.Page == 1):
 		// Page 1 is a prefix of the listing, full or not.
 		x := last(p.CreatedAt)
@@ -277,7 +318,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 			f = &Feed{Start: sec, Page: 1}
 		default:
 			*f = Feed{Start: req.Start, End: req.End, Page: req.Page + 1, Total: p.Total, ReadAt: f.ReadAt,
-				Exact: exact, LastAt: x, Before: f.Before + p.distinct()}
+				Exact: exact, LastAt: x, LastTie: p.TailTie, Before: f.Before + p.distinct()}
 		}
 	case sorted && req.Page == 1:
 		// Sorted, but too few items to say upstream sorts (a page
@@ -499,7 +540,7 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		}
 		return
 	}
-	if req.Page > 1 && sorted && !st.Unordered && !p.joins(w.LastAt) {
+	if req.Page > 1 && sorted && !st.Unordered && !p.continues(w.LastAt, w.LastTie) {
 		st.Late = &Window{Start: later(req.Start, w.LastAt.Truncate(time.Second)), End: req.End, Page: 1}
 		return
 	}
@@ -531,7 +572,7 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		case !offset:
 			next = &Window{Start: sec, End: earlier(sec.Add(time.Second), req.End), Page: 1, Burst: true}
 		}
-		next.LastAt = x
+		next.LastAt, next.LastTie = x, p.TailTie
 	}
 	st.Late = next
 }

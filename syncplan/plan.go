@@ -195,6 +195,9 @@ type Feed struct {
 	// LastAt is the last entry's createdAt on the page before Page (zero:
 	// malformed), which page Page must come strictly after to join it.
 	LastAt time.Time `json:"lastAt,omitzero"`
+	// LastTie is that page's TailTie: page Page may also start inside
+	// that tie if it holds none of these ids (Page.continues).
+	LastTie []string `json:"lastTie,omitempty"`
 	// Before counts the distinct items on the pages before Page.
 	Before int `json:"before,omitempty"`
 	// Burst marks a fixed window of one second that holds more than a
@@ -214,11 +217,12 @@ type Window struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	Page  int       `json:"page"`
-	// LastAt, Before, Burst and Passes are as in Feed.
-	LastAt time.Time `json:"lastAt,omitzero"`
-	Before int       `json:"before,omitempty"`
-	Burst  bool      `json:"burst,omitempty"`
-	Passes int       `json:"passes,omitempty"`
+	// LastAt, LastTie, Before, Burst and Passes are as in Feed.
+	LastAt  time.Time `json:"lastAt,omitzero"`
+	LastTie []string  `json:"lastTie,omitempty"`
+	Before  int       `json:"before,omitempty"`
+	Burst   bool      `json:"burst,omitempty"`
+	Passes  int       `json:"passes,omitempty"`
 }
 
 // Read is a probe baseline: window [Start, End] held Total items at At,

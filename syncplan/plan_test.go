@@ -372,12 +372,20 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	rate := float64(cfg.PageSize*cfg.BudgetN) / cfg.BudgetWindow.Seconds() * share
 	stop := t0.Add(time.Duration(5+rng.IntN(10)) * time.Minute)
 	items := simFeed(rng, cfg.Start.Add(time.Second), stop, rate, rng.Float64()*0.05, time.Duration(rng.Int64N(int64(cfg.Overlap-cfg.Guard))))
+	// createdAt in whole seconds, or at a resolution below the second
+	// that makes ties across page boundaries common (every millisecond
+	// down to 10 ms), or in milliseconds.
+	res := time.Millisecond
 	whole := rng.IntN(2) == 0
+	switch {
+	case whole:
+		res = time.Second
+	case rng.IntN(2) == 0:
+		res = time.Duration(10+rng.IntN(490)) * time.Millisecond
+	}
 	for i := range items {
-		if whole {
-			items[i].created = items[i].created.Truncate(time.Second)
-			items[i].visible = items[i].visible.Truncate(time.Second)
-		}
+		items[i].created = items[i].created.Truncate(res)
+		items[i].visible = items[i].visible.Truncate(res)
 	}
 	if rng.IntN(4) == 0 {
 		// A burst: more than a page in one second.
@@ -420,8 +428,8 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	}
 	ok := t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 		m.t = t
-		t.Logf("page %d, rate %.2f/s, whole seconds %v, shuffled ties %v, cap %d, page copies %.2f, rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
-			cfg.PageSize, rate, whole, m.shuffleTies, m.pageCap, m.pageDup, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
+		t.Logf("page %d, rate %.2f/s, resolution %s, shuffled ties %v, cap %d, page copies %.2f, rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
+			cfg.PageSize, rate, res, m.shuffleTies, m.pageCap, m.pageDup, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
 		m.settle(stop, stop.Add(3*time.Hour))
 		m.requireAllStored()
 	})

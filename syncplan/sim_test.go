@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -257,6 +258,11 @@ func (m *sim) step(until time.Time) bool {
 	p := Page{Request: req, At: m.now, Total: total, TotalPages: (total + limit - 1) / limit, PerPage: limit, Count: len(page), Distinct: len(distinct)}
 	if len(page) > 0 {
 		p.Head, p.Tail = page[0].created, page[len(page)-1].created
+		p.HeadTie = simTies(page)
+		rev := slices.Clone(page)
+		slices.Reverse(rev)
+		p.TailTie = simTies(rev)
+		slices.Reverse(p.TailTie)
 	}
 	onPage := map[int]bool{}
 	for _, it := range page {
@@ -310,6 +316,27 @@ func (m *sim) step(until time.Time) bool {
 	}
 	m.sample()
 	return m.now.Before(until)
+}
+
+// simTies is upstream.Page's HeadTie of entries: the ids of the leading
+// entries at the first entry's instant, nil when a copy is among them,
+// they take the whole page, or they are more than upstream.MaxTie.
+func simTies(entries []simItem) []string {
+	var ids []string
+	seen := map[int]bool{}
+	for _, it := range entries {
+		switch {
+		case seen[it.id]:
+			return nil
+		case !it.created.Equal(entries[0].created):
+			return ids
+		case len(ids) == 16:
+			return nil
+		}
+		seen[it.id] = true
+		ids = append(ids, strconv.Itoa(it.id))
+	}
+	return nil
 }
 
 func (m *sim) sample() {

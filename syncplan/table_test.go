@@ -2,6 +2,7 @@ package syncplan
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 )
@@ -186,6 +187,37 @@ func TestAdvance(t *testing.T) {
 		probe.Total = 30
 		st, _ = Advance(cfg, sec(100), base, probe)
 		want(t, st.LateTo.Equal(sec(60)) && st.Suspect.IsZero() && len(st.Reads) == 0, "unchanged: covered, got %+v", st)
+	})
+	t.Run("ATieCutTheSameWayTwiceContinues", func(t *testing.T) {
+		// Page 1 ends in a tie of two items at 27.1 s; page 2 starts with
+		// a third. Sub-second instants shared by a few items are common
+		// at a few dozen items a second: starting over at the second each
+		// time cost 4% of a page.
+		tie := sec(27).Add(100 * time.Millisecond)
+		one := sorted(0, 3)
+		one[8] = tie
+		p1 := slide(1, 25, one)
+		p1.TailTie = []string{"a8", "a9"}
+		st, through := Advance(cfg, t0, State{}, p1)
+		want(t, through.Equal(sec(26)) && st.Feed.Page == 2 && slices.Equal(st.Feed.LastTie, p1.TailTie),
+			"a tie known whole: read on by offset, got %s %+v", through, st.Feed)
+		two := append([]time.Time{tie}, sorted(28, 1)[:9]...)
+		p2 := slide(2, 25, two)
+		p2.HeadTie = []string{"a10"}
+		got, through2 := Advance(cfg, through, st, p2)
+		want(t, got.Feed.Page == 3 && got.Feed.Exact && through2.Equal(sec(35)),
+			"the tie cut where it was: page 2 continues page 1 exactly, got %s %+v", through2, got.Feed)
+
+		// The same tie served in another order: a9 on page 2, so one of
+		// the tie's items may be on neither page.
+		p2.HeadTie = []string{"a9"}
+		got, through2 = Advance(cfg, through, st, p2)
+		want(t, got.Feed.Page == 1 && got.Feed.Start.Equal(sec(27)) && through2.Equal(sec(26)),
+			"start over at the tie's second, got %s %+v", through2, got.Feed)
+		// A tie not known whole (a copy in it, or too long): no offset.
+		p1.TailTie = nil
+		st, _ = Advance(cfg, t0, State{}, p1)
+		want(t, st.Feed.Page == 1 && st.Feed.Start.Equal(sec(27)), "start over at the tie's second, got %+v", st.Feed)
 	})
 	t.Run("LateItemBehindThePagesReadSpoilsTheBaseline", func(t *testing.T) {
 		st, _ := Advance(cfg, t0, State{}, slide(1, 25, sorted(0, 3)))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,8 +38,51 @@ type Page struct {
 	// Head and Tail are the createdAt of the first and last entries as
 	// served, zero when that entry is malformed.
 	Head, Tail time.Time
+	// HeadTie and TailTie are the ids of the entries the page starts and
+	// ends with that share Head's and Tail's instant, in upstream's order
+	// (a tie the page boundary may cut). Nil when not known for certain:
+	// the tie reaches a malformed entry (whose instant is unknown) or a
+	// copy, takes the whole page, or holds more than MaxTie entries.
+	HeadTie, TailTie []string
 	// Meta is upstream's paging information, as sent.
 	Meta Meta
+}
+
+// MaxTie bounds Page.HeadTie and Page.TailTie: a longer tie is not
+// recorded (a page boundary inside it proves nothing).
+const MaxTie = 16
+
+// ties returns the ids of the leading entries of entries that share the
+// first entry's instant, or nil when that run is not known for certain:
+// it reaches a malformed entry or a copy, takes every entry, or is longer
+// than MaxTie.
+func ties(entries []entry) []string {
+	if len(entries) == 0 || entries[0].bad {
+		return nil
+	}
+	at := entries[0].at
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		switch {
+		case e.bad || seen[e.id]:
+			return nil
+		case !e.at.Equal(at):
+			return ids
+		case len(ids) == MaxTie:
+			return nil
+		}
+		seen[e.id] = true
+		ids = append(ids, e.id)
+	}
+	return nil // the whole page is one tie: where it ends is unknown
+}
+
+// entry is what ties needs of one served entry.
+type entry struct {
+	id  string
+	at  time.Time
+	bad bool
 }
 
 // Meta is the paging information of a page (design §4).
@@ -80,8 +124,10 @@ func decodePage(body []byte) (*Page, error) {
 	seen := make(map[string]struct{}, len(items))
 	seenBad := map[string]struct{}{}
 	p.Entries = len(items)
+	entries := make([]entry, len(items))
 	for i, raw := range items {
 		tx, q := decodeItem(raw)
+		entries[i] = entry{id: tx.ID, at: tx.CreatedAt, bad: q != nil}
 		if q == nil && i == 0 {
 			p.Head = tx.CreatedAt
 		}
@@ -104,6 +150,10 @@ func decodePage(body []byte) (*Page, error) {
 		seen[tx.ID] = struct{}{}
 		p.Items = append(p.Items, tx)
 	}
+	p.HeadTie = ties(entries)
+	slices.Reverse(entries)
+	p.TailTie = ties(entries)
+	slices.Reverse(p.TailTie)
 	return p, nil
 }
 

@@ -53,3 +53,43 @@ func TestDecodePage_ManyBigMalformedItems(t *testing.T) {
 	}
 	require.Less(t, held, n*(scorekeeper.MaxQuarantineExcerpt+200), "the records hold excerpts, not items")
 }
+
+// Ensure a page's leading and trailing ties are recorded only when known
+// whole: every entry of the run valid and distinct, the run ended on the
+// page, and no longer than MaxTie.
+func TestDecodePage_Ties(t *testing.T) {
+	at := func(id, ts string) string {
+		return fmt.Sprintf(`{"id":%q,"userId":"112233","createdAt":%q,"type":"earned","amount":1}`, id, ts)
+	}
+	bad := `{"id":"x","userId":"112233","createdAt":"2023-02-01T00:00:01.5Z","type":"gift","amount":1}`
+	const t1, t2, t3 = "2023-02-01T00:00:01.5Z", "2023-02-01T00:00:02.5Z", "2023-02-01T00:00:03.5Z"
+	long := make([]string, MaxTie+1)
+	for i := range long {
+		long[i] = at(fmt.Sprint("l", i), t3)
+	}
+	for _, tc := range []struct {
+		name       string
+		items      []string
+		head, tail []string
+	}{
+		{"OneEach", []string{at("a", t1), at("b", t2), at("c", t3)}, []string{"a"}, []string{"c"}},
+		{"Runs", []string{at("a", t1), at("b", t1), at("c", t2), at("d", t3), at("e", t3)}, []string{"a", "b"}, []string{"d", "e"}},
+		// A malformed entry next to a run may belong to it.
+		{"MalformedNextToRuns", []string{at("a", t1), bad, at("c", t2), bad, at("e", t3)}, nil, nil},
+		{"MalformedInside", []string{at("a", t1), at("b", t2), bad, at("c", t2), at("e", t3)}, []string{"a"}, []string{"e"}},
+		{"MalformedFirst", []string{bad, at("b", t2), at("c", t3)}, nil, []string{"c"}},
+		{"MalformedLast", []string{at("a", t1), at("b", t2), bad}, []string{"a"}, nil},
+		{"CopyInRun", []string{at("a", t1), at("a", t1), at("c", t2), at("d", t3), at("d", t3)}, nil, nil},
+		{"WholePageOneTie", []string{at("a", t1), at("b", t1)}, nil, nil},
+		{"LongerThanMaxTie", append([]string{at("a", t1)}, long...), []string{"a"}, nil},
+		{"Empty", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"items":[` + strings.Join(tc.items, ",") + `],"meta":{"totalItems":9,"totalPages":1,"currentPage":1}}`
+			p, err := decodePage([]byte(body))
+			require.NoError(t, err)
+			require.Equal(t, tc.head, p.HeadTie, "head tie")
+			require.Equal(t, tc.tail, p.TailTie, "tail tie")
+		})
+	}
+}
