@@ -270,6 +270,10 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 			Tail:       p.Tail,
 			HeadTie:    p.HeadTie,
 			TailTie:    p.TailTie,
+			Stray:      p.Stray,
+			StrayAfter: p.StrayAfter,
+			StrayID:    p.StrayID,
+			StrayGap:   p.StrayGap,
 			CreatedAt:  make([]time.Time, len(p.Items)),
 		},
 	}

@@ -264,6 +264,7 @@ func TestPageDuplicates(t *testing.T) {
 	require.Equal(t, int64(len(pages)), s.Stats().Transactions.PageDuplicates)
 
 	distinct := make(map[string]bool)
+	displaced, replaced := 0, 0
 	for p, lr := range pages {
 		want := plain[p]
 		require.Equal(t, want.Meta.TotalItems, lr.Meta.TotalItems, "totalItems does not count the copy")
@@ -276,31 +277,40 @@ func TestPageDuplicates(t *testing.T) {
 			distinct[string(it)] = true
 		}
 		require.Len(t, count, len(lr.Items)-1, "exactly one entry is a copy")
-		full := len(want.Items) == limit
-		if full {
-			require.Len(t, lr.Items, limit, "the copy takes a position on a full page")
-		} else {
-			require.Len(t, lr.Items, len(want.Items)+1, "a short page grows by the copy")
-		}
-		// The copy is right after its original or last.
 		var dup string
 		for raw, n := range count {
 			if n == 2 {
 				dup = raw
 			}
 		}
-		i := slices.IndexFunc(lr.Items, func(r json.RawMessage) bool { return string(r) == dup })
-		require.True(t, string(lr.Items[i+1]) == dup || string(lr.Items[len(lr.Items)-1]) == dup)
-	}
-	// Each full page displaced one item: served on no page by these requests.
-	fullPages := 0
-	for _, lr := range plain {
-		if len(lr.Items) == limit {
-			fullPages++
+		got, listed := rawStrings(lr.Items), rawStrings(want.Items)
+		i := slices.Index(got, dup)
+		j := i + 1 + slices.Index(got[i+1:], dup)
+		// Without the copy the page is the listing's, less the item the
+		// copy left out: none (a short page grew), the page's last
+		// (the copy right after its original or last), or the one it
+		// replaced (not right after its original).
+		rest := slices.Delete(slices.Clone(got), j, j+1)
+		switch {
+		case len(got) == len(listed)+1:
+			require.Less(t, len(listed), limit, "only a short page grows")
+			require.True(t, j == i+1 || j == len(got)-1, "a copy that takes a position is right after its original or last")
+			require.Equal(t, listed, rest)
+		case j == i+1 || (j == len(got)-1 && slices.Equal(listed[:len(listed)-1], rest)):
+			require.Len(t, got, limit, "the copy takes a position on a full page")
+			require.Equal(t, listed[:len(listed)-1], rest)
+			displaced++
+		default:
+			require.GreaterOrEqual(t, j, i+2, "a copy in place of another item is not right after its original")
+			require.Equal(t, slices.Delete(slices.Clone(listed), j, j+1), rest)
+			displaced++
+			replaced++
 		}
 	}
-	require.Positive(t, fullPages)
-	require.Len(t, distinct, plain[0].Meta.TotalItems-fullPages)
+	require.Positive(t, replaced, "some copies take another item's place")
+	// Each page that did not grow displaced one item: served on no page by
+	// these requests.
+	require.Len(t, distinct, plain[0].Meta.TotalItems-displaced)
 
 	t.Run("Fraction", func(t *testing.T) {
 		s, ts, _ := MustNewServer(t, func(c *Config) { c.PageDuplicates = 0.5 })
@@ -310,6 +320,14 @@ func TestPageDuplicates(t *testing.T) {
 		require.Greater(t, s.PagesWithDuplicate(), 0)
 		require.Less(t, s.PagesWithDuplicate(), 20)
 	})
+}
+
+func rawStrings(rs []json.RawMessage) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
 }
 
 // Ensure MOCK_BIG_ITEM_BYTES adds one malformed item of that size to the

@@ -123,11 +123,14 @@ type Config struct {
 	// MOCK_PAGE_CAP (1..MaxPageSize).
 	PageCap int
 	// PageDuplicates is the fraction of served pages that carry one of
-	// their items a second time, right after the original or at the page's
-	// end. The copy takes a position on the page: on a full page the
-	// page's last item of the listing is left out (that request serves it
-	// on neither this page nor the next), on a shorter (last) page the copy
-	// is one more entry. meta.totalItems and meta.totalPages are the
+	// their items a second time: right after the original or at the
+	// page's end, or (a third of them) in place of a later item of the
+	// page, not right after the original nor after another item of its
+	// instant. The copy takes a position on the page: on a full page the
+	// page's last item of the listing is left out, or the item it
+	// replaced (that request serves it on neither this page nor the
+	// next); on a shorter (last) page the copy is one more entry or
+	// replaces one. meta.totalItems and meta.totalPages are the
 	// listing's, not counting the copy (totalItems counts the window's
 	// entries, distinct items plus DuplicateRate copies); meta.itemCount
 	// counts the entries on the page, copy included. A page with no item,

@@ -219,7 +219,7 @@ func (s *Server) page(q listQuery, nowMs int64, r *prng) (body []byte, n int, du
 		}
 	}
 	if r.chance(s.cfg.PageDuplicates) {
-		items, duplicated = duplicateOnPage(items, perPage, r)
+		items, duplicated = duplicateOnPage(es, items, perPage, r)
 	}
 	size := 128
 	for _, i := range items {
@@ -274,12 +274,31 @@ func shuffleTies(es []entry, idx []int32, from, to int, r *prng) []int32 {
 	return seg[from-lo : to-lo]
 }
 
-// duplicateOnPage returns a copy of items with one of them served twice,
-// right after itself or at the page's end (Config.PageDuplicates). The copy
-// takes a position: a full page (perPage items) loses its last item to it,
-// a shorter page grows by one. ok is false, and items returned as they are,
-// when no item can be copied (an empty page, or a full page of one).
-func duplicateOnPage(items []int32, perPage int, r *prng) (out []int32, ok bool) {
+// duplicateOnPage returns a copy of items with one of them served twice
+// (Config.PageDuplicates): right after itself or at the page's end, where
+// the copy takes a position (a full page loses its last item to it, a
+// shorter page grows by one), or, a third of the time, in place of a
+// later item that is not right after it nor after another item of its
+// instant (that item is served on no page by this request). ok is false, and items returned as they are, when no
+// item can be copied (an empty page, or a full page of one).
+func duplicateOnPage(es []entry, items []int32, perPage int, r *prng) (out []int32, ok bool) {
+	if v := r.intn(3); v == 2 && len(items) >= 3 {
+		// Where the entry before is of another instant than the copy:
+		// among items of its own instant, in ties served in no order, a
+		// copy is indistinguishable from a row listed twice.
+		i := int(r.intn(int64(len(items) - 2)))
+		var at []int
+		for j := i + 2; j < len(items); j++ {
+			if es[items[j-1]].created != es[items[i]].created {
+				at = append(at, j)
+			}
+		}
+		if len(at) > 0 {
+			out = slices.Clone(items)
+			out[at[r.intn(int64(len(at)))]] = out[i]
+			return out, true
+		}
+	}
 	keep := len(items)
 	if keep >= perPage {
 		keep--

@@ -38,6 +38,16 @@ type Page struct {
 	// when not known for certain.
 	HeadTie []string `json:"headTie,omitempty"`
 	TailTie []string `json:"tailTie,omitempty"`
+	// Stray reports a copy on the page not right after its original,
+	// and StrayAfter the createdAt of the last valid item served before
+	// it (upstream.Page): in a sorted listing the page proves nothing at
+	// or after StrayAfter (nothing at all when it is zero).
+	// StrayID and StrayGap (entries after its original) tell the copy
+	// (State.Stray).
+	Stray      bool      `json:"stray,omitempty"`
+	StrayAfter time.Time `json:"strayAfter,omitzero"`
+	StrayID    string    `json:"strayId,omitempty"`
+	StrayGap   int       `json:"strayGap,omitempty"`
 	// Stored is, for a window paged through one second (Burst), how many
 	// items with createdAt in the window are stored once this page is:
 	// the count that proves such a window read (ApplyPage fills it).
@@ -183,6 +193,23 @@ func (p Page) tiedTail() bool {
 	return n >= 2 && p.CreatedAt[n-2].Equal(p.CreatedAt[n-1])
 }
 
+// proven is the last instant of a sorted page before which it proves
+// every item of its span, to the second: its last item's, or, when a
+// stray copy took some item's place, the instant before the copy (zero:
+// nothing).
+func (p Page) proven() time.Time {
+	if p.Stray {
+		return p.StrayAfter
+	}
+	return last(p.CreatedAt)
+}
+
+// ends reports whether a sorted page reads its window to the end: it is
+// complete (Page.complete) and no stray copy took an item's place on it.
+func (p Page) ends(distinctBefore int) bool {
+	return !p.Stray && p.complete(distinctBefore)
+}
+
 // Advance returns the progress record and watermark once page p is stored.
 // The caller stores them in the same database transaction as the page.
 func Advance(cfg Config, through time.Time, st State, p Page) (State, time.Time) {
@@ -202,6 +229,21 @@ func Advance(cfg Config, through time.Time, st State, p Page) (State, time.Time)
 	}
 	if p.Request.Kind != Probe {
 		p.ordered = st.observeOrder(p)
+	}
+	if p.Stray && p.Request.Kind != Probe {
+		// A copy is stray on one read when upstream served it in another
+		// item's place. The same copy at the same place on three stray
+		// reads in a row is a row upstream lists twice (two malformed
+		// items alike, say), which every read shows: taken as stray for
+		// good, it would hold the reads at its second for ever.
+		seen := Stray{ID: p.StrayID, After: p.StrayAfter, Gap: p.StrayGap, Reads: 1}
+		if o := st.Stray; o != nil && o.ID == seen.ID && o.After.Equal(seen.After) && o.Gap == seen.Gap {
+			seen.Reads = o.Reads + 1
+		}
+		if seen.Reads >= strayReads {
+			p.Stray, p.StrayAfter = false, time.Time{}
+		}
+		st.Stray = &seen
 	}
 	switch p.Request.Kind {
 	case Fresh:
@@ -230,6 +272,10 @@ func (st State) clone() State {
 		c.Late = &w
 	}
 	c.Reads = slices.Clone(st.Reads)
+	if st.Stray != nil {
+		x := *st.Stray
+		c.Stray = &x
+	}
 	return c
 }
 
@@ -282,7 +328,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		// not. Its items are stored; start over at the boundary's second,
 		// which the watermark has not passed.
 		f = &Feed{Start: later(req.Start, f.LastAt.Truncate(time.Second)), Page: 1}
-	case p.complete(f.Before) && (sorted || req.Page == 1):
+	case p.ends(f.Before) && (sorted || req.Page == 1):
 		// The window is read to its end. A partial last page is read again
 		// as it fills, keeping one baseline; after a full one the next
 		// window starts at this one's end.
@@ -294,9 +340,10 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		}
 		*f = Feed{Start: req.Start, End: req.End, Page: req.Page, Total: p.Total, ReadAt: f.ReadAt,
 			Exact: exact, Count: p.Count, LastAt: f.LastAt, LastTie: f.LastTie, Before: f.Before}
-	case p.ordered && (p.full() || req.Page == 1):
-		// Page 1 is a prefix of the listing, full or not.
-		x := last(p.CreatedAt)
+	case p.ordered && (p.full() || req.Page == 1 || p.Stray) && !p.proven().IsZero():
+		// Page 1 is a prefix of the listing, full or not; a later page
+		// continues it (joined). A stray copy proves nothing after it.
+		x := p.proven()
 		sec := x.Truncate(time.Second)
 		through = later(through, sec.Add(-time.Second))
 		base()
@@ -305,8 +352,13 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		offset := !p.tiedTail() && st.Breaks < breakLimit && p.distinct() == p.Count
 		st.Breaks *= breakDecay
 		switch {
-		case !offset && sec.After(req.Start):
-			f = &Feed{Start: sec, Page: 1}
+		case !offset && (sec.After(req.Start) || p.Stray):
+			// (A stray copy is out of place on some requests only: a read
+			// from the same second again will most likely not show it.)
+			f = &Feed{Start: later(sec, req.Start), Page: 1}
+			if !f.Start.After(req.Start) {
+				f.Asked = req.End
+			}
 		case !offset:
 			// More than a page inside the window's first second: no second
 			// boundary to start over at. Read that second alone as a
@@ -320,11 +372,11 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 			*f = Feed{Start: req.Start, End: req.End, Page: req.Page + 1, Total: p.Total, ReadAt: f.ReadAt,
 				Exact: exact, LastAt: x, LastTie: p.TailTie, Before: f.Before + p.distinct()}
 		}
-	case sorted && req.Page == 1:
+	case sorted && (req.Page == 1 || p.Stray):
 		// Sorted, but too few items to say upstream sorts (a page
-		// capped small, or copies): neither order nor offsets prove
-		// anything. A window that fits one page proves itself: read a
-		// narrower one (advanceNarrow).
+		// capped small, or copies), or a stray copy before any item:
+		// neither order nor offsets prove anything. A window that fits
+		// one page proves itself: read a narrower one (advanceNarrow).
 		f = narrower(req.Start, req.End)
 	default:
 		// Upstream is not sorted (or served a short page mid-window): the
@@ -457,11 +509,11 @@ func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) ti
 	req := p.Request
 	old := through
 	switch {
-	case p.complete(0):
+	case p.ends(0):
 		through = later(through, req.End)
 		st.Feed = nil
-	case p.ordered:
-		through = later(through, last(p.CreatedAt).Truncate(time.Second).Add(-time.Second))
+	case p.ordered && !p.proven().IsZero():
+		through = later(through, p.proven().Truncate(time.Second).Add(-time.Second))
 		st.Feed = nil
 	case !isSorted(p.CreatedAt):
 		st.Unordered = true
@@ -544,12 +596,12 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		st.Late = &Window{Start: later(req.Start, w.LastAt.Truncate(time.Second)), End: req.End, Page: 1}
 		return
 	}
-	if p.complete(w.Before) {
+	if p.complete(w.Before) && (st.Unordered || !p.Stray) {
 		st.Late = nil
 		st.LateTo = later(st.LateTo, req.End)
 		return
 	}
-	if !st.Unordered && sorted && !p.ordered && req.Page == 1 {
+	if !st.Unordered && sorted && (!p.ordered || p.proven().IsZero()) && (req.Page == 1 || p.Stray) {
 		// As for fresh pages (advanceNarrow): too few items to prove
 		// anything by order; a narrower window proves itself in one page.
 		n := narrower(req.Start, req.End)
@@ -557,16 +609,22 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		return
 	}
 	next := &Window{Start: req.Start, End: req.End, Page: req.Page + 1, LastAt: p.Tail, Before: w.Before + p.distinct()}
-	if p.ordered && (p.full() || req.Page == 1) {
+	if p.ordered && (p.full() || req.Page == 1 || p.Stray) {
 		// As for fresh pages: every item before the last item's second
-		// that was visible at this read is stored.
-		x := last(p.CreatedAt)
+		// (or the stray copy's) that was visible at this read is stored.
+		x := p.proven()
 		sec := x.Truncate(time.Second)
 		if c := sec.Add(-time.Second); c.After(st.LateTo) && !c.After(req.End) {
 			st.LateTo = c
 		}
 		offset := !p.tiedTail() && p.distinct() == p.Count
 		switch {
+		case p.Stray && !sec.After(req.Start):
+			// A stray copy in the window's first second: starting over
+			// there asks for a page answered before. Late coverage plans
+			// its next window afresh from where it stands.
+			st.Late = nil
+			return
 		case !offset && sec.After(req.Start):
 			next = &Window{Start: sec, End: req.End, Page: 1}
 		case !offset:

@@ -165,7 +165,28 @@ type State struct {
 	// PerPage is the page size upstream last applied (meta.itemsPerPage),
 	// when it is below the limit asked for.
 	PerPage int `json:"perPage,omitempty"`
+	// Stray is the last stray copy a page showed (Page.Stray), kept to
+	// tell a row listed twice, which every read shows, from a copy served
+	// in another item's place on one read.
+	Stray *Stray `json:"stray,omitempty"`
 }
+
+// Stray names a stray copy: its id, the createdAt of the last valid item
+// served before it, and how many entries after its original it sits; Reads
+// counts the stray reads in a row that showed it.
+type Stray struct {
+	ID    string    `json:"id"`
+	After time.Time `json:"after"`
+	Gap   int       `json:"gap"`
+	Reads int       `json:"reads"`
+}
+
+// strayReads is how many stray reads in a row must show the same copy at
+// the same place for it to be taken as a row listed twice. A copy served
+// at random in another item's place matches a given one with a chance of
+// about 1/n² on a page of n items; two such matches in a row are as
+// unlikely as a sync's exactness can afford.
+const strayReads = 3
 
 // Feed is an open fresh window.
 type Feed struct {
@@ -210,6 +231,11 @@ type Feed struct {
 	// Passes counts the times a burst window was read again because the
 	// items stored fell short of upstream's count.
 	Passes int `json:"passes,omitempty"`
+	// Asked is the end of the last read of this sliding window's page 1
+	// when it starts over where it started (a stray copy on it): the
+	// next read waits until the edge passes it, so that upstream is not
+	// asked for the same page twice.
+	Asked time.Time `json:"asked,omitzero"`
 }
 
 // Window is a fixed window being read page by page.
@@ -339,7 +365,7 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 	}
 	e := edge(cfg, in.Now)
 	start, page := freshFrom(cfg, in)
-	if !e.After(start) || !e.After(in.Through) {
+	if !e.After(start) || !e.After(in.Through) || (f != nil && !e.After(f.Asked)) {
 		return Request{}, false
 	}
 	ok, forWant := due(cfg, in, start, page, e)
@@ -418,6 +444,9 @@ func freshDueIn(cfg Config, in Input) time.Duration {
 	if r := in.State.Rate; r > 0 {
 		missing := need(cfg, in, page) - expected(in, start, e)
 		d = min(d, seconds(missing/r))
+	}
+	if f := in.State.Feed; f != nil {
+		d = max(d, f.Asked.Add(time.Second).Sub(e))
 	}
 	return max(d, 0)
 }

@@ -411,6 +411,9 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 			// sorted listing shows where it must be; an unordered one
 			// does not (open: no offset paging survives it).
 			m.pageDup = rng.Float64() * 0.3
+			// Or in place of a later item of the page, on some
+			// requests: that request serves that item on no page.
+			m.pageDupMid = rng.IntN(2) == 0
 		}
 	}
 	if rng.IntN(2) == 0 {
@@ -428,8 +431,8 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	}
 	ok := t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 		m.t = t
-		t.Logf("page %d, rate %.2f/s, resolution %s, shuffled ties %v, cap %d, page copies %.2f, rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
-			cfg.PageSize, rate, res, m.shuffleTies, m.pageCap, m.pageDup, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
+		t.Logf("page %d, rate %.2f/s, resolution %s, shuffled ties %v, cap %d, page copies %.2f (in place of another %v), rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
+			cfg.PageSize, rate, res, m.shuffleTies, m.pageCap, m.pageDup, m.pageDupMid, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
 		m.settle(stop, stop.Add(3*time.Hour))
 		m.requireAllStored()
 	})

@@ -56,10 +56,13 @@ type sim struct {
 	shuffleTies bool
 	pageCap     int
 	pageDup     float64
-	dupRows     float64
-	skipped     int
-	lossRate    float64
-	lost        int
+	// pageDupMid puts pageDup's copies in place of a later item of the
+	// page instead, not right after the original: a stray copy.
+	pageDupMid bool
+	dupRows    float64
+	skipped    int
+	lossRate   float64
+	lost       int
 
 	requests map[Kind]int
 	seen     map[string]int // identical fresh requests answered
@@ -243,11 +246,24 @@ func (m *sim) step(until time.Time) bool {
 		// MOCK_PAGE_DUPLICATES serves it: in a full page's last place (that
 		// request serves the last item on no page), after a short page's
 		// last entry. totalItems does not count the copy.
-		c := page[m.rng.IntN(len(page)-1)]
+		i := m.rng.IntN(len(page) - 1)
+		c := page[i]
 		page = slices.Clone(page)
-		if len(page) == limit {
+		switch {
+		case m.pageDupMid && slices.ContainsFunc(page[i+1:len(page)-1], func(it simItem) bool { return !it.created.Equal(c.created) }):
+			// In place of a later item, after one of another instant (in
+			// a tie served in no order a copy is indistinguishable from a
+			// row listed twice): that request serves it on no page.
+			for {
+				j := i + 2 + m.rng.IntN(len(page)-i-2)
+				if !page[j-1].created.Equal(c.created) {
+					page[j] = c
+					break
+				}
+			}
+		case len(page) == limit:
 			page[len(page)-1] = c
-		} else {
+		default:
 			page = append(page, c)
 		}
 	}
@@ -256,6 +272,7 @@ func (m *sim) step(until time.Time) bool {
 		distinct[it.id] = true
 	}
 	p := Page{Request: req, At: m.now, Total: total, TotalPages: (total + limit - 1) / limit, PerPage: limit, Count: len(page), Distinct: len(distinct)}
+	p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = simStray(page)
 	if len(page) > 0 {
 		p.Head, p.Tail = page[0].created, page[len(page)-1].created
 		p.HeadTie = simTies(page)
@@ -316,6 +333,27 @@ func (m *sim) step(until time.Time) bool {
 	}
 	m.sample()
 	return m.now.Before(until)
+}
+
+// simStray is upstream.Page's Stray, StrayAfter and StrayID of a page's
+// entries: whether a copy sits elsewhere than right after its original or
+// another item of its instant, the createdAt of the last distinct item
+// before the first such copy, the copy's id and its distance in entries
+// from its original.
+func simStray(page []simItem) (bool, time.Time, string, int) {
+	seen := map[int]int{}
+	var after time.Time
+	for i, it := range page {
+		if orig, ok := seen[it.id]; ok {
+			if prev := page[i-1]; prev.id != it.id && !prev.created.Equal(it.created) {
+				return true, after, strconv.Itoa(it.id), i - orig
+			}
+			continue
+		}
+		seen[it.id] = i
+		after = it.created
+	}
+	return false, time.Time{}, "", 0
 }
 
 // simTies is upstream.Page's HeadTie of entries: the ids of the leading

@@ -31,6 +31,12 @@ func TestNext(t *testing.T) {
 			// 1500 + 40/s × 10 s = 1900 < 2040 needed: 3.5 s more.
 			want(t, r.Kind == Wait && r.Wait == 3500*time.Millisecond, "wait 3.5 s, got %+v", r)
 		}},
+		{"StartOverAtTheSameSecondWaitsForTheEdge", Input{Now: now, Through: e.Add(-time.Minute), State: State{
+			Feed: &Feed{Start: e.Add(-time.Minute), Page: 1, Asked: e.Truncate(time.Second)}, Rate: 40, LateTo: now.Add(-cfg.Overlap)}}, func(t *testing.T, r Request) {
+			// A stray copy on the page just read from the same start: the
+			// same request again would ask upstream for that page twice.
+			want(t, r.Kind == Wait && r.Wait <= time.Second, "wait for the edge to pass the last read's end, got %+v", r)
+		}},
 		{"FullPageDue", Input{Now: now.Add(4 * time.Second), Through: e.Add(-15 * time.Second), State: State{Feed: sliding, Rate: 40}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Fresh && r.Page == 2 && r.Start.Equal(sliding.Start), "page 2 of the window, got %+v", r)
 		}},
@@ -218,6 +224,81 @@ func TestAdvance(t *testing.T) {
 		p1.TailTie = nil
 		st, _ = Advance(cfg, t0, State{}, p1)
 		want(t, st.Feed.Page == 1 && st.Feed.Start.Equal(sec(27)), "start over at the tie's second, got %+v", st.Feed)
+	})
+	t.Run("AStrayCopyProvesNothingFromWhereItSits", func(t *testing.T) {
+		// Found by TestSim_Adversarial once its upstream put a page's copy
+		// in place of a later item: the page moved the watermark to its
+		// last item's second, past the item the copy replaced, which that
+		// request served on no page.
+		p := slide(1, 25, sorted(0, 3)[:9]) // nine distinct items and a copy
+		p.Count, p.Distinct = 10, 9
+		p.Stray, p.StrayAfter = true, sec(12).Add(100*time.Millisecond)
+		st, through := Advance(cfg, t0, State{}, p)
+		want(t, through.Equal(sec(11)) && st.Feed.Page == 1 && st.Feed.Start.Equal(sec(12)),
+			"proven only before the copy: start over at the second of the item before it, got %s %+v", through, st.Feed)
+		// A short last page: not read to its end while a copy took an
+		// item's place on it.
+		p = slide(1, 4, sorted(0, 3)[:3])
+		p.Count, p.Distinct = 4, 3
+		p.Stray, p.StrayAfter = true, sec(3).Add(100*time.Millisecond)
+		st, through = Advance(cfg, t0, State{Order: orderEvidence}, p)
+		want(t, through.Equal(sec(2)) && st.Feed.Start.Equal(sec(3)), "not to the window's end, got %s %+v", through, st.Feed)
+		// A copy right after its original (a row listed twice) is no stray.
+		p.Stray, p.StrayAfter = false, time.Time{}
+		_, through = Advance(cfg, t0, State{Order: orderEvidence}, p)
+		want(t, through.Equal(sec(100)), "read to the window's end, got %s", through)
+
+		// A stray copy in the window's first second: read from there again
+		// (it is out of place on some requests only), but not before the
+		// edge passes this read's end.
+		p = slide(1, 25, sorted(0, 3)[:9])
+		p.Count, p.Distinct = 10, 9
+		p.Stray, p.StrayAfter = true, sec(0).Add(100*time.Millisecond)
+		st, through = Advance(cfg, t0, State{}, p)
+		want(t, through.Equal(t0) && st.Feed.Start.Equal(t0) && st.Feed.Page == 1 && !st.Feed.Burst && st.Feed.Asked.Equal(sec(100)),
+			"start over at the window's start once the edge moves, got %s %+v", through, st.Feed)
+	})
+	t.Run("AStrayCopyInALateWindowsFirstSecondAsksNoPageTwice", func(t *testing.T) {
+		// Found by the whole sync's simulation: a re-scan window of one
+		// second with a stray copy started over at its own start, and
+		// asked upstream for the page it had just answered.
+		ts := []time.Time{sec(11).Add(100 * time.Millisecond), sec(11).Add(800 * time.Millisecond)}
+		p := Page{Request: Request{Kind: Rescan, Start: sec(11), End: sec(12), Page: 1, Limit: 10},
+			At: at, Total: 3, TotalPages: 1, Count: 3, CreatedAt: ts, Head: ts[0], Tail: ts[0]}
+		p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = true, ts[1], "a", 2
+		st := State{Order: orderEvidence, LateTo: sec(10), Late: &Window{Start: sec(11), End: sec(12), Page: 1}}
+		st, _ = Advance(cfg, sec(100), st, p)
+		want(t, st.Late == nil && st.LateTo.Equal(sec(10)), "plan late coverage afresh from where it stands, got %+v %s", st.Late, st.LateTo)
+		r := Next(cfg, Input{Now: at, Through: at, State: st})
+		want(t, r.Kind == Rescan && r.Start.Equal(sec(10)) && r.End.After(sec(12)), "another window, from late coverage's end, got %+v", r)
+	})
+	t.Run("TheSameStrayCopyOnThreeReadsInARowIsARowListedTwice", func(t *testing.T) {
+		// Found by the whole sync's simulation once copies after malformed
+		// items were stray: two malformed items alike in one second are
+		// the same copy at the same place on every read, and the reads
+		// stayed at that second for good.
+		p := slide(1, 4, sorted(0, 3)[:3])
+		p.Count, p.Distinct = 4, 3
+		p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = true, sec(1).Add(100*time.Millisecond), "x", 2
+		st := State{Order: orderEvidence}
+		var through time.Time
+		for read := 1; read <= strayReads; read++ {
+			st, through = Advance(cfg, t0, st, p)
+			if read < strayReads {
+				want(t, through.Equal(sec(0)) && st.Feed.Start.Equal(sec(1)), "read %d: proven before the copy only, got %s %+v", read, through, st.Feed)
+				st.Feed = nil
+			}
+		}
+		want(t, through.Equal(sec(100)) && st.Stray.Reads == strayReads, "read to the window's end, got %s %+v", through, st.Stray)
+
+		// Another copy, or the same one elsewhere, starts the count over.
+		st = State{Order: orderEvidence}
+		for read, gap := range []int{2, 2, 3, 2, 2} {
+			p.StrayGap = gap
+			st, through = Advance(cfg, t0, st, p)
+			want(t, through.Equal(sec(0)), "read %d (gap %d): proven before the copy only, got %s", read+1, gap, through)
+			st.Feed = nil
+		}
 	})
 	t.Run("LateItemBehindThePagesReadSpoilsTheBaseline", func(t *testing.T) {
 		st, _ := Advance(cfg, t0, State{}, slide(1, 25, sorted(0, 3)))

@@ -725,6 +725,15 @@ var namedSeeds = []uint64{
 	// was continued by offset past the item it displaced: a malformed
 	// copy is now a duplicate, by its SHA-256.
 	72720817,
+	// A copy took the place of another item right after a malformed
+	// item, whose instant was taken for its own: the page proved the
+	// displaced item's second. A copy after, or of, a malformed item is
+	// now stray (upstream.Page.Stray) unless right after its original.
+	55945935,
+	// A stray copy in a one-second re-scan window's first second started
+	// the window over at its own start: upstream answered that page twice.
+	// Late coverage now plans its next window afresh.
+	721925475,
 }
 
 // Ensure the whole sync keeps its promises under every upstream behaviour

@@ -44,6 +44,24 @@ type Page struct {
 	// the tie reaches a malformed entry (whose instant is unknown) or a
 	// copy, takes the whole page, or holds more than MaxTie entries.
 	HeadTie, TailTie []string
+	// Stray reports a stray copy on the page: a copy that is neither
+	// right after its original nor right after an entry of its own
+	// instant. In a listing sorted by createdAt it may sit where another
+	// item should be, one at or after StrayAfter (the createdAt of the
+	// last valid item served before it), which this request then served
+	// on no page. A copy right after its original is a row listed twice,
+	// as a join lists it, or a copy that pushed the page's last item onto
+	// the next; one among entries of its own instant, in a tie served in
+	// no order, is as likely a row listed twice, and nothing tells them
+	// apart. A malformed entry's instant is its createdAt where that can
+	// be read; where it cannot, the instant is unknown and a copy of it,
+	// or after it, is stray unless right after its
+	// original. StrayID is the copy's id (a malformed item's SHA-256),
+	// StrayGap how many entries after its original it sits.
+	Stray      bool
+	StrayAfter time.Time
+	StrayID    string
+	StrayGap   int
 	// Meta is upstream's paging information, as sent.
 	Meta Meta
 }
@@ -121,34 +139,43 @@ func decodePage(body []byte) (*Page, error) {
 	}
 
 	p := &Page{Meta: meta, Items: make([]scorekeeper.Transaction, 0, len(items))}
-	seen := make(map[string]struct{}, len(items))
-	seenBad := map[string]struct{}{}
+	seen := make(map[string]int, len(items)) // id: the entry's index
+	seenBad := map[string]int{}
 	p.Entries = len(items)
 	entries := make([]entry, len(items))
+	var prev entry // the entry before, its id a malformed item's SHA-256
+	var lastValid time.Time
 	for i, raw := range items {
 		tx, q := decodeItem(raw)
 		entries[i] = entry{id: tx.ID, at: tx.CreatedAt, bad: q != nil}
+		self, dup, orig := entries[i], false, 0
+		if q != nil {
+			self.id = q.SHA256
+			orig, dup = seenBad[q.SHA256]
+		} else {
+			orig, dup = seen[tx.ID]
+		}
+		if dup && !p.Stray && self != prev && (self.at.IsZero() || !self.at.Equal(prev.at)) {
+			p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = true, lastValid, self.id, i-orig
+		}
+		prev = self
 		if q == nil && i == 0 {
 			p.Head = tx.CreatedAt
 		}
 		if q == nil && i == len(items)-1 {
 			p.Tail = tx.CreatedAt
 		}
-		if q != nil {
-			if _, dup := seenBad[q.SHA256]; dup {
-				p.Duplicates++
-				continue
-			}
-			seenBad[q.SHA256] = struct{}{}
-			p.Quarantined = append(p.Quarantined, *q)
-			continue
-		}
-		if _, dup := seen[tx.ID]; dup {
+		switch {
+		case dup:
 			p.Duplicates++
-			continue
+		case q != nil:
+			seenBad[q.SHA256] = i
+			p.Quarantined = append(p.Quarantined, *q)
+		default:
+			seen[tx.ID] = i
+			p.Items = append(p.Items, tx)
+			lastValid = tx.CreatedAt
 		}
-		seen[tx.ID] = struct{}{}
-		p.Items = append(p.Items, tx)
 	}
 	p.HeadTie = ties(entries)
 	slices.Reverse(entries)
@@ -230,7 +257,9 @@ func decodeItem(raw json.RawMessage) (scorekeeper.Transaction, *scorekeeper.Quar
 			id = ""
 		}
 	}
-	return quarantine(id, reasons...)
+	t, q := quarantine(id, reasons...)
+	t.CreatedAt = tx.CreatedAt // where it could be read: the entry's instant
+	return t, q
 }
 
 // readItem reads an item's fields into a transaction without judging their

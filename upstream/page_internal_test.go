@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -61,35 +62,53 @@ func TestDecodePage_Ties(t *testing.T) {
 	at := func(id, ts string) string {
 		return fmt.Sprintf(`{"id":%q,"userId":"112233","createdAt":%q,"type":"earned","amount":1}`, id, ts)
 	}
-	bad := `{"id":"x","userId":"112233","createdAt":"2023-02-01T00:00:01.5Z","type":"gift","amount":1}`
-	const t1, t2, t3 = "2023-02-01T00:00:01.5Z", "2023-02-01T00:00:02.5Z", "2023-02-01T00:00:03.5Z"
-	long := make([]string, MaxTie+1)
-	for i := range long {
-		long[i] = at(fmt.Sprint("l", i), t3)
-	}
+	bad := `{"id":"x","userId":"112233","createdAt":"2023-02-01T00:00:01Z","type":"gift","amount":1}`
+	bad2 := `{"id":"y","userId":"112233","createdAt":"2023-02-01T00:00:01Z","type":"gift","amount":1}`
+	bad3 := `{"id":"w","userId":"112233","createdAt":"2023-02-01T00:00:03Z","type":"gift","amount":1}`
+	// No createdAt: the instant is unknown.
+	unknown := `{"id":"z","userId":"112233","type":"earned","amount":1}`
+	unknown2 := `{"id":"v","userId":"112233","type":"earned","amount":1}`
+	const t1, t2, t3, t4 = "2023-02-01T00:00:01Z", "2023-02-01T00:00:02Z", "2023-02-01T00:00:03Z", "2023-02-01T00:00:04Z"
 	for _, tc := range []struct {
-		name       string
-		items      []string
-		head, tail []string
+		name  string
+		items []string
+		stray bool
+		after string
 	}{
-		{"OneEach", []string{at("a", t1), at("b", t2), at("c", t3)}, []string{"a"}, []string{"c"}},
-		{"Runs", []string{at("a", t1), at("b", t1), at("c", t2), at("d", t3), at("e", t3)}, []string{"a", "b"}, []string{"d", "e"}},
-		// A malformed entry next to a run may belong to it.
-		{"MalformedNextToRuns", []string{at("a", t1), bad, at("c", t2), bad, at("e", t3)}, nil, nil},
-		{"MalformedInside", []string{at("a", t1), at("b", t2), bad, at("c", t2), at("e", t3)}, []string{"a"}, []string{"e"}},
-		{"MalformedFirst", []string{bad, at("b", t2), at("c", t3)}, nil, []string{"c"}},
-		{"MalformedLast", []string{at("a", t1), at("b", t2), bad}, []string{"a"}, nil},
-		{"CopyInRun", []string{at("a", t1), at("a", t1), at("c", t2), at("d", t3), at("d", t3)}, nil, nil},
-		{"WholePageOneTie", []string{at("a", t1), at("b", t1)}, nil, nil},
-		{"LongerThanMaxTie", append([]string{at("a", t1)}, long...), []string{"a"}, nil},
-		{"Empty", nil, nil, nil},
+		{"None", []string{at("a", t1), at("b", t2), at("c", t3)}, false, ""},
+		{"RightAfterItself", []string{at("a", t1), at("a", t1), at("c", t3)}, false, ""},
+		// In a tie served in no order, as a row listed twice is.
+		{"AmongItsOwnInstant", []string{at("a", t1), at("b", t1), at("a", t1), at("d", t4)}, false, ""},
+		{"InPlaceOfAnother", []string{at("a", t1), at("b", t2), at("a", t1), at("d", t4)}, true, t2},
+		{"Last", []string{at("a", t1), at("b", t2), at("c", t3), at("a", t1)}, true, t3},
+		{"FirstOfTwo", []string{at("a", t1), at("b", t2), at("a", t1), at("d", t4), at("b", t2)}, true, t2},
+		// A malformed entry's instant is its createdAt, where it can be
+		// read.
+		{"MalformedCopy", []string{bad, at("b", t2), bad, at("d", t4)}, true, t2},
+		{"MalformedCopyAmongItsInstant", []string{bad, at("a", t1), bad, at("d", t4)}, false, ""},
+		{"MalformedRightAfterItself", []string{bad, bad, at("c", t3)}, false, ""},
+		{"MalformedOfAnotherInstantBetween", []string{at("a", t1), at("b", t1), bad3, at("a", t1), at("d", t4)}, true, t1},
+		{"MalformedOfItsInstantBetween", []string{at("a", t1), bad2, at("a", t1), at("d", t4)}, false, ""},
+		// Where it cannot, a copy of it or after it may sit in any
+		// item's place.
+		{"UnknownCopy", []string{unknown, at("b", t2), unknown, at("d", t4)}, true, t2},
+		{"UnknownCopyBeforeAnyValidItem", []string{unknown, unknown2, unknown, at("d", t4)}, true, ""},
+		{"UnknownBetween", []string{at("a", t1), unknown2, at("a", t1)}, true, t1},
+		{"UnknownRightAfterItself", []string{unknown, unknown, at("c", t3)}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := `{"items":[` + strings.Join(tc.items, ",") + `],"meta":{"totalItems":9,"totalPages":1,"currentPage":1}}`
 			p, err := decodePage([]byte(body))
 			require.NoError(t, err)
-			require.Equal(t, tc.head, p.HeadTie, "head tie")
-			require.Equal(t, tc.tail, p.TailTie, "tail tie")
+			require.Equal(t, tc.stray, p.Stray)
+			if tc.after == "" {
+				require.True(t, p.StrayAfter.IsZero(), "%s", p.StrayAfter)
+				return
+			}
+			require.NotZero(t, p.Duplicates)
+			want, err := time.Parse(time.RFC3339, tc.after)
+			require.NoError(t, err)
+			require.True(t, want.Equal(p.StrayAfter), "%s, want %s", p.StrayAfter, want)
 		})
 	}
 }
