@@ -152,9 +152,9 @@ func TestSync_WorkerKilled(t *testing.T) {
 // Ensure the sync stays exact against an upstream doing what the contract
 // allows beyond our own mock's manners, all at once: whole-second
 // createdAt whose ties come in a fresh order on every request, a copy of
-// an item in some pages' last place, pages capped below our limit, one
-// malformed item of 5 MB, a clock a second behind ours, and requests
-// counted and then closed unanswered. Every summary matches the truth,
+// an item in some pages' last place or in another item's place, pages
+// capped below our limit, one malformed item of 5 MB, a clock a second
+// behind ours, and requests counted and then closed unanswered. Every summary matches the truth,
 // every malformed item is quarantined (the big one as a bounded record),
 // and upstream never answered 429.
 func TestSync_AdversarialUpstream(t *testing.T) {

@@ -42,12 +42,14 @@ type Page struct {
 	// and StrayAfter the createdAt of the last valid item served before
 	// it (upstream.Page): in a sorted listing the page proves nothing at
 	// or after StrayAfter (nothing at all when it is zero).
-	// StrayID and StrayGap (entries after its original) tell the copy
-	// (State.Stray).
-	Stray      bool      `json:"stray,omitempty"`
-	StrayAfter time.Time `json:"strayAfter,omitzero"`
-	StrayID    string    `json:"strayId,omitempty"`
-	StrayGap   int       `json:"strayGap,omitempty"`
+	// StrayID and StrayGap (entries after its original) tell the copy,
+	// and StrayUnknown reports that its instant, or the entry's before it,
+	// is unknown (State.Stray).
+	Stray        bool      `json:"stray,omitempty"`
+	StrayAfter   time.Time `json:"strayAfter,omitzero"`
+	StrayID      string    `json:"strayId,omitempty"`
+	StrayGap     int       `json:"strayGap,omitempty"`
+	StrayUnknown bool      `json:"strayUnknown,omitempty"`
 	// Stored is, for a window paged through one second (Burst), how many
 	// items with createdAt in the window are stored once this page is:
 	// the count that proves such a window read (ApplyPage fills it).
@@ -230,12 +232,18 @@ func Advance(cfg Config, through time.Time, st State, p Page) (State, time.Time)
 	if p.Request.Kind != Probe {
 		p.ordered = st.observeOrder(p)
 	}
-	if p.Stray && p.Request.Kind != Probe {
-		// A copy is stray on one read when upstream served it in another
-		// item's place. The same copy at the same place on three stray
-		// reads in a row is a row upstream lists twice (two malformed
-		// items alike, say), which every read shows: taken as stray for
-		// good, it would hold the reads at its second for ever.
+	switch {
+	case p.Stray && !p.StrayUnknown:
+		// Instants known: two rows alike sit in their own tie, where a
+		// copy is no stray, so this one is never taken for a pair.
+		st.Stray = nil
+	case p.Stray && p.Request.Kind != Probe:
+		// A copy of, or after, an entry whose instant is unknown is stray
+		// on one read when upstream served it in another item's place;
+		// two malformed items alike with no createdAt are stray on every
+		// read, and would hold the reads at their second for ever. The
+		// same copy at the same place on three stray reads in a row is
+		// taken for such a pair.
 		seen := Stray{ID: p.StrayID, After: p.StrayAfter, Gap: p.StrayGap, Reads: 1}
 		if o := st.Stray; o != nil && o.ID == seen.ID && o.After.Equal(seen.After) && o.Gap == seen.Gap {
 			seen.Reads = o.Reads + 1

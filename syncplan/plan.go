@@ -165,9 +165,10 @@ type State struct {
 	// PerPage is the page size upstream last applied (meta.itemsPerPage),
 	// when it is below the limit asked for.
 	PerPage int `json:"perPage,omitempty"`
-	// Stray is the last stray copy a page showed (Page.Stray), kept to
-	// tell a row listed twice, which every read shows, from a copy served
-	// in another item's place on one read.
+	// Stray is the last stray copy of, or after, an entry of unknown
+	// instant a page showed (Page.Stray), kept to tell two such rows
+	// alike, which every read shows, from a copy served in another item's
+	// place on one read.
 	Stray *Stray `json:"stray,omitempty"`
 }
 
@@ -181,11 +182,14 @@ type Stray struct {
 	Reads int       `json:"reads"`
 }
 
-// strayReads is how many stray reads in a row must show the same copy at
-// the same place for it to be taken as a row listed twice. A copy served
-// at random in another item's place matches a given one with a chance of
-// about 1/n² on a page of n items; two such matches in a row are as
-// unlikely as a sync's exactness can afford.
+// strayReads is how many stray reads in a row must show the same copy of,
+// or after, an entry of unknown instant at the same place for it to be
+// taken as a row listed twice. A copy served at random in another item's
+// place matches a given one with a chance of about 2/n² on a page of n
+// entries, no small chance on the short pages near the edge: the rule is
+// kept to entries of unknown instant (malformed items without a readable
+// createdAt), whose copies are rare, where without it two such rows alike
+// would stop the sync.
 const strayReads = 3
 
 // Feed is an open fresh window.

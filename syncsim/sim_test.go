@@ -98,12 +98,12 @@ func drawScenario(seed uint64) scenario {
 	}
 	cfg.LiveRate = 10 + rng.IntN(cfg.RateLimit*perPage*8/10)
 	if cfg.Ordered && chance(0.4) {
-		// A copy in a full page's last place, on some requests: that
-		// request serves the item it displaced on no page. A sorted
-		// listing shows where the item belongs; an unordered one does not,
-		// and no offset paging survives it there (docs/design.md §4), so
-		// it is drawn for sorted listings only, as in syncplan's
-		// simulation.
+		// A copy in a full page's last place or in place of a later item
+		// of the page, on some requests: that request serves the item it
+		// displaced on no page. A sorted listing shows where the item
+		// belongs; an unordered one does not, and no offset paging
+		// survives it there (docs/design.md §4), so it is drawn for
+		// sorted listings only, as in syncplan's simulation.
 		cfg.PageDuplicates = 0.2 * rng.Float64()
 	}
 	if chance(0.15) {

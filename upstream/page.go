@@ -57,11 +57,14 @@ type Page struct {
 	// be read; where it cannot, the instant is unknown and a copy of it,
 	// or after it, is stray unless right after its
 	// original. StrayID is the copy's id (a malformed item's SHA-256),
-	// StrayGap how many entries after its original it sits.
-	Stray      bool
-	StrayAfter time.Time
-	StrayID    string
-	StrayGap   int
+	// StrayGap how many entries after its original it sits, and
+	// StrayUnknown reports that its instant, or the entry's before it, is
+	// unknown.
+	Stray        bool
+	StrayAfter   time.Time
+	StrayID      string
+	StrayGap     int
+	StrayUnknown bool
 	// Meta is upstream's paging information, as sent.
 	Meta Meta
 }
@@ -157,6 +160,7 @@ func decodePage(body []byte) (*Page, error) {
 		}
 		if dup && !p.Stray && self != prev && (self.at.IsZero() || !self.at.Equal(prev.at)) {
 			p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = true, lastValid, self.id, i-orig
+			p.StrayUnknown = self.at.IsZero() || prev.at.IsZero()
 		}
 		prev = self
 		if q == nil && i == 0 {

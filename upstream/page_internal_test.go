@@ -101,6 +101,9 @@ func TestDecodePage_Ties(t *testing.T) {
 			p, err := decodePage([]byte(body))
 			require.NoError(t, err)
 			require.Equal(t, tc.stray, p.Stray)
+			// The Unknown rows are those where the copy's instant, or the
+			// entry's before it, is unknown.
+			require.Equal(t, tc.stray && strings.HasPrefix(tc.name, "Unknown"), p.StrayUnknown)
 			if tc.after == "" {
 				require.True(t, p.StrayAfter.IsZero(), "%s", p.StrayAfter)
 				return
