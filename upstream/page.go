@@ -55,11 +55,10 @@ type Page struct {
 	// no order, is as likely a row listed twice, and nothing tells them
 	// apart. A malformed entry's instant is its createdAt where that can
 	// be read; where it cannot, the instant is unknown and a copy of it,
-	// or after it, is stray unless right after its
-	// original. StrayID is the copy's id (a malformed item's SHA-256),
-	// StrayGap how many entries after its original it sits, and
-	// StrayUnknown reports that its instant, or the entry's before it, is
-	// unknown.
+	// or after it, is stray unless right after its original. StrayID is
+	// the copy's id (a malformed item's SHA-256), StrayGap how many
+	// entries after its original it sits, and StrayUnknown reports that
+	// its instant, or the entry's before it, is unknown.
 	Stray        bool
 	StrayAfter   time.Time
 	StrayID      string
