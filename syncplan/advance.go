@@ -38,18 +38,10 @@ type Page struct {
 	// when not known for certain.
 	HeadTie []string `json:"headTie,omitempty"`
 	TailTie []string `json:"tailTie,omitempty"`
-	// Stray reports a copy on the page not right after its original,
-	// and StrayAfter the createdAt of the last valid item served before
-	// it (upstream.Page): in a sorted listing the page proves nothing at
-	// or after StrayAfter (nothing at all when it is zero).
-	// StrayID and StrayGap (entries after its original) tell the copy,
-	// and StrayUnknown reports that its instant, or the entry's before it,
-	// is unknown (State.Stray).
-	Stray        bool      `json:"stray,omitempty"`
-	StrayAfter   time.Time `json:"strayAfter,omitzero"`
-	StrayID      string    `json:"strayId,omitempty"`
-	StrayGap     int       `json:"strayGap,omitempty"`
-	StrayUnknown bool      `json:"strayUnknown,omitempty"`
+	// StrayCopy reports a copy on the page not right after its original
+	// (its fields keep their JSON names: pages travel in activity
+	// payloads).
+	StrayCopy
 	// Stored is, for a window paged through one second (Burst), how many
 	// items with createdAt in the window are stored once this page is:
 	// the count that proves such a window read (ApplyPage fills it).
@@ -61,6 +53,21 @@ type Page struct {
 	// ordered is set by Advance: the page is sorted, and upstream is
 	// known to sort (State.observeOrder).
 	ordered bool
+}
+
+// StrayCopy is what a page shows of a stray copy (upstream.Page, which
+// finds it): Stray reports a copy not right after its original, and
+// StrayAfter the createdAt of the last valid item served before it: in a
+// sorted listing the page proves nothing at or after StrayAfter (nothing
+// at all when it is zero). StrayID and StrayGap (entries after its
+// original) tell the copy, and StrayUnknown reports that its instant, or
+// the entry's before it, is unknown (State.Stray).
+type StrayCopy struct {
+	Stray        bool      `json:"stray,omitempty"`
+	StrayAfter   time.Time `json:"strayAfter,omitzero"`
+	StrayID      string    `json:"strayId,omitempty"`
+	StrayGap     int       `json:"strayGap,omitempty"`
+	StrayUnknown bool      `json:"strayUnknown,omitempty"`
 }
 
 // observeOrder folds the page's order into the evidence that upstream

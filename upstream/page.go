@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"scorekeeper"
+	"scorekeeper/syncplan"
 )
 
 // MaxIDLength is the longest transaction id accepted
@@ -59,11 +60,7 @@ type Page struct {
 	// the copy's id (a malformed item's SHA-256), StrayGap how many
 	// entries after its original it sits, and StrayUnknown reports that
 	// its instant, or the entry's before it, is unknown.
-	Stray        bool
-	StrayAfter   time.Time
-	StrayID      string
-	StrayGap     int
-	StrayUnknown bool
+	syncplan.StrayCopy
 	// Meta is upstream's paging information, as sent.
 	Meta Meta
 }
