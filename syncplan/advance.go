@@ -392,17 +392,17 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		// capped small, or copies), or a stray copy before any item:
 		// neither order nor offsets prove anything. A window that fits
 		// one page proves itself: read a narrower one (advanceNarrow).
-		f = narrower(req.Start, req.End)
+		f = narrower(cfg, p)
 	default:
 		// Upstream is not sorted (or served a short page mid-window): the
-		// watermark moves only by whole fixed windows from now on, paged by
-		// upstream's own totalPages. A first page is the first page of a
-		// fixed window; later pages proved nothing beyond the watermark.
+		// watermark moves only by whole fixed windows from now on, each
+		// read in one page (advanceFixed). A first page that does not hold
+		// its window is followed by a narrower window that fits one;
+		// later pages proved nothing beyond the watermark.
 		st.Unordered = true
 		st.Late = nil // a re-scan paged in the old order starts again
 		if req.Page == 1 && !p.complete(0) {
-			f = &Feed{Start: req.Start, End: req.End, Fixed: true, Page: 2, Total: p.Total, ReadAt: p.At,
-				Before: p.distinct(), LastAt: p.Tail}
+			f = narrower(cfg, p)
 		} else {
 			f = nil
 		}
@@ -418,7 +418,7 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	req := p.Request
 	f := st.Feed
 	if f == nil || !f.Fixed || !f.Start.Equal(req.Start) || !f.End.Equal(req.End) || f.Page != req.Page {
-		f = &Feed{Start: req.Start, End: req.End, Fixed: true, Page: req.Page, Sorted: true}
+		f = &Feed{Start: req.Start, End: req.End, Fixed: true, Page: req.Page}
 	}
 	switch {
 	case f.Burst:
@@ -429,33 +429,31 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	if req.Page == 1 || f.ReadAt.IsZero() {
 		f.Total, f.ReadAt = p.Total, p.At
 	}
-	wasSorted := f.Sorted && req.Page > 1
-	f.Sorted = f.Sorted && isSorted(p.CreatedAt)
-	if wasSorted && f.Sorted && p.ordered && (!p.joins(f.LastAt) || p.distinct() < p.Count) {
-		// Upstream sorts by createdAt again and this boundary fell inside a
-		// tie: offsets prove nothing about that instant. Read on from the
-		// watermark in sliding windows, which start over at seconds.
+	if p.ordered && p.full() {
+		// A full page in createdAt order, with the evidence behind it:
+		// upstream sorts again. Read on from the watermark in sliding
+		// windows.
 		st.Unordered = false
 		st.Late = nil
-		st.Feed = nil
-		return through
+		if !p.complete(f.Before) {
+			st.Feed = nil
+			return through
+		}
 	}
+	st.observeRate(cfg, nil, req.Start, req.End, p.Total)
 	if !p.complete(f.Before) {
-		f.Page = req.Page + 1
-		f.Before += p.distinct()
-		f.LastAt = p.Tail
-		st.Feed = f
+		// More than a page in the window. A listing in no order need not
+		// keep even that order between requests (ORDER BY a column with
+		// ties, newest first with ties, or none), so a later page may
+		// repeat items of this one and leave others out: offsets prove
+		// nothing. The items are stored; a narrower window that fits one
+		// page, which proves itself whatever the order, is read next.
+		st.Feed = narrower(cfg, p)
 		return through
 	}
 	old := through
 	through = later(through, req.End)
-	st.observeRate(cfg, nil, req.Start, req.End, p.Total)
 	st.addRead(Read{Start: req.Start, End: req.End, Total: f.Total, At: f.ReadAt})
-	if f.Sorted && req.Page >= 2 && p.Total > p.perPage() && p.ordered {
-		// Two or more pages, all in createdAt order: upstream sorts again.
-		st.Unordered = false
-		st.Late = nil
-	}
 	st.Feed = nil
 	st.coverFresh(cfg, old, through, f.ReadAt)
 	return through
@@ -505,14 +503,40 @@ func burstNext(p Page, before, passes int) burstStep {
 	return burstDone
 }
 
-// narrower is a fixed window of about half of [start, end], to be read
-// in one page; a window of one second that does not fit a page is a
-// burst, proven by its count.
-func narrower(start, end time.Time) *Feed {
+// narrower is a fixed window from the start of p's window, narrowed to
+// fit one page: it ends where p's items say a page's worth of the
+// window's items end (the quantile of their createdAt that a page holds
+// of meta.totalItems, or, on a page listed newest first, a page's share
+// of the span before its oldest item; half the window when p tells
+// nothing), at least a
+// second after its start and before its end. A window of one second that
+// does not fit a page is a burst, proven by its count (a narrower window
+// of one second is not: a second's worth of items mostly fits a page).
+func narrower(cfg Config, p Page) *Feed {
+	start, end := p.Request.Start, p.Request.End
 	mid := start.Add(end.Sub(start) / 2).Truncate(time.Second)
-	if !mid.After(start) {
-		return &Feed{Start: start, End: earlier(start.Add(time.Second), end), Fixed: true, Burst: true, Page: 1}
+	fits := float64(cfg.page()) * cfg.fill(1)
+	ts := p.CreatedAt
+	switch n := len(ts); {
+	case n > 1 && newestFirst(ts):
+		// Newest first: the page holds the window's newest items, and the
+		// rest are older than its oldest. Of those, as many as fit a page
+		// are taken to lie evenly before it.
+		oldest := ts[n-1].Truncate(time.Second)
+		mid = oldest
+		if rest := float64(p.Total - p.Count); rest > fits {
+			mid = start.Add(time.Duration(float64(oldest.Sub(start)) * fits / rest)).Truncate(time.Second)
+		}
+	case n > 0 && fits < float64(p.Total):
+		// In any other order the page is taken for a sample of the window:
+		// the window ends where the share of it a page holds ends.
+		ts = slices.SortedFunc(slices.Values(ts), func(a, b time.Time) int { return a.Compare(b) })
+		mid = ts[int(fits/float64(p.Total)*float64(n))].Truncate(time.Second)
 	}
+	if !end.After(start.Add(time.Second)) {
+		return &Feed{Start: start, End: end, Fixed: true, Burst: true, Page: 1}
+	}
+	mid = earlier(later(mid, start.Add(time.Second)), end.Add(-time.Second))
 	return &Feed{Start: start, End: mid, Fixed: true, Narrow: true, Page: 1}
 }
 
@@ -523,19 +547,25 @@ func narrower(start, end time.Time) *Feed {
 func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) time.Time {
 	req := p.Request
 	old := through
+	sorted := isSorted(p.CreatedAt)
+	if !sorted && !st.Unordered {
+		st.Unordered = true
+		st.Late = nil
+	}
 	switch {
-	case p.ends(0):
+	case p.complete(0) && (!p.Stray || !sorted):
+		// (In a listing in no order a copy's place means nothing.)
 		through = later(through, req.End)
 		st.Feed = nil
 	case p.ordered && !p.proven().IsZero():
 		through = later(through, p.proven().Truncate(time.Second).Add(-time.Second))
 		st.Feed = nil
-	case !isSorted(p.CreatedAt):
-		st.Unordered = true
-		st.Late = nil
-		st.Feed = nil
+		if p.full() {
+			st.Unordered = false
+		}
 	default:
-		st.Feed = narrower(req.Start, req.End)
+		st.observeRate(cfg, nil, req.Start, req.End, p.Total)
+		st.Feed = narrower(cfg, p)
 	}
 	st.coverFresh(cfg, old, through, p.At)
 	return through
@@ -581,6 +611,9 @@ func advanceRescan(cfg Config, st *State, p Page) {
 	req := p.Request
 	if req.Page == 1 {
 		st.LateRounds++
+		if span := req.End.Sub(req.Start); span >= time.Second {
+			st.LateRate = float64(p.Total) / span.Seconds()
+		}
 	}
 	sorted := isSorted(p.CreatedAt)
 	if (!sorted && !st.Unordered) || (p.ordered && st.Unordered) {
@@ -616,10 +649,12 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		st.LateTo = later(st.LateTo, req.End)
 		return
 	}
-	if !st.Unordered && sorted && (!p.ordered || p.proven().IsZero()) && (req.Page == 1 || p.Stray) {
-		// As for fresh pages (advanceNarrow): too few items to prove
-		// anything by order; a narrower window proves itself in one page.
-		n := narrower(req.Start, req.End)
+	if st.Unordered || (sorted && (!p.ordered || p.proven().IsZero()) && (req.Page == 1 || p.Stray)) {
+		// As for fresh pages (advanceFixed, advanceNarrow): in a listing
+		// in no order offsets prove nothing, and a sorted page with too
+		// few items proves nothing by order; a narrower window proves
+		// itself in one page.
+		n := narrower(cfg, p)
 		st.Late = &Window{Start: n.Start, End: n.End, Page: 1, Burst: n.Burst}
 		return
 	}
@@ -696,6 +731,12 @@ func (st *State) prune(cfg Config, through time.Time) {
 	st.Reads = slices.DeleteFunc(st.Reads, func(r Read) bool {
 		return !r.End.After(lateTo) || (st.Feed == nil && r.End.After(through))
 	})
+}
+
+// newestFirst reports whether ts is listed newest first: sorted from the
+// latest to the earliest, with at least two instants.
+func newestFirst(ts []time.Time) bool {
+	return !ts[0].Equal(ts[len(ts)-1]) && slices.IsSortedFunc(ts, func(a, b time.Time) int { return b.Compare(a) })
 }
 
 func isSorted(ts []time.Time) bool {

@@ -151,6 +151,9 @@ type State struct {
 	ProbeMiss float64 `json:"probeMiss,omitempty"`
 	// LateRounds counts late-coverage requests (auto re-tests probes).
 	LateRounds int `json:"lateRounds,omitempty"`
+	// LateRate is the volume, in items per second, of the window the last
+	// re-scan read: late windows of a listing in no order are sized by it.
+	LateRate float64 `json:"lateRate,omitempty"`
 	// Breaks is a moving share of offset continuations that did not join
 	// the page before (see advanceSliding).
 	Breaks float64 `json:"breaks,omitempty"`
@@ -215,8 +218,6 @@ type Feed struct {
 	// Count is how many items the sliding window's page Page held when
 	// last read (it is read again until it fills).
 	Count int `json:"count,omitempty"`
-	// Sorted stays set while every page of a fixed window was sorted.
-	Sorted bool `json:"sorted,omitempty"`
 	// LastAt is the last entry's createdAt on the page before Page (zero:
 	// malformed), which page Page must come strictly after to join it.
 	LastAt time.Time `json:"lastAt,omitzero"`
@@ -377,7 +378,9 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 		return Request{}, false
 	}
 	if in.State.Unordered && f == nil {
-		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, maxFixedPages), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
+		// One page: in a listing in no order only a window read in one
+		// page proves itself (advanceFixed).
+		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
 	}
 	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize, ForWant: forWant}, true
 }
@@ -409,7 +412,7 @@ func expected(in Input, start, at time.Time) float64 {
 // full: a sliding window's page p needs p pages' worth from its start.
 func need(cfg Config, in Input, page int) float64 {
 	if in.State.Unordered {
-		return float64(cfg.page()) * fill(1)
+		return float64(cfg.page()) * cfg.fill(1)
 	}
 	n := float64(page * cfg.page())
 	if f := in.State.Feed; f == nil || f.Total == 0 {
@@ -456,10 +459,12 @@ func freshDueIn(cfg Config, in Input) time.Duration {
 }
 
 // fill is the share of k pages a fixed window is sized to: the expected
-// count plus 1.65 standard deviations of a Poisson count fits in k pages,
-// so about one window in twenty spills onto a nearly empty extra page.
-func fill(k int) float64 {
-	n := float64(k) * 1000
+// count plus 1.65 standard deviations of a Poisson count fits in k pages
+// of the size windows are sized in, so about one window in twenty
+// spills. (The smaller the page, the larger the margin: 95% of a page of
+// 1000, 79% of a page of 50.)
+func (cfg Config) fill(k int) float64 {
+	n := float64(k * cfg.page())
 	s := (-1.65 + math.Sqrt(1.65*1.65+4*n)) / 2 // x + 1.65·√x = n
 	return s * s / n
 }
@@ -475,28 +480,39 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// sizedEnd sizes a fixed window from start: whole pages of the expected
-// volume, at most maxPages, never past e. With no rate known yet it takes
-// everything up to e.
-func sizedEnd(cfg Config, r float64, start, e time.Time, maxPages int) time.Time {
+// sizedEnd sizes a fixed window from start to fit one page of the
+// expected volume r, never past e; with no volume known it takes
+// everything up to e. Windows end on whole seconds: of the two around
+// the size that fills fill(1) of a page, it takes the one expected to
+// prove more items per request (a longer window holds more, but spills
+// more often, and a window that spills costs a request more and delays
+// the watermark: counted as two). With small
+// pages the longer one mostly wins: a second may be a large share of the
+// window.
+func sizedEnd(cfg Config, r float64, start, e time.Time) time.Time {
 	if r <= 0 {
 		return e
 	}
-	avail := r * e.Sub(start).Seconds()
-	k := min(max(int(avail/(float64(cfg.page())*fill(1))), 1), maxPages)
-	secs := float64(k) * float64(cfg.page()) * fill(k) / r
+	n := float64(cfg.page())
+	secs := n * cfg.fill(1) / r
 	if secs >= e.Sub(start).Seconds() {
 		// (A volume near zero would overflow a Duration.)
 		return e
 	}
-	end := start.Add(seconds(secs)).Truncate(time.Second)
+	perRequest := func(s float64) float64 {
+		x := r * s
+		spill := 0.5 * math.Erfc((n-x)/math.Sqrt(2*x)) // P(count > n), normal approximation
+		return x / (1 + 2*spill)
+	}
+	k := max(math.Floor(secs), 1)
+	if perRequest(k+1) > perRequest(k) {
+		k++
+	}
+	end := start.Add(time.Duration(k) * time.Second).Truncate(time.Second)
 	if !end.After(start) {
 		end = start.Add(time.Second)
 	}
-	if end.After(e) {
-		end = e
-	}
-	return end
+	return earlier(end, e)
 }
 
 // nextLate returns the next late-coverage request, if there is work that
@@ -526,8 +542,16 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 			return Request{Kind: Probe, Start: r.Start, End: r.End, Page: 1, Limit: 1, Baseline: r.Total}, true
 		}
 	}
+	r := st.Rate
+	if st.Unordered && st.LateRate > 0 {
+		// Windows of a listing in no order must fit one page: sized by
+		// what the last late read found, not by the fresh volume (which
+		// falls to nothing when the stream stops, while the span behind
+		// still holds its items).
+		r = st.LateRate
+	}
 	switch {
-	case st.Rate <= 0 && st.Unordered:
+	case r <= 0 && st.Unordered:
 		// No volume seen lately: an interval at a time, so one window
 		// of unsorted pages, which proves nothing until read through,
 		// cannot hold hours of items. (Sorted pages move late coverage
@@ -535,12 +559,11 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		if lim := from.Add(max(cfg.Interval, time.Second)); lim.Before(to) {
 			to = lim
 		}
-	case st.Rate <= 0:
+	case r <= 0:
 	case st.Unordered:
-		// One or two whole pages, so late coverage moves as each window
-		// closes and no slot goes to a nearly empty last page. (Sorted
-		// pages move it page by page whatever the window's size.)
-		to = sizedEnd(cfg, st.Rate, from, to, 2)
+		// One page, as fresh windows (advanceFixed). (Sorted pages move
+		// it page by page whatever the window's size.)
+		to = sizedEnd(cfg, r, from, to)
 	default:
 		r := st.Rate
 		lim := from.Add(seconds(float64(maxFixedPages*cfg.page()) / r)).Truncate(time.Second)

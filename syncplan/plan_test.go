@@ -33,6 +33,9 @@ func capacity(cfg Config) float64 {
 }
 
 // Ensure the sync keeps up near capacity and the watermark stays fresh.
+// A listing in no order is held to 90%: its windows must each fit one
+// page, whole seconds wide, which fills about nine tenths of a page; at
+// 95% it falls behind (BenchmarkSim_Capacity reports how far).
 func TestSim_Capacity(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -47,11 +50,9 @@ func TestSim_Capacity(t *testing.T) {
 		{"Ordered90", true, 0.90, 2 * time.Minute, 0, false},
 		{"Unordered90", false, 0.90, 2 * time.Minute, 0, false},
 		{"Ordered98", true, 0.98, 0, 0, false},
-		{"Unordered95", false, 0.95, 0, 0, false},
 		{"Ordered90Manual", true, 0.90, 2 * time.Minute, 3 * time.Minute, false},
 		{"Unordered90Manual", false, 0.90, 2 * time.Minute, 3 * time.Minute, false},
 		{"Ordered98Manual", true, 0.98, 0, 3 * time.Minute, false},
-		{"Unordered95Manual", false, 0.95, 0, 3 * time.Minute, false},
 		{"Ordered90WholeSecondTies", true, 0.90, 2 * time.Minute, 0, true},
 		{"Ordered90WholeSecondTiesManual", true, 0.90, 2 * time.Minute, 3 * time.Minute, true},
 		{"Ordered95WholeSecondTies", true, 0.95, 0, 0, true},
@@ -363,6 +364,24 @@ func TestSim_Adversarial(t *testing.T) {
 		seeds, failed, el.Round(time.Millisecond), float64(seeds)/el.Seconds(), requests, twice)
 }
 
+// Ensure the seeds that found a bug stay exact: each names an upstream
+// the planner once lost an item to.
+func TestSim_AdversarialNamed(t *testing.T) {
+	for _, seed := range []uint64{
+		// Listings in no order that keep none between requests (newest
+		// first with ties shuffled, or a fresh order every time): a fixed
+		// window read on by offset lost the items a reorder moved back
+		// across a page boundary. Windows now each fit one page.
+		2, 13, 41,
+		// The same, with rows listed twice and pages capped at 20: the
+		// windows that fit a page are a second wide, and the seconds
+		// that do not fit are read pass after pass (slow, not wrong).
+		86,
+	} {
+		simAdversarial(t, seed)
+	}
+}
+
 func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	cfg := prodConfig()
@@ -397,6 +416,10 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	m := newSim(t, cfg, items, rng.IntN(5) != 0, t0)
 	m.rng = rng
 	m.shuffleTies = rng.IntN(4) != 0
+	if !m.ordered {
+		m.orng = rand.New(rand.NewPCG(seed, 0x0bde))
+		m.unstable = []int{unorderedStable, unorderedDesc, unorderedShuffled}[m.orng.IntN(3)]
+	}
 	if rng.IntN(3) == 0 {
 		m.pageCap = max(8, cfg.PageSize/(2+rng.IntN(3)))
 	}
@@ -431,9 +454,9 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	}
 	ok := t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 		m.t = t
-		t.Logf("page %d, rate %.2f/s, resolution %s, shuffled ties %v, cap %d, page copies %.2f (in place of another %v), rows twice %.3f, skew %s, manual every %s, ordered %v, late check %s, answers lost %.2f",
-			cfg.PageSize, rate, res, m.shuffleTies, m.pageCap, m.pageDup, m.pageDupMid, m.dupRows, m.skew, m.manualEvery, m.ordered, cfg.LateCheck, m.lossRate)
-		m.settle(stop, stop.Add(3*time.Hour))
+		t.Logf("page %d, rate %.2f/s, resolution %s, shuffled ties %v, cap %d, page copies %.2f (in place of another %v), rows twice %.3f, skew %s, manual every %s, ordered %v (unordered: %s), late check %s, answers lost %.2f",
+			cfg.PageSize, rate, res, m.shuffleTies, m.pageCap, m.pageDup, m.pageDupMid, m.dupRows, m.skew, m.manualEvery, m.ordered, []string{"one order", "newest first", "shuffled on every request"}[m.unstable], cfg.LateCheck, m.lossRate)
+		m.settle(stop, stop.Add(12*time.Hour))
 		m.requireAllStored()
 	})
 	return ok, m

@@ -60,9 +60,15 @@ type sim struct {
 	// page instead, not right after the original: a stray copy.
 	pageDupMid bool
 	dupRows    float64
-	skipped    int
-	lossRate   float64
-	lost       int
+	// unstable, for an unordered listing, is how it keeps its order
+	// between requests (unorderedStable and the rest), drawn from orng
+	// so that drawing it leaves rng's stream, and every older seed, as
+	// it was.
+	unstable int
+	orng     *rand.Rand
+	skipped  int
+	lossRate float64
+	lost     int
 
 	requests map[Kind]int
 	seen     map[string]int // identical fresh requests answered
@@ -136,6 +142,17 @@ func (m *sim) listing(s, e time.Time) []simItem {
 	return out
 }
 
+// How an unordered listing keeps its order between requests (sim.unstable).
+const (
+	// unorderedStable lists in one order, the same on every request.
+	unorderedStable = iota
+	// unorderedDesc lists newest first; ties, with shuffleTies, in a
+	// fresh order on every request.
+	unorderedDesc
+	// unorderedShuffled lists in a fresh order on every request.
+	unorderedShuffled
+)
+
 // order puts a window's items in upstream's answer order.
 func (m *sim) order(out []simItem) []simItem {
 	if m.ordered && m.shuffleTies {
@@ -150,7 +167,23 @@ func (m *sim) order(out []simItem) []simItem {
 			i = j
 		}
 	}
-	if !m.ordered {
+	switch {
+	case !m.ordered && m.unstable == unorderedDesc:
+		// ORDER BY created_at DESC: ties in a fresh order on every
+		// request when shuffleTies.
+		slices.SortFunc(out, func(a, b simItem) int { return b.created.Compare(a.created) })
+		for i := 0; m.shuffleTies && i < len(out); {
+			j := i + 1
+			for j < len(out) && out[j].created.Equal(out[i].created) {
+				j++
+			}
+			m.orng.Shuffle(j-i, func(a, b int) { out[i+a], out[i+b] = out[i+b], out[i+a] })
+			i = j
+		}
+	case !m.ordered && m.unstable == unorderedShuffled:
+		// No order at all, and a fresh one on every request.
+		m.orng.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+	case !m.ordered:
 		slices.SortFunc(out, func(a, b simItem) int {
 			switch {
 			case a.order < b.order:
