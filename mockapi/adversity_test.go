@@ -114,6 +114,39 @@ func TestWholeSeconds(t *testing.T) {
 	})
 }
 
+// servedOnce pages through [from, to] once and counts each id, with the
+// createdAt of every item in the order served.
+func servedOnce(t *testing.T, base string, from, to time.Time, limit int) (map[string]int, []time.Time) {
+	seen := make(map[string]int)
+	var times []time.Time
+	for _, lr := range fetchPages(t, base, from, to, limit) {
+		for _, raw := range lr.Items {
+			tx, err := validateItem(string(raw))
+			require.NoError(t, err)
+			seen[tx.ID]++
+			times = append(times, tx.CreatedAt)
+		}
+	}
+	return seen, times
+}
+
+// requireLostAndRepeated fails unless paging through s once (seen) left
+// an item on neither page and served another on two.
+func requireLostAndRepeated(t *testing.T, s *Server, seen map[string]int) {
+	t.Helper()
+	missed, twice := 0, 0
+	for _, tx := range s.Transactions() {
+		switch seen[tx.ID] {
+		case 0:
+			missed++
+		case 2:
+			twice++
+		}
+	}
+	require.Positive(t, missed, "an item on neither page")
+	require.Positive(t, twice, "an item on both pages")
+}
+
 // dense is a minute of whole-second history, about 50 items a second, in
 // the ordered listing: many ties, and page boundaries inside seconds.
 func dense(c *Config) {
@@ -131,24 +164,13 @@ func TestShuffleTies(t *testing.T) {
 	from, to := testStart.Add(-time.Minute), testStart
 	const limit = 100
 
-	// servedOnce pages through the window once and counts each id.
-	servedOnce := func(t *testing.T, base string) (map[string]int, []time.Time) {
-		seen := make(map[string]int)
-		var times []time.Time
-		for _, lr := range fetchPages(t, base, from, to, limit) {
-			for _, raw := range lr.Items {
-				tx, err := validateItem(string(raw))
-				require.NoError(t, err)
-				seen[tx.ID]++
-				times = append(times, tx.CreatedAt)
-			}
-		}
-		return seen, times
+	once := func(t *testing.T, base string) (map[string]int, []time.Time) {
+		return servedOnce(t, base, from, to, limit)
 	}
 
 	t.Run("WithoutShuffleExact", func(t *testing.T) {
 		s, ts, _ := MustNewServer(t, dense)
-		seen, times := servedOnce(t, ts.URL)
+		seen, times := once(t, ts.URL)
 		require.Len(t, seen, s.ValidCount())
 		for id, n := range seen {
 			require.Equal(t, 1, n, id)
@@ -165,19 +187,9 @@ func TestShuffleTies(t *testing.T) {
 	})
 
 	t.Run("BoundaryInsideSecond", func(t *testing.T) {
-		seen, times := servedOnce(t, ts.URL)
+		seen, times := once(t, ts.URL)
 		require.True(t, slices.IsSortedFunc(times, time.Time.Compare), "still ordered by createdAt")
-		missed, twice := 0, 0
-		for _, tx := range s.Transactions() {
-			switch seen[tx.ID] {
-			case 0:
-				missed++
-			case 2:
-				twice++
-			}
-		}
-		require.Positive(t, missed, "an item on neither page")
-		require.Positive(t, twice, "an item on both pages")
+		requireLostAndRepeated(t, s, seen)
 	})
 
 	t.Run("FreshOrderEveryRequest", func(t *testing.T) {
@@ -214,6 +226,50 @@ func TestShuffleTies(t *testing.T) {
 		cfg.ShuffleTies = true
 		_, err := New(cfg)
 		require.ErrorContains(t, err, "MOCK_SHUFFLE_TIES")
+	})
+}
+
+// Ensure MOCK_NEWEST_FIRST lists a window newest first, every item once
+// without MOCK_SHUFFLE_TIES, and with it loses and repeats items where a
+// page boundary falls inside a second, as `ORDER BY created_at DESC
+// OFFSET n` does.
+func TestNewestFirst(t *testing.T) {
+	from, to := testStart.Add(-time.Minute), testStart
+	const limit = 100
+	once := func(t *testing.T, base string) (map[string]int, []time.Time) {
+		return servedOnce(t, base, from, to, limit)
+	}
+	newest := func(a, b time.Time) int { return b.Compare(a) }
+
+	t.Run("EveryItemOnce", func(t *testing.T) {
+		s, ts, _ := MustNewServer(t, func(c *Config) {
+			dense(c)
+			c.NewestFirst = true
+		})
+		seen, times := once(t, ts.URL)
+		require.Len(t, seen, s.ValidCount())
+		for id, n := range seen {
+			require.Equal(t, 1, n, id)
+		}
+		require.True(t, slices.IsSortedFunc(times, newest), "newest first")
+		require.False(t, slices.IsSortedFunc(times, time.Time.Compare), "not oldest first")
+	})
+
+	t.Run("TiesShuffled", func(t *testing.T) {
+		s, ts, _ := MustNewServer(t, func(c *Config) {
+			dense(c)
+			c.NewestFirst, c.ShuffleTies = true, true
+		})
+		seen, times := once(t, ts.URL)
+		require.True(t, slices.IsSortedFunc(times, newest), "still newest first")
+		requireLostAndRepeated(t, s, seen)
+	})
+
+	t.Run("ErrNeedsOrdered", func(t *testing.T) {
+		cfg := testConfig(&fakeClock{t: testStart})
+		cfg.NewestFirst = true
+		_, err := New(cfg)
+		require.ErrorContains(t, err, "MOCK_NEWEST_FIRST")
 	})
 }
 

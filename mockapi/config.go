@@ -106,6 +106,12 @@ type Config struct {
 	// Only the order changes: each page still has its position range of
 	// the listing, and meta is unchanged. MOCK_SHUFFLE_TIES (true or false).
 	ShuffleTies bool
+	// NewestFirst (only with Ordered) lists a window's items newest first,
+	// as `ORDER BY created_at DESC OFFSET n` does: a listing not in the
+	// order a client may exploit, which with ShuffleTies keeps no order
+	// among ties between requests either, so offsets inside a tie lose
+	// an item and repeat another. MOCK_NEWEST_FIRST (true or false).
+	NewestFirst bool
 	// WholeSeconds makes every createdAt a whole second, as an upstream
 	// storing second-precision timestamps serves it: each generated instant
 	// is truncated to the second, so many items share a createdAt. The
@@ -253,6 +259,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get("MOCK_PAYOUT_SHARE", func(v string) error { return parseFraction(v, &cfg.PayoutShare) })
 	get("MOCK_ORDERED", func(v string) error { return parseBool(v, &cfg.Ordered) })
 	get("MOCK_SHUFFLE_TIES", func(v string) error { return parseBool(v, &cfg.ShuffleTies) })
+	get("MOCK_NEWEST_FIRST", func(v string) error { return parseBool(v, &cfg.NewestFirst) })
 	get("MOCK_TIMESTAMPS", func(v string) error {
 		switch v {
 		case "ms":
@@ -330,6 +337,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("MOCK_PAYOUT_LATENCY: %s is negative", c.PayoutLatency)
 	case c.ShuffleTies && !c.Ordered:
 		return errors.New("MOCK_SHUFFLE_TIES: needs MOCK_ORDERED=true (the unordered listing has no ties to shuffle)")
+	case c.NewestFirst && !c.Ordered:
+		return errors.New("MOCK_NEWEST_FIRST: needs MOCK_ORDERED=true (the unordered listing has no newest first)")
 	case c.PageCap < 0 || c.PageCap > MaxPageSize:
 		return fmt.Errorf("MOCK_PAGE_CAP: %d is not in 1..%d (or 0, no cap)", c.PageCap, MaxPageSize)
 	case c.BigItemBytes < 0 || c.BigItemBytes > MaxBigItemBytes:

@@ -44,6 +44,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"MOCK_START":               "2023-03-16T12:00:00Z",
 			"MOCK_ORDERED":             "true",
 			"MOCK_SHUFFLE_TIES":        "true",
+			"MOCK_NEWEST_FIRST":        "true",
 			"MOCK_TIMESTAMPS":          "s",
 			"MOCK_PAGE_CAP":            "100",
 			"MOCK_PAGE_DUPLICATES":     "0.25",
@@ -59,7 +60,7 @@ func TestConfigFromEnv(t *testing.T) {
 			FailRate: 0.05, SlowRate: 0.1, SlowDelay: 15 * time.Second, PayoutFailRate: 0.2,
 			PayoutRejectUsers: []string{"123456", "654321"}, PayoutRejectRate: 0.05,
 			PayoutLatency: 200 * time.Millisecond, Start: testStart,
-			Ordered: true, ShuffleTies: true, WholeSeconds: true, PageCap: 100, PageDuplicates: 0.25,
+			Ordered: true, ShuffleTies: true, NewestFirst: true, WholeSeconds: true, PageCap: 100, PageDuplicates: 0.25,
 			BigItemBytes: 1 << 20, ClockSkew: 3 * time.Second, DropRate: 0.1,
 		}, cfg)
 	})
@@ -92,6 +93,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"MOCK_START":               "2023-03-16",
 		"MOCK_TIMESTAMPS":          "us",
 		"MOCK_SHUFFLE_TIES":        "sometimes",
+		"MOCK_NEWEST_FIRST":        "yes please",
 		"MOCK_PAGE_CAP":            "0",
 		"MOCK_PAGE_DUPLICATES":     "1.01",
 		"MOCK_BIG_ITEM_BYTES":      "-1",

@@ -367,8 +367,11 @@ func (s *Server) listing(es []entry, startMs, endMs, nowMs int64) []int32 {
 			ks = append(ks, keyed{es[i].order, int32(i)})
 		}
 	}
-	if !s.cfg.Ordered {
+	switch {
+	case !s.cfg.Ordered:
 		slices.SortFunc(ks, func(a, b keyed) int { return cmp.Compare(a.order, b.order) })
+	case s.cfg.NewestFirst:
+		slices.Reverse(ks)
 	}
 	idx := make([]int32, len(ks))
 	for n, k := range ks {

@@ -106,6 +106,22 @@ func drawScenario(seed uint64) scenario {
 		// sorted listings only, as in syncplan's simulation.
 		cfg.PageDuplicates = 0.2 * rng.Float64()
 	}
+	if cfg.Ordered && rand.New(rand.NewPCG(seed, 0xde5c)).IntN(4) == 0 {
+		// Newest first (drawn apart from rng, so that older seeds keep
+		// their scenarios): a listing in no order the sync can exploit,
+		// and with shuffled ties none kept between requests. Copies that
+		// take another item's place are not drawn with it, as for any
+		// unordered listing.
+		cfg.NewestFirst = true
+		cfg.PageDuplicates = 0
+	}
+	if !cfg.Ordered || cfg.NewestFirst {
+		// A listing in no order is read in windows that each fit one
+		// page, whole seconds wide (docs/design.md §4): they fill four
+		// fifths of a page of 50 at best, so live data is drawn at up to
+		// half of what the budget reads in full pages.
+		cfg.LiveRate = max(10, cfg.LiveRate*6/10)
+	}
 	if chance(0.15) {
 		cfg.BigItemBytes = (1 + rng.IntN(3)) << 20
 	}
@@ -142,6 +158,12 @@ func drawScenario(seed uint64) scenario {
 	items := cfg.Transactions + cfg.LiveRate*int(cfg.LiveFor/time.Minute)
 	reread := time.Duration((items+perPage-1)/perPage) * cfg.RateWindow / time.Duration(cfg.RateLimit-1)
 	if sc.late == syncplan.LateProbe {
+		reread *= 2
+	}
+	if !cfg.Ordered || cfg.NewestFirst {
+		// A listing in no order is read in windows that each fit one
+		// page, whole seconds wide: at these page sizes they hold about
+		// half a page (design §4).
 		reread *= 2
 	}
 	manual := time.Duration(sc.storms) * time.Minute / time.Duration(cfg.RateLimit) * 60 / 5
@@ -672,9 +694,9 @@ func (w *world) summary() string {
 	st := w.mock.Stats().Transactions
 	fmt.Fprintf(&b, "; upstream: %d requests, %d dropped, %d failed", st.Received, st.Dropped, st.Failed)
 	c := w.sc.mock
-	fmt.Fprintf(&b, "\nscenario: page %d, late check %s, %d pages a run; upstream: %d users, %d items over %s, %d/min live for %s, late %.3f after %s, ordered %t, shuffled ties %t, whole seconds %t, page cap %d, page copies %.2f, big item %d, skew %s, drops %.3f, 5xx %.3f, malformed %.3f",
+	fmt.Fprintf(&b, "\nscenario: page %d, late check %s, %d pages a run; upstream: %d users, %d items over %s, %d/min live for %s, late %.3f after %s, ordered %t, newest first %t, shuffled ties %t, whole seconds %t, page cap %d, page copies %.2f, big item %d, skew %s, drops %.3f, 5xx %.3f, malformed %.3f",
 		w.sc.pageSize, w.sc.late, w.sc.maxPages, c.Users, c.Transactions, c.History, c.LiveRate, c.LiveFor, c.LateRate, c.LateDelay,
-		c.Ordered, c.ShuffleTies, c.WholeSeconds, c.PageCap, c.PageDuplicates, c.BigItemBytes, c.ClockSkew, c.DropRate, c.FailRate, c.MalformedRate)
+		c.Ordered, c.NewestFirst, c.ShuffleTies, c.WholeSeconds, c.PageCap, c.PageDuplicates, c.BigItemBytes, c.ClockSkew, c.DropRate, c.FailRate, c.MalformedRate)
 	if st, err := db.ReadSyncStatus(w.ctx, w.d, w.acts.Sync.Budget); err == nil {
 		fmt.Fprintf(&b, "\nbudget spent in the last hour: %v", st.BudgetSpent)
 	}
