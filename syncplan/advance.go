@@ -508,10 +508,10 @@ func burstNext(p Page, before, passes int) burstStep {
 // window's items end (the quantile of their createdAt that a page holds
 // of meta.totalItems, or, on a page listed newest first, a page's share
 // of the span before its oldest item; half the window when p tells
-// nothing), at least a
-// second after its start and before its end. A window of one second that
-// does not fit a page is a burst, proven by its count (a narrower window
-// of one second is not: a second's worth of items mostly fits a page).
+// nothing), at least a second after its start and before its end. A
+// window of one second that does not fit a page is a burst, proven by its
+// count (a narrower window of one second is not: a second's worth of
+// items mostly fits a page).
 func narrower(cfg Config, p Page) *Feed {
 	start, end := p.Request.Start, p.Request.End
 	mid := start.Add(end.Sub(start) / 2).Truncate(time.Second)

@@ -486,9 +486,8 @@ func seconds(s float64) time.Duration {
 // the size that fills fill(1) of a page, it takes the one expected to
 // prove more items per request (a longer window holds more, but spills
 // more often, and a window that spills costs a request more and delays
-// the watermark: counted as two). With small
-// pages the longer one mostly wins: a second may be a large share of the
-// window.
+// the watermark: counted as two). With small pages the longer one mostly
+// wins: a second may be a large share of the window.
 func sizedEnd(cfg Config, r float64, start, e time.Time) time.Time {
 	if r <= 0 {
 		return e
@@ -565,7 +564,6 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		// it page by page whatever the window's size.)
 		to = sizedEnd(cfg, r, from, to)
 	default:
-		r := st.Rate
 		lim := from.Add(seconds(float64(maxFixedPages*cfg.page()) / r)).Truncate(time.Second)
 		if lim.After(from) && lim.Before(to) {
 			to = lim
