@@ -282,6 +282,19 @@ func (a *Activities) FetchPage(ctx context.Context, in FetchPageInput) (FetchPag
 	return out, nil
 }
 
+// passKeys are the keys of a page's distinct entries (syncplan.Page.Keys):
+// a valid item's id, a malformed item's SHA-256, as they are deduplicated.
+func passKeys(r FetchPageResult) []uint32 {
+	keys := make([]uint32, 0, len(r.Items)+len(r.Quarantined))
+	for _, it := range r.Items {
+		keys = append(keys, syncplan.PassKey(it.ID))
+	}
+	for _, q := range r.Quarantined {
+		keys = append(keys, syncplan.PassKey(q.SHA256))
+	}
+	return keys
+}
+
 // requestKey names an upstream request: the same key twice is the same
 // page asked for twice.
 func requestKey(r syncplan.Request) string {
@@ -386,6 +399,7 @@ func (a *Activities) ApplyPage(ctx context.Context, in ApplyPageInput) (ApplyPag
 			page := in.Page.Page
 			page.Repeats = res.Duplicates + len(in.Page.Quarantined) - res.Quarantined
 			page.Stored = res.Counted
+			page.Keys = passKeys(in.Page)
 			next, t := syncplan.Advance(cfg, st.SyncedThrough, state, page)
 			through = t
 			b, err := json.Marshal(next)

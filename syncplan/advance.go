@@ -1,8 +1,10 @@
 package syncplan
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"time"
@@ -49,6 +51,11 @@ type Page struct {
 	// Repeats counts the page's items that were stored before it (the
 	// database found their ids). Informational: no proof rests on it.
 	Repeats int `json:"repeats,omitempty"`
+	// Keys are the page's distinct entries' PassKeys, set where the page
+	// is applied (it never travels: a pass keeps what it needs of them).
+	// Without them a window of a listing in no order is proven by one
+	// page only.
+	Keys []uint32 `json:"-"`
 
 	// ordered is set by Advance: the page is sorted, and upstream is
 	// known to sort (State.observeOrder).
@@ -427,8 +434,12 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 		return advanceNarrow(cfg, through, st, f, p)
 	}
 	if req.Page == 1 || f.ReadAt.IsZero() {
-		f.Total, f.ReadAt = p.Total, p.At
+		f.Total = p.Total
+		if f.Top.IsZero() || f.ReadAt.IsZero() {
+			f.ReadAt = p.At
+		}
 	}
+	st.observeDesc(p)
 	if p.ordered && p.full() {
 		// A full page in createdAt order, with the evidence behind it:
 		// upstream sorts again. Read on from the watermark in sliding
@@ -440,20 +451,42 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 			return through
 		}
 	}
-	st.observeRate(cfg, nil, req.Start, req.End, p.Total)
-	if !p.complete(f.Before) {
-		// More than a page in the window. A listing in no order need not
-		// keep even that order between requests (ORDER BY a column with
+	if req.Page == 1 {
+		st.observeRate(cfg, nil, req.Start, req.End, p.Total)
+	}
+	pass, step := f.Pass.next(p, st.passPages())
+	switch step {
+	case passNextPage:
+		f.Pass, f.Page = pass, req.Page+1
+		st.Feed = f
+		return through
+	case passNarrow, passFailed:
+		// More than the pass could prove. A listing in no order need not
+		// keep even its order between requests (ORDER BY a column with
 		// ties, newest first with ties, or none), so a later page may
-		// repeat items of this one and leave others out: offsets prove
-		// nothing. The items are stored; a narrower window that fits one
-		// page, which proves itself whatever the order, is read next.
+		// repeat items of an earlier one and leave others out: offsets
+		// alone prove nothing (Pass). The items are stored; a narrower
+		// window that fits one page, which proves itself whatever the
+		// order, is read next.
+		if step == passFailed {
+			st.passFailed()
+		}
+		if next := descNext(f, p); next != nil {
+			st.Feed = next
+			return through
+		}
 		st.Feed = narrower(cfg, p)
 		return through
 	}
+	st.passProven(req.Page)
 	old := through
-	through = later(through, req.End)
-	st.addRead(Read{Start: req.Start, End: req.End, Total: f.Total, At: f.ReadAt})
+	through = later(through, f.closes())
+	total, at := f.Total, f.ReadAt
+	if req.Page > 1 {
+		// Proven by the count at the last page's request.
+		total, at = p.Total, p.At
+	}
+	st.addRead(Read{Start: req.Start, End: req.End, Total: total, At: at})
 	st.Feed = nil
 	st.coverFresh(cfg, old, through, f.ReadAt)
 	return through
@@ -474,11 +507,11 @@ func advanceBurst(cfg Config, through time.Time, st *State, f *Feed, p Page) tim
 		st.Feed = f
 		return through
 	case burstAgain:
-		st.Feed = &Feed{Start: req.Start, End: req.End, Fixed: true, Burst: true, Page: 1, Passes: f.Passes + 1}
+		st.Feed = &Feed{Start: req.Start, End: req.End, Fixed: true, Burst: true, Page: 1, Passes: f.Passes + 1, Top: f.Top, ReadAt: f.ReadAt}
 		return through
 	}
 	st.Feed = nil
-	return later(through, req.End)
+	return later(through, f.closes())
 }
 
 // burstStep is what a page of a burst window means for it.
@@ -519,13 +552,16 @@ func narrower(cfg Config, p Page) *Feed {
 	ts := p.CreatedAt
 	switch n := len(ts); {
 	case n > 1 && newestFirst(ts):
-		// Newest first: the page holds the window's newest items, and the
-		// rest are older than its oldest. Of those, as many as fit a page
-		// are taken to lie evenly before it.
+		// Newest first: the page and the pages before it hold the
+		// window's newest items, and the rest are older than its oldest.
+		// Of those, as many as fit a page are taken to lie evenly before
+		// it.
 		oldest := ts[n-1].Truncate(time.Second)
-		mid = oldest
-		if rest := float64(p.Total - p.Count); rest > fits {
+		if rest := float64(p.Total - (p.Request.Page-1)*p.perPage() - p.Count); rest > fits {
 			mid = start.Add(time.Duration(float64(oldest.Sub(start)) * fits / rest)).Truncate(time.Second)
+		} else {
+			// The page's oldest items make up the rest of a page's worth.
+			mid = ts[max(n-1-int(fits-rest), 0)].Truncate(time.Second)
 		}
 	case n > 0 && fits < float64(p.Total):
 		// In any other order the page is taken for a sample of the window:
@@ -565,7 +601,10 @@ func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) ti
 		}
 	default:
 		st.observeRate(cfg, nil, req.Start, req.End, p.Total)
-		st.Feed = narrower(cfg, p)
+		st.observeDesc(p)
+		if st.Feed = descNext(f, p); st.Feed == nil {
+			st.Feed = narrower(cfg, p)
+		}
 	}
 	st.coverFresh(cfg, old, through, p.At)
 	return through
@@ -644,16 +683,34 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		st.Late = &Window{Start: later(req.Start, w.LastAt.Truncate(time.Second)), End: req.End, Page: 1}
 		return
 	}
-	if p.complete(w.Before) && (st.Unordered || !p.Stray) {
+	if st.Unordered {
+		// As advanceFixed: a pass over the window's pages.
+		pass, step := w.Pass.next(p, st.passPages())
+		switch step {
+		case passNextPage:
+			st.Late = &Window{Start: req.Start, End: req.End, Page: req.Page + 1, Pass: pass}
+			return
+		case passProven:
+			st.passProven(req.Page)
+			st.Late = nil
+			st.LateTo = later(st.LateTo, req.End)
+			return
+		case passFailed:
+			st.passFailed()
+		}
+		n := narrower(cfg, p)
+		st.Late = &Window{Start: n.Start, End: n.End, Page: 1, Burst: n.Burst}
+		return
+	}
+	if p.complete(w.Before) && !p.Stray {
 		st.Late = nil
 		st.LateTo = later(st.LateTo, req.End)
 		return
 	}
-	if st.Unordered || (sorted && (!p.ordered || p.proven().IsZero()) && (req.Page == 1 || p.Stray)) {
-		// As for fresh pages (advanceFixed, advanceNarrow): in a listing
-		// in no order offsets prove nothing, and a sorted page with too
-		// few items proves nothing by order; a narrower window proves
-		// itself in one page.
+	if sorted && (!p.ordered || p.proven().IsZero()) && (req.Page == 1 || p.Stray) {
+		// As for fresh pages (advanceNarrow): a sorted page with too few
+		// items proves nothing by order; a narrower window proves itself
+		// in one page.
 		n := narrower(cfg, p)
 		st.Late = &Window{Start: n.Start, End: n.End, Page: 1, Burst: n.Burst}
 		return
@@ -803,4 +860,224 @@ func NeedsCount(st State, req Request) bool {
 		return st.Late != nil && st.Late.Burst
 	}
 	return false
+}
+
+// PassKey is an entry's key in a pass (Page.Keys): the FNV-1a hash of its
+// id (of a malformed item, of its SHA-256). Two items whose keys collide
+// look like one item on two pages, which fails the pass; a collision never
+// proves a pass that is not.
+func PassKey(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32()
+}
+
+// Pass is what a pass over a fixed window of a listing in no order keeps
+// of the pages read so far. Such a listing may serve its items in another
+// order on every request, so a page read by offset may repeat items of an
+// earlier page and leave others on no page; but items only ever join a
+// listing, so if the pass's pages hold no item twice and as many distinct
+// items as upstream counts at the last page's request (meta.totalItems),
+// every item visible then was read, whatever the order did (Pass.next).
+type Pass struct {
+	// Seen are the keys of the items on the pass's earlier pages, sorted,
+	// four bytes each, little-endian.
+	Seen []byte `json:"passSeen,omitempty"`
+	// Items counts the distinct items on those pages.
+	Items int `json:"passItems,omitempty"`
+}
+
+// passStep is what a page of a window of a listing in no order means for
+// its pass.
+type passStep int
+
+const (
+	passNextPage passStep = iota // read on: upstream counts more
+	passProven                   // every item upstream counts was read
+	passNarrow                   // more than maxPages: read a narrower window
+	passFailed                   // the order moved: read a narrower window
+)
+
+// next decides the pass's step after page p, read with at most maxPages
+// pages to a pass, and folds p into the pass when it reads on. Page 1
+// alone proves its window as any page does (Page.complete). A later page
+// proves it only by the count: distinct items reaching upstream's count,
+// with no item on two pages (an item on two pages is upstream's order
+// moving, or a row listed twice; the pass tells the two apart by nothing,
+// so it fails either way). A page without keys proves nothing beyond
+// itself.
+func (ps Pass) next(p Page, maxPages int) (Pass, passStep) {
+	req := p.Request
+	if req.Page == 1 && p.complete(0) {
+		return ps, passProven
+	}
+	keys := slices.Compact(slices.Sorted(slices.Values(p.Keys)))
+	if len(keys) == 0 || len(keys) > p.distinct() {
+		return ps, passNarrow
+	}
+	if ps.holdsAny(keys) {
+		return ps, passFailed
+	}
+	items := ps.Items + p.distinct()
+	switch {
+	case req.Page > 1 && req.Page >= p.TotalPages && items >= p.Total:
+		return ps, passProven
+	case !p.full():
+		// The listing ended short of its count: items moved, or a copy
+		// took an item's place.
+		return ps, passFailed
+	case req.Page >= maxPages && (maxPages == 1 || p.Total-items > p.perPage()):
+		// (A pass that one more page would complete reads it: a window
+		// that spilled by a few items is not read again.)
+		return ps, passNarrow
+	}
+	return Pass{Seen: mergeKeys(ps.Seen, keys), Items: items}, passNextPage
+}
+
+// keys decodes Seen.
+func (ps Pass) keys() []uint32 {
+	out := make([]uint32, len(ps.Seen)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(ps.Seen[4*i:])
+	}
+	return out
+}
+
+// holdsAny reports whether any of keys is in Seen.
+func (ps Pass) holdsAny(keys []uint32) bool {
+	seen := ps.keys()
+	for _, k := range keys {
+		if _, found := slices.BinarySearch(seen, k); found {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeKeys returns seen (Pass.Seen) with keys (sorted, none in seen)
+// added, in a new slice.
+func mergeKeys(seen []byte, keys []uint32) []byte {
+	all := slices.Sorted(slices.Values(append(Pass{Seen: seen}.keys(), keys...)))
+	out := make([]byte, 4*len(all))
+	for i, k := range all {
+		binary.LittleEndian.PutUint32(out[4*i:], k)
+	}
+	return out
+}
+
+// passRetry is how many windows proven in one page follow the first
+// failed pass before a pass is tried again; each further failure in a row
+// doubles it, up to passRetry << passRetryDoublings. A failed pass costs
+// its pages (two requests or so), which near capacity the watermark never
+// wins back: a listing that moves its order on every request (or ties
+// newest first) pays that once, then after 256 windows (about an hour
+// near capacity), 512 more, and so on; one that moved its order once
+// gets its passes back.
+const (
+	passRetry          = 256
+	passRetryDoublings = 5
+)
+
+// passPages is how many pages a fixed window of a listing in no order is
+// sized to: maxFixedPages, or one while passes wait after a failed one.
+func (st State) passPages() int {
+	if st.PassWait > 0 {
+		return 1
+	}
+	return maxFixedPages
+}
+
+// passFailed records a failed pass.
+func (st *State) passFailed() {
+	st.PassFailed++
+	st.PassWait = passRetry << min(st.PassFailed-1, passRetryDoublings)
+}
+
+// passProven records a window proven in pages pages.
+func (st *State) passProven(pages int) {
+	if pages > 1 {
+		st.PassFailed, st.PassWait = 0, 0
+	} else if st.PassWait > 0 {
+		st.PassWait--
+	}
+}
+
+// descTop is, for page 1 of a fixed window listed newest first, the
+// second from which on it proves its window: page 1 holds the listing's
+// first entries, so every item newer than its oldest item (newer than
+// the last valid item before a stray copy, which may hold the place of an
+// older one) that was visible at its request is on it, whatever order
+// upstream gives ties. The window's end is whole seconds: the second
+// returned is the one that instant falls in, rounded up, and the window
+// [Start, it] is what is left to read. Zero: the page proves nothing so
+// (not page 1, not full, not newest first with the evidence observeOrder
+// asks of sorted pages, its last entry of unknown instant, or the proof
+// reaching no lower than the window's end).
+func descTop(p Page) time.Time {
+	ts := p.CreatedAt
+	switch {
+	case p.Request.Page != 1 || !p.full() || len(ts) < 2 || p.Tail.IsZero() || (p.Stray && p.StrayAfter.IsZero()):
+		return time.Time{}
+	case !newestFirst(ts) || lnFactorial(distinctInstants(ts)) < orderEvidence:
+		return time.Time{}
+	}
+	low := ts[len(ts)-1]
+	if p.Stray {
+		low = later(low, p.StrayAfter)
+	}
+	top := low.Truncate(time.Second)
+	if top.Before(low) {
+		top = top.Add(time.Second)
+	}
+	if !top.Before(p.Request.End) {
+		return time.Time{}
+	}
+	return top
+}
+
+// observeDesc keeps State.Desc: set by a full page listed newest first
+// with evidence, cleared by a full page that is not.
+func (st *State) observeDesc(p Page) {
+	if p.Request.Page == 1 && p.full() {
+		st.Desc = !descTop(p).IsZero()
+	}
+}
+
+// descNext is the window left to read after page 1 of f's window, listed
+// newest first, proved its top (descTop): from the window's start to the
+// second the proof reaches, the watermark to move to the window's end
+// (or further, f's own Top) once it is read. Nil when the page proves
+// nothing so.
+func descNext(f *Feed, p Page) *Feed {
+	top := descTop(p)
+	if top.IsZero() {
+		return nil
+	}
+	req := p.Request
+	at := p.At
+	if !f.Top.IsZero() && !f.ReadAt.IsZero() {
+		at = f.ReadAt
+	}
+	next := &Feed{Start: req.Start, End: top, Fixed: true, Page: 1, Top: later(f.Top, req.End), ReadAt: at}
+	if !top.After(req.Start) {
+		// Every item after the window's first second is proven: that
+		// second is left, held by more than a page or not.
+		next.End, next.Burst = req.Start.Add(time.Second), true
+	}
+	return next
+}
+
+// closes is where the watermark moves once the window is read.
+func (f *Feed) closes() time.Time {
+	return later(f.End, f.Top)
+}
+
+// windowPages is how many pages a fresh fixed window of a listing in no
+// order is sized to: passPages, or, while a page 1 listed newest first
+// proves the window's top whatever passes do (State.Desc), maxFixedPages.
+func (st State) windowPages() int {
+	if st.Desc {
+		return maxFixedPages
+	}
+	return st.passPages()
 }

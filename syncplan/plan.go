@@ -154,6 +154,17 @@ type State struct {
 	// LateRate is the volume, in items per second, of the window the last
 	// re-scan read: late windows of a listing in no order are sized by it.
 	LateRate float64 `json:"lateRate,omitempty"`
+	// Desc is set while upstream's full pages come newest first, with
+	// evidence (descTop): a window's page 1 then proves the window down to
+	// its oldest item, whatever order ties take, so windows are sized to
+	// several pages even while passes fail.
+	Desc bool `json:"desc,omitempty"`
+	// PassFailed counts the passes over several pages of a listing in no
+	// order that failed in a row (Pass): upstream moved its order between
+	// requests. PassWait is how many windows proven in one page are still
+	// to come before a pass is tried again (State.passPages).
+	PassFailed int `json:"passFailed,omitempty"`
+	PassWait   int `json:"passWait,omitempty"`
 	// Breaks is a moving share of offset continuations that did not join
 	// the page before (see advanceSliding).
 	Breaks float64 `json:"breaks,omitempty"`
@@ -236,6 +247,13 @@ type Feed struct {
 	// Passes counts the times a burst window was read again because the
 	// items stored fell short of upstream's count.
 	Passes int `json:"passes,omitempty"`
+	// Pass is what a fixed window of a listing in no order read over
+	// several pages has read so far.
+	Pass
+	// Top, when after End, is where the watermark moves once [Start, End]
+	// is read: a page listed newest first proved (End, Top] (descTop),
+	// read from ReadAt on.
+	Top time.Time `json:"top,omitzero"`
 	// Asked is the end of the last read of this sliding window's page 1
 	// when it starts over where it started (a stray copy on it): the
 	// next read waits until the edge passes it, so that upstream is not
@@ -248,12 +266,13 @@ type Window struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	Page  int       `json:"page"`
-	// LastAt, LastTie, Before, Burst and Passes are as in Feed.
+	// LastAt, LastTie, Before, Burst, Passes and Pass are as in Feed.
 	LastAt  time.Time `json:"lastAt,omitzero"`
 	LastTie []string  `json:"lastTie,omitempty"`
 	Before  int       `json:"before,omitempty"`
 	Burst   bool      `json:"burst,omitempty"`
 	Passes  int       `json:"passes,omitempty"`
+	Pass
 }
 
 // Read is a probe baseline: window [Start, End] held Total items at At,
@@ -378,9 +397,23 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 		return Request{}, false
 	}
 	if in.State.Unordered && f == nil {
-		// One page: in a listing in no order only a window read in one
-		// page proves itself (advanceFixed).
-		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
+		if budgetWait(cfg, in) > 0 {
+			// A fixed window's end is set when it is planned: planned
+			// now, it would be as old as the wait for the budget when
+			// read (freshDueIn waits for the grant instead).
+			return Request{}, false
+		}
+		// Sized to the pages a pass may prove (Pass): one while upstream
+		// moves its order between requests, and no more than the budget
+		// grants now (the watermark moves only when the pass is read
+		// through: a pass waiting for a grant mid-way holds it back).
+		pages, loss := min(in.State.windowPages(), freeSlots(cfg, in)), 0.0
+		if pages > in.State.passPages() {
+			// Read top down (descTop): each page but the last proves half
+			// a second of items less than it holds.
+			loss = in.State.Rate / 2
+		}
+		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, pages, loss), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
 	}
 	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize, ForWant: forWant}, true
 }
@@ -454,6 +487,8 @@ func freshDueIn(cfg Config, in Input) time.Duration {
 	}
 	if f := in.State.Feed; f != nil {
 		d = max(d, f.Asked.Add(time.Second).Sub(e))
+	} else if in.State.Unordered {
+		d = max(d, budgetWait(cfg, in))
 	}
 	return max(d, 0)
 }
@@ -480,20 +515,23 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// sizedEnd sizes a fixed window from start to fit one page of the
+// sizedEnd sizes a fixed window from start to fit pages pages of the
 // expected volume r, never past e; with no volume known it takes
 // everything up to e. Windows end on whole seconds: of the two around
-// the size that fills fill(1) of a page, it takes the one expected to
+// the size that fills fill(pages) of them, it takes the one expected to
 // prove more items per request (a longer window holds more, but spills
-// more often, and a window that spills costs a request more and delays
-// the watermark: counted as two). With small pages the longer one mostly
-// wins: a second may be a large share of the window.
-func sizedEnd(cfg Config, r float64, start, e time.Time) time.Time {
+// more often, and a window that spills costs its pages and one more, and
+// delays the watermark: counted as pages+1). With small pages the longer
+// one mostly wins: a second may be a large share of the window. loss is
+// what each page but the last proves less than a page (read again by the
+// next: descTop's half a second).
+func sizedEnd(cfg Config, r float64, start, e time.Time, pages int, loss float64) time.Time {
 	if r <= 0 {
 		return e
 	}
-	n := float64(cfg.page())
-	secs := n * cfg.fill(1) / r
+	page := float64(cfg.page()) - loss
+	n := float64(pages)*page + loss
+	secs := n * cfg.fill(pages) / r
 	if secs >= e.Sub(start).Seconds() {
 		// (A volume near zero would overflow a Duration.)
 		return e
@@ -501,7 +539,7 @@ func sizedEnd(cfg Config, r float64, start, e time.Time) time.Time {
 	perRequest := func(s float64) float64 {
 		x := r * s
 		spill := 0.5 * math.Erfc((n-x)/math.Sqrt(2*x)) // P(count > n), normal approximation
-		return x / (1 + 2*spill)
+		return x / (math.Ceil(x/page) + float64(pages+1)*spill)
 	}
 	k := max(math.Floor(secs), 1)
 	if perRequest(k+1) > perRequest(k) {
@@ -560,9 +598,10 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		}
 	case r <= 0:
 	case st.Unordered:
-		// One page, as fresh windows (advanceFixed). (Sorted pages move
-		// it page by page whatever the window's size.)
-		to = sizedEnd(cfg, r, from, to)
+		// As fresh windows (advanceFixed): the pages a pass may prove, in
+		// slots the budget spares now. (Sorted pages move it page by page
+		// whatever the window's size.)
+		to = sizedEnd(cfg, r, from, to, min(st.passPages(), freeSlots(cfg, in)), 0)
 	default:
 		lim := from.Add(seconds(float64(maxFixedPages*cfg.page()) / r)).Truncate(time.Second)
 		if lim.After(from) && lim.Before(to) {
@@ -691,6 +730,25 @@ func wantSpares(cfg Config, in Input, freshIn time.Duration, lateWork bool) bool
 	after := in
 	after.Grants = append(slices.Clone(in.Grants), in.Now)
 	return budgetSpares(cfg, after, freshIn)
+}
+
+// freeSlots is how many requests the budget grants within the guard from
+// when it grants the next (grants made together leave the window
+// together), at least one.
+func freeSlots(cfg Config, in Input) int {
+	if cfg.BudgetN <= 0 {
+		return maxFixedPages
+	}
+	soon := in.Now.Add(budgetWait(cfg, in) + cfg.Guard)
+	return max(cfg.BudgetN-countIn(in.Grants, soon.Add(-cfg.BudgetWindow), soon), 1)
+}
+
+// budgetWait is how long until the budget grants a request (0: now).
+func budgetWait(cfg Config, in Input) time.Duration {
+	if cfg.BudgetN <= 0 || countIn(in.Grants, in.Now.Add(-cfg.BudgetWindow), in.Now) < cfg.BudgetN {
+		return 0
+	}
+	return nextExpiry(cfg, in)
 }
 
 // countIn counts the stamps in (from, to].

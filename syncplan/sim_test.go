@@ -97,13 +97,16 @@ func simFeed(rng *rand.Rand, from, to time.Time, rate float64, late float64, del
 	return items
 }
 
+// newSim starts with the watermark where the sync's state starts: just
+// before SYNC_START, which claims nothing (an item may sit at SYNC_START
+// itself).
 func newSim(t testing.TB, cfg Config, items []simItem, ordered bool, start time.Time) *sim {
 	slices.SortFunc(items, func(a, b simItem) int { return a.created.Compare(b.created) })
 	for i := range items {
 		items[i].id = i
 	}
 	return &sim{t: t, cfg: cfg, items: items, ordered: ordered, latency: 30 * time.Millisecond,
-		now: start, through: cfg.Start, stored: map[int]bool{}, requests: map[Kind]int{}, seen: map[string]int{}, windows: map[string]int{}}
+		now: start, through: cfg.Start.Add(-time.Microsecond), stored: map[int]bool{}, requests: map[Kind]int{}, seen: map[string]int{}, windows: map[string]int{}}
 }
 
 // window is the distinct items of [s, e] visible now, by createdAt.
@@ -321,6 +324,7 @@ func (m *sim) step(until time.Time) bool {
 		}
 		onPage[it.id] = true
 		p.CreatedAt = append(p.CreatedAt, it.created)
+		p.Keys = append(p.Keys, PassKey(strconv.Itoa(it.id)))
 		if req.Kind != Probe {
 			if m.stored[it.id] {
 				p.Repeats++
@@ -351,7 +355,7 @@ func (m *sim) step(until time.Time) bool {
 	}
 	m.st, m.through = Advance(m.cfg, m.through, m.st, p)
 	if os.Getenv("SIM_TRACE") != "" {
-		m.t.Logf("   through %s lateTo %s late %+v feed %+v unordered %v rate %.2f", m.through.Format("15:04:05"), m.st.LateTo.Format("15:04:05"), m.st.Late, m.st.Feed, m.st.Unordered, m.st.Rate)
+		m.t.Logf("   through %s lateTo %s late %+v feed %+v unordered %v rate %.2f passFailed %d wait %d", m.through.Format("15:04:05"), m.st.LateTo.Format("15:04:05"), m.st.Late, m.st.Feed, m.st.Unordered, m.st.Rate, m.st.PassFailed, m.st.PassWait)
 	}
 	if m.rng == nil || m.rng.IntN(8) == 0 {
 		// Adversarial runs store and reload the state as the database

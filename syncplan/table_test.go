@@ -3,6 +3,7 @@ package syncplan
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -49,11 +50,21 @@ func TestNext(t *testing.T) {
 		{"IntervalOldReadsWhatThereIs", Input{Now: now, Through: e.Add(-cfg.Interval), State: State{Rate: 0.1}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Fresh, "an interval old: read, got %+v", r)
 		}},
-		{"UnorderedSizesWholePages", Input{Now: now, Through: e.Add(-2 * time.Minute), State: State{Unordered: true, Rate: 20}}, func(t *testing.T, r Request) {
-			// 2400 items accrued, but a window of a listing in no order
-			// proves itself only in one page: 95.5% of a page (fill(1)),
-			// 955 items, 47 s.
+		{"UnorderedSizesWholePages", Input{Now: now, Through: e.Add(-2 * time.Minute), State: State{Unordered: true, Rate: 20, PassFailed: 1, PassWait: 10}}, func(t *testing.T, r Request) {
+			// 2400 items accrued, but after a failed pass a window of a
+			// listing in no order is sized to prove itself in one page:
+			// 95.5% of a page (fill(1)), 955 items, 47 s.
 			want(t, r.Kind == Fresh && !r.EndAtFetch && r.End.Sub(r.Start) == 47*time.Second, "a fixed one-page window, got %+v", r)
+		}},
+		{"UnorderedPassesTakeTheFreeSlots", Input{Now: now, Through: e.Add(-2 * time.Minute), State: State{Unordered: true, Rate: 20}}, func(t *testing.T, r Request) {
+			// While passes prove their windows, the 2400 items are one
+			// window of three pages: the budget grants five now.
+			want(t, r.Kind == Fresh && !r.EndAtFetch && r.End.Equal(e), "one window up to the edge, got %+v", r)
+		}},
+		{"UnorderedPassesWaitForNoGrant", Input{Now: now, Through: e.Add(-2 * time.Minute), Grants: full[1:], State: State{Unordered: true, Rate: 20}}, func(t *testing.T, r Request) {
+			// One grant free: a pass of two pages would wait a minute for
+			// its second, with the watermark held back; one page.
+			want(t, r.Kind == Fresh && r.End.Sub(r.Start) == 47*time.Second, "a one-page window, got %+v", r)
 		}},
 		{"WindowEndsAGuardBehindTheClock", Input{Now: now, Through: e.Add(-time.Hour), State: State{Unordered: true}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Fresh && r.End.Equal(e), "ends at now − guard, got %+v", r)
@@ -325,6 +336,138 @@ func TestAdvance(t *testing.T) {
 		p.Repeats = 1 // the last item of page 1, pushed onto page 2
 		st, _ = Advance(cfg, t0, st, p)
 		want(t, len(st.Reads) == 1 && !st.Feed.Exact, "no baseline from page 2, got %+v", st)
+	})
+	t.Run("APassOverPagesHoldingNoItemTwiceProvesItsWindow", func(t *testing.T) {
+		// A listing in no order, 25 items in the window, 10 to a page: a
+		// pass reads on by offset and proves the window by the count, the
+		// state going through JSON between pages as it does in the
+		// database.
+		unsorted := sorted(0, 3)
+		unsorted[0], unsorted[3] = unsorted[3], unsorted[0]
+		fixed := func(page, total, count int, keys ...int) Page {
+			p := Page{Request: Request{Kind: Fresh, Start: t0, End: sec(100), Page: page, Limit: 10}, At: at.Add(time.Duration(page) * time.Second),
+				Total: total, TotalPages: (total + 9) / 10, Count: count, CreatedAt: unsorted[:len(keys)]}
+			for _, k := range keys {
+				p.Keys = append(p.Keys, PassKey(strconv.Itoa(k)))
+			}
+			p.Distinct = len(keys)
+			return p
+		}
+		span := func(from, to int) []int {
+			var ks []int
+			for k := from; k < to; k++ {
+				ks = append(ks, k)
+			}
+			return ks
+		}
+		read := func(st State, through time.Time, pages ...Page) (State, time.Time) {
+			for _, p := range pages {
+				st, through = Advance(cfg, through, roundTrip(t, st), p)
+			}
+			return st, through
+		}
+		start := State{Unordered: true, Rate: 0.25, PassFailed: 2}
+		st, through := read(start, t0, fixed(1, 25, 10, span(0, 10)...), fixed(2, 25, 10, span(10, 20)...))
+		want(t, through.Equal(t0) && st.Feed.Page == 3 && st.Feed.Pass.Items == 20, "read on, got %s %+v", through, st.Feed)
+		// An item that joined the listing since page 1 (item 25) is
+		// counted at page 3's request: the pass holds 26 only with it.
+		st2, through := read(st, through, fixed(3, 26, 6, append(span(20, 25), 25)...))
+		want(t, through.Equal(sec(100)) && st2.Feed == nil && st2.PassFailed == 0 && len(st2.Reads) == 1 && st2.Reads[0].Total == 26,
+			"25 + 1 distinct items, none twice: proven, got %s %+v", through, st2)
+
+		// Upstream's order moved between page 2 and 3: item 5 shows again
+		// and, as the count shows, another item is on no page.
+		st2, through = read(st, t0, fixed(3, 25, 5, 5, 20, 21, 22, 23))
+		want(t, through.Equal(t0) && st2.Feed.Narrow && st2.Feed.Page == 1 && st2.PassFailed == 3 && st2.PassWait == 4*passRetry,
+			"an item on two pages: the pass fails, narrower windows of one page, got %s %+v", through, st2)
+		r := Next(cfg, Input{Now: at, Through: t0, State: State{Unordered: true, Rate: 0.25, PassWait: st2.PassWait}})
+		want(t, r.Kind == Fresh && r.End.Sub(r.Start) < 100*time.Second, "windows sized to one page after a failed pass, got %+v", r)
+
+		// A copy in another item's place on the last page: 10 entries,
+		// 9 distinct; the pass holds 24 of 25.
+		st2, through = read(st, t0, fixed(3, 25, 5, 20, 21, 22, 23))
+		want(t, through.Equal(t0) && st2.Feed.Narrow, "short of the count: the pass fails, got %s %+v", through, st2.Feed)
+
+		// Pages without keys (a caller that did not say) prove nothing
+		// beyond one page.
+		p2 := fixed(2, 25, 10, span(10, 20)...)
+		p2.Keys = nil
+		st2, through = read(start, t0, fixed(1, 25, 10, span(0, 10)...), p2)
+		want(t, through.Equal(t0) && st2.Feed.Narrow, "no keys: narrower, got %s %+v", through, st2.Feed)
+	})
+	t.Run("APageListedNewestFirstProvesItsWindowDownToItsOldestSecond", func(t *testing.T) {
+		// Newest first with whole-second ties in a fresh order on every
+		// request: a pass over pages fails at every boundary inside a tie,
+		// but page 1 of a window holds every item newer than its oldest.
+		desc := func(end time.Time, total int, ts []time.Time) Page {
+			ts = slices.Clone(ts)
+			slices.Reverse(ts)
+			return Page{Request: Request{Kind: Fresh, Start: t0, End: end, Page: 1, Limit: 10}, At: t0.Add(3 * time.Minute),
+				Total: total, TotalPages: (total + 9) / 10, Count: len(ts), CreatedAt: ts, Head: ts[0], Tail: ts[len(ts)-1]}
+		}
+		whole := func(from int) []time.Time {
+			var ts []time.Time
+			for i := range 10 {
+				ts = append(ts, sec(from+i))
+			}
+			return ts
+		}
+		start := State{Unordered: true, Rate: 0.25, PassFailed: 1, PassWait: 10, LateTo: t0}
+		// 25 items; the page holds the ten newest, 60 s to 69 s.
+		st, through := Advance(cfg, t0, start, desc(sec(100), 25, whole(60)))
+		want(t, through.Equal(t0) && st.Desc && st.Feed.Start.Equal(t0) && st.Feed.End.Equal(sec(60)) && st.Feed.Top.Equal(sec(100)) && st.Feed.ReadAt.Equal(t0.Add(3*time.Minute)),
+			"(60 s, 100 s] proven: [0, 60 s] is left, got %s %+v", through, st.Feed)
+		r := Next(cfg, Input{Now: t0.Add(3*time.Minute + time.Second), Through: through, State: st})
+		want(t, r.Kind == Fresh && r.Start.Equal(t0) && r.End.Equal(sec(60)) && r.Page == 1, "page 1 of what is left, got %+v", r)
+		// The rest of the 60 s tie, and all before, fit one page now: the
+		// watermark moves to the first window's end.
+		p := desc(sec(60), 7, whole(54)[:7])
+		p.At = t0.Add(3*time.Minute + 20*time.Second)
+		st2, through := Advance(cfg, through, roundTrip(t, st), p)
+		want(t, through.Equal(sec(100)) && st2.Feed == nil && st2.LateTo.Equal(sec(55)),
+			"read through: the whole window, covered as of the first page's read, got %s %+v", through, st2)
+
+		// A stray copy after the item at 64 s may hold the place of any
+		// older item: proven only above 64 s.
+		p = desc(sec(100), 25, whole(60))
+		p.Stray, p.StrayAfter = true, sec(64)
+		st2, _ = Advance(cfg, t0, start, p)
+		want(t, st2.Feed.End.Equal(sec(64)) && st2.Feed.Top.Equal(sec(100)), "left: [0, 64 s], got %+v", st2.Feed)
+		// Sub-second instants: what is left ends at the second after the
+		// oldest item's.
+		ms := whole(60)
+		for i := range ms {
+			ms[i] = ms[i].Add(300 * time.Millisecond)
+		}
+		st2, _ = Advance(cfg, t0, start, desc(sec(100), 25, ms))
+		want(t, st2.Feed.End.Equal(sec(61)), "left: [0, 61 s], got %+v", st2.Feed)
+		// Seven distinct instants sorted prove nothing (7! is a chance of
+		// one in 5040): narrowed as in any listing in no order.
+		few := whole(60)
+		for i := range few[:4] {
+			few[i] = sec(60)
+		}
+		st2, _ = Advance(cfg, t0, start, desc(sec(100), 25, few))
+		want(t, !st2.Desc && st2.Feed.Narrow && st2.Feed.Top.IsZero(), "no evidence: narrower, got %+v", st2)
+		// Every item but the first second's is proven: that second is a
+		// burst of its own, and moves the watermark to the top.
+		st2, through = Advance(cfg, t0, start, desc(sec(100), 25, append([]time.Time{t0}, whole(1)[:9]...)))
+		want(t, st2.Feed.Burst && st2.Feed.End.Equal(sec(1)) && st2.Feed.Top.Equal(sec(100)), "left: the first second, got %+v", st2.Feed)
+		b := Page{Request: Request{Kind: Fresh, Start: t0, End: sec(1), Page: 1, Limit: 10}, At: at, Total: 3, TotalPages: 1, Count: 3, CreatedAt: []time.Time{t0, t0, t0}, Stored: 3}
+		_, through = Advance(cfg, through, st2, b)
+		want(t, through.Equal(sec(100)), "the burst read: through the top, got %s", through)
+	})
+	t.Run("ANarrowerWindowAfterALaterPageListedNewestFirst", func(t *testing.T) {
+		// Found by BenchmarkSim_Capacity: page 2 of a pass listed newest
+		// first holds the window's 11th to 20th newest items; 5 of the 25
+		// are older (within a page's worth, fill(1) of 10), so the
+		// narrower window ends at the page's oldest second. Counting every
+		// item but the page's as older gave a window of one second.
+		ts := sorted(30, 2) // 30.1 s … 48.1 s
+		slices.Reverse(ts)
+		p := Page{Request: Request{Kind: Fresh, Start: t0, End: sec(100), Page: 2, Limit: 10}, At: at, Total: 25, TotalPages: 3, Count: 10, CreatedAt: ts}
+		got := narrower(cfg, p)
+		want(t, got.Narrow && got.End.Equal(sec(30)), "a window up to 30 s, got %+v", got)
 	})
 	t.Run("BacklogAcrossContinueAsNew", func(t *testing.T) {
 		// The state lives in the database, not the workflow: reloaded, it
