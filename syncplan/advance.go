@@ -439,7 +439,18 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 			f.ReadAt = p.At
 		}
 	}
+	if req.Page == 1 && f.Top.IsZero() {
+		// (Not the windows left below a page read top down: the shorter
+		// they are, the more their first second, read already, weighs.)
+		st.observeRate(cfg, nil, req.Start, req.End, p.Total)
+	}
 	st.observeDesc(p)
+	if req.Page == 1 && st.Desc && !p.complete(0) {
+		if next := descNext(f, p); next != nil {
+			st.Feed = next
+			return through
+		}
+	}
 	if p.ordered && p.full() {
 		// A full page in createdAt order, with the evidence behind it:
 		// upstream sorts again. Read on from the watermark in sliding
@@ -450,9 +461,6 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 			st.Feed = nil
 			return through
 		}
-	}
-	if req.Page == 1 {
-		st.observeRate(cfg, nil, req.Start, req.End, p.Total)
 	}
 	pass, step := f.Pass.next(p, st.passPages())
 	switch step {
@@ -1035,11 +1043,15 @@ func descTop(p Page) time.Time {
 	return top
 }
 
-// observeDesc keeps State.Desc: set by a full page listed newest first
-// with evidence, cleared by a full page that is not.
+// observeDesc keeps State.Desc, on every full page 1: windows are read
+// top down while such pages come newest first, with evidence (descTop),
+// and end in a tie upstream need not order alike on the next request (a
+// whole second, so a pass would break at its boundary) or passes fail.
+// Top down, each page but the last reads half a second of items twice;
+// newest first in sub-second instants, passes read none twice.
 func (st *State) observeDesc(p Page) {
 	if p.Request.Page == 1 && p.full() {
-		st.Desc = !descTop(p).IsZero()
+		st.Desc = !descTop(p).IsZero() && (st.PassWait > 0 || p.tiedTail())
 	}
 }
 
@@ -1061,8 +1073,12 @@ func descNext(f *Feed, p Page) *Feed {
 	next := &Feed{Start: req.Start, End: top, Fixed: true, Page: 1, Top: later(f.Top, req.End), ReadAt: at}
 	if !top.After(req.Start) {
 		// Every item after the window's first second is proven: that
-		// second is left, held by more than a page or not.
-		next.End, next.Burst = req.Start.Add(time.Second), true
+		// second is left. If it was the window, it holds more than a
+		// page: a burst, proven by its count (advanceBurst); else it is
+		// read as any window (a burst read where a page holds it would
+		// take a row listed twice for an item unread, pass after pass).
+		next.End = req.Start.Add(time.Second)
+		next.Burst = !req.End.After(next.End)
 	}
 	return next
 }

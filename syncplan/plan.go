@@ -154,10 +154,12 @@ type State struct {
 	// LateRate is the volume, in items per second, of the window the last
 	// re-scan read: late windows of a listing in no order are sized by it.
 	LateRate float64 `json:"lateRate,omitempty"`
-	// Desc is set while upstream's full pages come newest first, with
-	// evidence (descTop): a window's page 1 then proves the window down to
-	// its oldest item, whatever order ties take, so windows are sized to
-	// several pages even while passes fail.
+	// Desc is set while windows are read top down (State.observeDesc):
+	// upstream's full pages come newest first, with evidence, and either
+	// end inside a tie upstream need not order alike twice or passes
+	// fail. A window's page 1 then proves the window down to its oldest
+	// item, whatever order ties take (descTop), so windows are sized to
+	// several pages.
 	Desc bool `json:"desc,omitempty"`
 	// PassFailed counts the passes over several pages of a listing in no
 	// order that failed in a row (Pass): upstream moved its order between
@@ -408,7 +410,7 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 		// grants now (the watermark moves only when the pass is read
 		// through: a pass waiting for a grant mid-way holds it back).
 		pages, loss := min(in.State.windowPages(), freeSlots(cfg, in)), 0.0
-		if pages > in.State.passPages() {
+		if in.State.Desc {
 			// Read top down (descTop): each page but the last proves half
 			// a second of items less than it holds.
 			loss = in.State.Rate / 2

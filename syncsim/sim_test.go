@@ -756,6 +756,12 @@ var namedSeeds = []uint64{
 	// the window over at its own start: upstream answered that page twice.
 	// Late coverage now plans its next window afresh.
 	721925475,
+	// Newest first with whole-second ties, read top down: the window's
+	// first second, left below the page's proof, was made a burst though
+	// one page held it; with a row listed twice its count was never
+	// reached, and the same page was read twenty times. It is now read as
+	// any window unless it was the window.
+	750548220,
 }
 
 // Ensure the whole sync keeps its promises under every upstream behaviour
