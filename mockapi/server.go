@@ -77,6 +77,8 @@ type Server struct {
 	answeredMu sync.Mutex
 	answered   map[listQuery]int
 	answers    []Answer
+	// trimmed counts the answers dropped from the front of answers.
+	trimmed int
 
 	stats struct {
 		txReceived, txAccepted, txRateLimited, txFailed, txBadRequest, txSlow, txOK        atomic.Int64

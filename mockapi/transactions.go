@@ -123,6 +123,7 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request) {
 	if len(s.answers) == maxAnswers {
 		// A mock left running keeps the newest half.
 		s.answers = append(s.answers[:0], s.answers[maxAnswers/2:]...)
+		s.trimmed += maxAnswers / 2
 	}
 	s.answers = append(s.answers, Answer{At: time.Now(), Start: time.UnixMilli(q.startMs).UTC(), End: time.UnixMilli(q.endMs).UTC(),
 		Page: q.page, Limit: q.limit, Items: n})
@@ -508,6 +509,22 @@ func (s *Server) PagesAnsweredTwice() int {
 		n += k - 1
 	}
 	return n
+}
+
+// AnswerCount returns how many pages were answered: Answers numbers them
+// from 0 in that order.
+func (s *Server) AnswerCount() int {
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	return s.trimmed + len(s.answers)
+}
+
+// AnswersFrom returns the pages answered from the n-th on (numbered as
+// AnswerCount counts), less any no longer kept.
+func (s *Server) AnswersFrom(n int) []Answer {
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	return slices.Clone(s.answers[min(max(n-s.trimmed, 0), len(s.answers)):])
 }
 
 // Answer is one GET /transactions request answered with a page: when (the

@@ -923,8 +923,11 @@ func (ps Pass) next(p Page, maxPages int) (Pass, passStep) {
 	if len(keys) == 0 || len(keys) > p.distinct() {
 		return ps, passNarrow
 	}
-	if ps.holdsAny(keys) {
-		return ps, passFailed
+	seen := ps.keys()
+	for _, k := range keys {
+		if _, found := slices.BinarySearch(seen, k); found {
+			return ps, passFailed
+		}
 	}
 	items := ps.Items + p.distinct()
 	switch {
@@ -939,7 +942,7 @@ func (ps Pass) next(p Page, maxPages int) (Pass, passStep) {
 		// that spilled by a few items is not read again.)
 		return ps, passNarrow
 	}
-	return Pass{Seen: mergeKeys(ps.Seen, keys), Items: items}, passNextPage
+	return Pass{Seen: encodeKeys(slices.Sorted(slices.Values(append(seen, keys...)))), Items: items}, passNextPage
 }
 
 // keys decodes Seen.
@@ -951,23 +954,10 @@ func (ps Pass) keys() []uint32 {
 	return out
 }
 
-// holdsAny reports whether any of keys is in Seen.
-func (ps Pass) holdsAny(keys []uint32) bool {
-	seen := ps.keys()
-	for _, k := range keys {
-		if _, found := slices.BinarySearch(seen, k); found {
-			return true
-		}
-	}
-	return false
-}
-
-// mergeKeys returns seen (Pass.Seen) with keys (sorted, none in seen)
-// added, in a new slice.
-func mergeKeys(seen []byte, keys []uint32) []byte {
-	all := slices.Sorted(slices.Values(append(Pass{Seen: seen}.keys(), keys...)))
-	out := make([]byte, 4*len(all))
-	for i, k := range all {
+// encodeKeys encodes sorted keys as Pass.Seen.
+func encodeKeys(keys []uint32) []byte {
+	out := make([]byte, 4*len(keys))
+	for i, k := range keys {
 		binary.LittleEndian.PutUint32(out[4*i:], k)
 	}
 	return out

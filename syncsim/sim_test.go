@@ -205,6 +205,57 @@ type world struct {
 	maxPayload atomic.Int64
 	fired      map[int]bool
 	events     []event
+	// kinds holds, per page upstream answered, the kinds of plan that
+	// fetched it (fetchedBy).
+	kinds map[answerKey]map[syncplan.Kind]bool
+}
+
+// answerKey is a page as upstream saw the request: window, page, limit.
+type answerKey struct {
+	start, end  int64
+	page, limit int
+}
+
+// fetch wraps a FetchPage to record, in kinds, the kind of plan that had
+// upstream answer each page.
+func (w *world) fetch(fn func(context.Context, activities.FetchPageInput) (activities.FetchPageResult, error)) func(context.Context, activities.FetchPageInput) (activities.FetchPageResult, error) {
+	return func(ctx context.Context, in activities.FetchPageInput) (activities.FetchPageResult, error) {
+		from := w.mock.AnswerCount()
+		defer w.fetchedBy(in.Plan.Request, from)
+		return fn(ctx, in)
+	}
+}
+
+// fetchedBy records the kind of req for the pages upstream answered to it
+// from the from-th answer on. Another fetcher's answers at the same time
+// are told apart by window start, page and limit.
+func (w *world) fetchedBy(req syncplan.Request, from int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.mock.AnswersFrom(from) {
+		if !a.Start.Equal(req.Start) || a.Page != req.Page || a.Limit != req.Limit {
+			continue
+		}
+		k := answerKey{a.Start.UnixMilli(), a.End.UnixMilli(), a.Page, a.Limit}
+		if w.kinds[k] == nil {
+			w.kinds[k] = map[syncplan.Kind]bool{}
+		}
+		w.kinds[k][req.Kind] = true
+	}
+}
+
+// replans counts the pages answered again for a plan of another kind:
+// late coverage re-reads by design what a fresh read read before, and a
+// one-second window can take no other bounds. Only a page answered twice
+// for plans of one kind is a page fetched twice.
+func (w *world) replans() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, kinds := range w.kinds {
+		n += len(kinds) - 1
+	}
+	return n
 }
 
 // event is a scheduled disturbance at a virtual instant.
@@ -269,7 +320,7 @@ func (w *world) count(fault string) {
 func newWorld(t testing.TB, seed uint64) *world {
 	sc := drawScenario(seed)
 	w := &world{t: t, seed: seed, sc: sc, rng: rand.New(rand.NewPCG(seed, 0xfa017)),
-		stored: map[string]bool{}, faults: map[string]int{}, fired: map[int]bool{}, trace: os.Getenv("SIM_TRACE") != ""}
+		stored: map[string]bool{}, faults: map[string]int{}, fired: map[int]bool{}, kinds: map[answerKey]map[syncplan.Kind]bool{}, trace: os.Getenv("SIM_TRACE") != ""}
 	w.ctx = db.WithClock(context.Background(), w.now)
 
 	cfg := sc.mock
@@ -505,12 +556,15 @@ func (w *world) zombie() {
 			break
 		}
 		var page activities.FetchPageResult
-		if !w.zombieRun(w.zombieActs.FetchPage, activities.FetchPageInput{Plan: plan}, &page) || page.Skipped || page.LeaseLost {
+		from := w.mock.AnswerCount()
+		ok := w.zombieRun(w.zombieActs.FetchPage, activities.FetchPageInput{Plan: plan}, &page)
+		w.fetchedBy(plan.Request, from)
+		if !ok || page.Skipped || page.LeaseLost {
 			break
 		}
 		w.count("zombie page")
 		var applied activities.ApplyPageResult
-		ok := w.zombieRun(w.zombieActs.ApplyPage, activities.ApplyPageInput{Plan: plan, Page: page}, &applied)
+		ok = w.zombieRun(w.zombieActs.ApplyPage, activities.ApplyPageInput{Plan: plan, Page: page}, &applied)
 		w.observe(page.Items)
 		w.check("the second fetcher's ApplyPage")
 		if !ok {
@@ -562,7 +616,7 @@ func (w *world) newEnv(start time.Time) *testsuite.TestWorkflowEnvironment {
 		return err
 	})
 	env.OnActivity(a.PlanPage, mock.Anything, mock.Anything).Return(faulty(w, "PlanPage", a.PlanPage))
-	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(faulty(w, "FetchPage", a.FetchPage))
+	env.OnActivity(a.FetchPage, mock.Anything, mock.Anything).Return(w.fetch(faulty(w, "FetchPage", a.FetchPage)))
 	env.OnActivity(a.ApplyPage, mock.Anything, mock.Anything).Return(faulty(w, "ApplyPage", a.ApplyPage))
 	env.OnActivity(a.AwaitSync, mock.Anything, mock.Anything).Return(faulty(w, "AwaitSync", a.AwaitSync))
 	// A run that joins the second fetcher asks it for data by signal; the
@@ -677,8 +731,8 @@ func (w *world) final() error {
 	w.mu.Lock()
 	lost := w.faults["FetchPage crash after"] + w.faults["zombie page"]
 	w.mu.Unlock()
-	if twice := w.mock.PagesAnsweredTwice(); twice > lost {
-		return fmt.Errorf("%d pages fetched twice, with %d fetch results lost and second-fetcher pages", twice, lost)
+	if twice := w.mock.PagesAnsweredTwice() - w.replans(); twice > lost {
+		return fmt.Errorf("%d pages fetched twice for plans of one kind, with %d fetch results lost and second-fetcher pages", twice, lost)
 	}
 	return nil
 }
@@ -762,6 +816,12 @@ var namedSeeds = []uint64{
 	// reached, and the same page was read twenty times. It is now read as
 	// any window unless it was the window.
 	750548220,
+	// Not the sync's bug but the check's: late coverage's one-second
+	// windows (page cap 30, whole seconds) had the bounds of fresh
+	// windows read half an hour before, and the check counted the re-read
+	// late coverage exists for as a page fetched twice. Only pages
+	// fetched twice for plans of one kind count now (world.replans).
+	268184017, 965738544,
 }
 
 // Ensure the whole sync keeps its promises under every upstream behaviour
