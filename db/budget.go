@@ -135,7 +135,11 @@ func (b Budget) lock(ctx context.Context, tx bun.Tx) (time.Time, error) {
 // answer (or failure) came: the request reached upstream before that, if at
 // all. request names the page asked for; answered says a page came back.
 // twice reports that the same page was answered before within the last
-// hour, which the sync's planner never asks for (counted for operators).
+// hour for a grant of the same kind, which the sync's planner never asks
+// for (counted for operators). Late coverage re-reads on purpose what a
+// fresh read read before, and a window of one second cannot be moved off
+// the bounds an earlier read had (syncplan.Avoid): a page answered for
+// grants of different kinds is no page fetched twice.
 func (b Budget) Settle(ctx context.Context, d *bun.DB, id, request string, answered bool) (twice bool, err error) {
 	err = retryTx(ctx, d, func(ctx context.Context, tx bun.Tx) error {
 		twice = false
@@ -150,6 +154,8 @@ func (b Budget) Settle(ctx context.Context, d *bun.DB, id, request string, answe
 				Where("request = ?", request).
 				Where("answered").
 				Where("id <> ?", id).
+				Where("kind = (?)", tx.NewSelect().Model((*budgetGrantRow)(nil)).Column("kind").
+					Where("name = ?", b.Name).Where("id = ?", id)).
 				Count(ctx)
 			if err != nil {
 				return fmt.Errorf("read budget: %w", err)

@@ -24,8 +24,8 @@ const (
 	// or "error" when no response came back.
 	CounterUpstreamRequests = "upstream_requests"
 	// CounterPagesFetchedTwice counts upstream pages answered twice for
-	// the same request (label ""); the planner never asks twice, so it
-	// stays 0 unless an answer was lost after it came.
+	// the same request of one kind (label ""); the planner never asks
+	// twice, so it stays 0 unless an answer was lost after it came.
 	CounterPagesFetchedTwice = "pages_fetched_twice"
 	// CounterReconcileDrift is a gauge: the users found drifted by the
 	// last reconciliation (label "").

@@ -163,7 +163,7 @@ var (
 	descBudgetSpent = prometheus.NewDesc("scorekeeper_upstream_budget_spent_last_hour",
 		"Upstream requests of the last hour by what they were for: fresh pages, re-scans, probes.", []string{"kind"}, nil)
 	descTwice = prometheus.NewDesc("scorekeeper_upstream_pages_fetched_twice_total",
-		"Upstream pages answered twice for the same request (0 unless an answer was lost after it came).", nil, nil)
+		"Upstream pages answered twice for the same request of one kind of plan (0 unless an answer was lost after it came).", nil, nil)
 	descDrift = prometheus.NewDesc("scorekeeper_reconcile_drift_users",
 		"Users whose stored summary differed from their transactions at the last reconciliation (alert when not 0).", nil, nil)
 	descUp = prometheus.NewDesc("scorekeeper_store_up",
