@@ -70,6 +70,11 @@ type Page struct {
 // original) tell the copy, and StrayUnknown reports that its instant, or
 // the entry's before it, is unknown (State.Stray).
 type StrayCopy struct {
+	// Apart reports a copy not right after its original, stray or not
+	// (one among entries of its own instant is taken for a row listed
+	// twice): it may hold the place of an item the request served on no
+	// page, so its window is no probe baseline (advanceSliding).
+	Apart        bool      `json:"copyApart,omitempty"`
 	Stray        bool      `json:"stray,omitempty"`
 	StrayAfter   time.Time `json:"strayAfter,omitzero"`
 	StrayID      string    `json:"strayId,omitempty"`
@@ -336,8 +341,21 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 	}
 	// The window's count is a probe baseline while every boundary joined:
 	// no item was inserted before a boundary between two reads, so every
-	// item the last read counts is on a page read.
-	exact := req.Page == 1 || (f.Exact && joined)
+	// item the last read counts is on a page read. A copy apart from its
+	// original may have taken the place of an item the count holds (one
+	// right after an entry of its own instant is taken for a row listed
+	// twice, which one read cannot tell from that): such a window is
+	// re-read by late coverage, never probed, so an item a copy kept off
+	// every page is stored by the time lateCoveredThrough passes it.
+	exact := (req.Page == 1 || (f.Exact && joined)) && !p.Apart
+	if p.Apart {
+		// Nor are the windows read before whose counts hold this page's
+		// items (a window read on from its last second leaves the rest
+		// of its count to the next window).
+		st.Reads = slices.DeleteFunc(st.Reads, func(r Read) bool {
+			return !r.Start.After(req.End) && !r.End.Before(req.Start)
+		})
+	}
 	base := func() {
 		if exact {
 			st.addRead(Read{Start: req.Start, End: req.End, Total: p.Total, At: p.At})
@@ -415,7 +433,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		}
 	}
 	st.Feed = f
-	st.coverFresh(cfg, old, through, readAt)
+	st.coverFresh(cfg, old, through, readAt, p)
 	return through
 }
 
@@ -496,7 +514,7 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	}
 	st.addRead(Read{Start: req.Start, End: req.End, Total: total, At: at})
 	st.Feed = nil
-	st.coverFresh(cfg, old, through, f.ReadAt)
+	st.coverFresh(cfg, old, through, f.ReadAt, p)
 	return through
 }
 
@@ -614,16 +632,19 @@ func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) ti
 			st.Feed = narrower(cfg, p)
 		}
 	}
-	st.coverFresh(cfg, old, through, p.At)
+	st.coverFresh(cfg, old, through, p.At, p)
 	return through
 }
 
 // coverFresh extends late coverage over instants a fresh window saw at
 // least Overlap after they happened (a backfill covers itself): every item
 // that was visible when the window's first page was read (at) is stored
-// once the watermark passes it.
-func (st *State) coverFresh(cfg Config, old, through, at time.Time) {
-	if lateFrom(cfg, *st).Before(old) {
+// once the watermark passes it. Not after page p holds a copy apart from
+// its original: it may hold the place of an item that request served on
+// no page, which late coverage's re-read finds (and a copy taken for a
+// row listed twice moves the watermark over it).
+func (st *State) coverFresh(cfg Config, old, through, at time.Time, p Page) {
+	if lateFrom(cfg, *st).Before(old) || p.Apart {
 		return // a gap before this window still needs covering
 	}
 	if c := edge(cfg, at.Add(-cfg.Overlap)); c.After(st.LateTo) {

@@ -59,7 +59,15 @@ type sim struct {
 	// pageDupMid puts pageDup's copies in place of a later item of the
 	// page instead, not right after the original: a stray copy.
 	pageDupMid bool
-	dupRows    float64
+	// pageDupAmbiguous puts pageDupMid's copies of fresh pages right
+	// after an entry of their own instant where the page has such a
+	// place: in a tie served in no order that is what a row listed twice
+	// looks like, so the page proves the displaced item's second. The
+	// item is due by late coverage (it counts as late, visible from that
+	// read on). Late pages draw none: late coverage's re-read is what
+	// finds the item.
+	pageDupAmbiguous bool
+	dupRows          float64
 	// unstable, for an unordered listing, is how it keeps its order
 	// between requests (unorderedStable and the rest), drawn from orng
 	// so that drawing it leaves rng's stream, and every older seed, as
@@ -285,7 +293,20 @@ func (m *sim) step(until time.Time) bool {
 		i := m.rng.IntN(len(page) - 1)
 		c := page[i]
 		page = slices.Clone(page)
+		var ambiguous []int
+		if m.pageDupAmbiguous && req.Kind == Fresh {
+			for j := i + 2; j < len(page); j++ {
+				if page[j-1].created.Equal(c.created) && page[j].id != c.id {
+					ambiguous = append(ambiguous, j)
+				}
+			}
+		}
 		switch {
+		case len(ambiguous) > 0:
+			j := ambiguous[m.rng.IntN(len(ambiguous))]
+			d := &m.items[page[j].id]
+			d.visible = later(d.visible, m.now)
+			page[j] = c
 		case m.pageDupMid && slices.ContainsFunc(page[i+1:len(page)-1], func(it simItem) bool { return !it.created.Equal(c.created) }):
 			// In place of a later item, after one of another instant (in
 			// a tie served in no order a copy is indistinguishable from a
@@ -309,6 +330,7 @@ func (m *sim) step(until time.Time) bool {
 	}
 	p := Page{Request: req, At: m.now, Total: total, TotalPages: (total + limit - 1) / limit, PerPage: limit, Count: len(page), Distinct: len(distinct)}
 	p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = simStray(page)
+	p.Apart = simApart(page)
 	if len(page) > 0 {
 		p.Head, p.Tail = page[0].created, page[len(page)-1].created
 		p.HeadTie = simTies(page)
@@ -391,6 +413,18 @@ func simStray(page []simItem) (bool, time.Time, string, int) {
 		after = it.created
 	}
 	return false, time.Time{}, "", 0
+}
+
+// simApart is upstream.Page's Apart: a copy not right after its original.
+func simApart(page []simItem) bool {
+	seen := map[int]bool{}
+	for i, it := range page {
+		if seen[it.id] && page[i-1].id != it.id {
+			return true
+		}
+		seen[it.id] = true
+	}
+	return false
 }
 
 // simTies is upstream.Page's HeadTie of entries: the ids of the leading

@@ -337,6 +337,29 @@ func TestAdvance(t *testing.T) {
 		st, _ = Advance(cfg, t0, st, p)
 		want(t, len(st.Reads) == 1 && !st.Feed.Exact, "no baseline from page 2, got %+v", st)
 	})
+	t.Run("APageWithACopyIsNoProbeBaseline", func(t *testing.T) {
+		// A copy right after an entry of its own instant is taken for a
+		// row listed twice, but it may hold the place of an item the
+		// window's count holds, which that request served on no page. A
+		// probe would find the count unchanged and cover the item for
+		// good: the window is left to late coverage's re-read instead.
+		ts := sorted(0, 3)
+		ts[5] = ts[4] // the copy, at its original's instant
+		p := slide(1, 25, ts)
+		p.Count, p.Distinct, p.Apart = 10, 9, true
+		// Read long after (a backfill), with late coverage at the window.
+		before := State{LateTo: t0, Reads: []Read{{Start: t0.Add(-time.Minute), End: sec(20), Total: 40, At: at}}}
+		st, through := Advance(cfg, t0, before, p)
+		want(t, through.Equal(sec(26)) && len(st.Reads) == 0 && !st.Feed.Exact,
+			"read on, but no baseline, and none kept that counted the page's items, got %s %+v %+v", through, st.Reads, st.Feed)
+		want(t, st.LateTo.Equal(t0), "late coverage left to re-read it, got %s", st.LateTo)
+		st, _ = Advance(cfg, t0, st, slide(2, 25, sorted(28, 1)))
+		want(t, len(st.Reads) == 0, "nor from a later page, got %+v", st.Reads)
+		p.Distinct, p.Apart = 10, false // no copy: the count is a baseline
+		st, _ = Advance(cfg, t0, before, p)
+		want(t, len(st.Reads) > 0 && st.Reads[len(st.Reads)-1].Total == 25 && st.LateTo.Equal(sec(26)),
+			"a baseline, and late coverage through the watermark, got %+v %s", st.Reads, st.LateTo)
+	})
 	t.Run("APassOverPagesHoldingNoItemTwiceProvesItsWindow", func(t *testing.T) {
 		// A listing in no order, 25 items in the window, 10 to a page: a
 		// pass reads on by offset and proves the window by the count, the

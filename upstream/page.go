@@ -59,7 +59,8 @@ type Page struct {
 	// or after it, is stray unless right after its original. StrayID is
 	// the copy's id (a malformed item's SHA-256), StrayGap how many
 	// entries after its original it sits, and StrayUnknown reports that
-	// its instant, or the entry's before it, is unknown.
+	// its instant, or the entry's before it, is unknown. Apart reports a
+	// copy not right after its original, stray or not.
 	syncplan.StrayCopy
 	// Meta is upstream's paging information, as sent.
 	Meta Meta
@@ -153,6 +154,9 @@ func decodePage(body []byte) (*Page, error) {
 			orig, dup = seenBad[q.SHA256]
 		} else {
 			orig, dup = seen[tx.ID]
+		}
+		if dup && self != prev {
+			p.Apart = true
 		}
 		if dup && !p.Stray && self != prev && (self.at.IsZero() || !self.at.Equal(prev.at)) {
 			p.Stray, p.StrayAfter, p.StrayID, p.StrayGap = true, lastValid, self.id, i-orig

@@ -101,6 +101,8 @@ func TestDecodePage_Ties(t *testing.T) {
 			p, err := decodePage([]byte(body))
 			require.NoError(t, err)
 			require.Equal(t, tc.stray, p.Stray)
+			// Every copy but one right after its original is apart.
+			require.Equal(t, tc.name != "None" && !strings.HasSuffix(tc.name, "RightAfterItself"), p.Apart)
 			// The Unknown rows are those where the copy's instant, or the
 			// entry's before it, is unknown.
 			require.Equal(t, tc.stray && strings.HasPrefix(tc.name, "Unknown"), p.StrayUnknown)
