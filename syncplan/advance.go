@@ -433,7 +433,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		}
 	}
 	st.Feed = f
-	st.coverFresh(cfg, old, through, readAt, p)
+	st.coverFresh(cfg, old, through, readAt, p.Apart)
 	return through
 }
 
@@ -514,7 +514,7 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	}
 	st.addRead(Read{Start: req.Start, End: req.End, Total: total, At: at})
 	st.Feed = nil
-	st.coverFresh(cfg, old, through, f.ReadAt, p)
+	st.coverFresh(cfg, old, through, f.ReadAt, p.Apart || f.Apart)
 	return through
 }
 
@@ -632,19 +632,19 @@ func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) ti
 			st.Feed = narrower(cfg, p)
 		}
 	}
-	st.coverFresh(cfg, old, through, p.At, p)
+	st.coverFresh(cfg, old, through, p.At, p.Apart || f.Apart)
 	return through
 }
 
 // coverFresh extends late coverage over instants a fresh window saw at
 // least Overlap after they happened (a backfill covers itself): every item
 // that was visible when the window's first page was read (at) is stored
-// once the watermark passes it. Not after page p holds a copy apart from
-// its original: it may hold the place of an item that request served on
-// no page, which late coverage's re-read finds (and a copy taken for a
-// row listed twice moves the watermark over it).
-func (st *State) coverFresh(cfg Config, old, through, at time.Time, p Page) {
-	if lateFrom(cfg, *st).Before(old) || p.Apart {
+// once the watermark passes it. Not when a page of the window held a
+// copy apart from its original (apart): it may hold the place of an item
+// that request served on no page, which late coverage's re-read finds (a
+// copy taken for a row listed twice moves the watermark over it).
+func (st *State) coverFresh(cfg Config, old, through, at time.Time, apart bool) {
+	if lateFrom(cfg, *st).Before(old) || apart {
 		return // a gap before this window still needs covering
 	}
 	if c := edge(cfg, at.Add(-cfg.Overlap)); c.After(st.LateTo) {
@@ -1081,7 +1081,7 @@ func descNext(f *Feed, p Page) *Feed {
 	if !f.Top.IsZero() && !f.ReadAt.IsZero() {
 		at = f.ReadAt
 	}
-	next := &Feed{Start: req.Start, End: top, Fixed: true, Page: 1, Top: later(f.Top, req.End), ReadAt: at}
+	next := &Feed{Start: req.Start, End: top, Fixed: true, Page: 1, Top: later(f.Top, req.End), ReadAt: at, Apart: f.Apart || p.Apart}
 	if !top.After(req.Start) {
 		// Every item after the window's first second is proven: that
 		// second is left. If it was the window, it holds more than a

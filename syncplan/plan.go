@@ -256,6 +256,10 @@ type Feed struct {
 	// is read: a page listed newest first proved (End, Top] (descTop),
 	// read from ReadAt on.
 	Top time.Time `json:"top,omitzero"`
+	// Apart is set once a page proving part of (End, Top] held a copy
+	// apart from its original (StrayCopy.Apart): late coverage is not
+	// extended over the window (coverFresh).
+	Apart bool `json:"apart,omitempty"`
 	// Asked is the end of the last read of this sliding window's page 1
 	// when it starts over where it started (a stray copy on it): the
 	// next read waits until the edge passes it, so that upstream is not

@@ -449,6 +449,14 @@ func TestAdvance(t *testing.T) {
 		st2, through := Advance(cfg, through, roundTrip(t, st), p)
 		want(t, through.Equal(sec(100)) && st2.Feed == nil && st2.LateTo.Equal(sec(55)),
 			"read through: the whole window, covered as of the first page's read, got %s %+v", through, st2)
+		// A copy apart from its original on the first page may have kept
+		// an item it proved off every page: late coverage re-reads it.
+		p1 := desc(sec(100), 25, whole(60))
+		p1.Apart = true
+		st3, through3 := Advance(cfg, t0, start, p1)
+		want(t, st3.Feed.Apart, "carried to what is left, got %+v", st3.Feed)
+		st3, through3 = Advance(cfg, through3, roundTrip(t, st3), p)
+		want(t, through3.Equal(sec(100)) && st3.LateTo.Equal(t0), "read through, but not covered, got %s %s", through3, st3.LateTo)
 
 		// A stray copy after the item at 64 s may hold the place of any
 		// older item: proven only above 64 s.
