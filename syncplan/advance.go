@@ -73,7 +73,10 @@ type StrayCopy struct {
 	// Apart reports a copy not right after its original, stray or not
 	// (one among entries of its own instant is taken for a row listed
 	// twice): it may hold the place of an item the request served on no
-	// page, so its window is no probe baseline (advanceSliding).
+	// page, so in a sorted listing its window is no probe baseline
+	// (advanceSliding). In a listing in no order a copy's place shows
+	// nothing, and a row listed twice sits anywhere: not heeded there,
+	// where it would have late coverage read everything again.
 	Apart        bool      `json:"copyApart,omitempty"`
 	Stray        bool      `json:"stray,omitempty"`
 	StrayAfter   time.Time `json:"strayAfter,omitzero"`
@@ -347,8 +350,10 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 	// twice, which one read cannot tell from that): such a window is
 	// re-read by late coverage, never probed, so an item a copy kept off
 	// every page is stored by the time lateCoveredThrough passes it.
-	exact := (req.Page == 1 || (f.Exact && joined)) && !p.Apart
-	if p.Apart {
+	// (In a listing in no order a copy's place means nothing: open.)
+	apart := p.Apart && sorted
+	exact := (req.Page == 1 || (f.Exact && joined)) && !apart
+	if apart {
 		// Nor are the windows read before whose counts hold this page's
 		// items (a window read on from its last second leaves the rest
 		// of its count to the next window).
@@ -433,7 +438,7 @@ func advanceSliding(cfg Config, through time.Time, st *State, p Page) time.Time 
 		}
 	}
 	st.Feed = f
-	st.coverFresh(cfg, old, through, readAt, p.Apart)
+	st.coverFresh(cfg, old, through, readAt, apart)
 	return through
 }
 
@@ -480,7 +485,7 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 			return through
 		}
 	}
-	pass, step := f.Pass.next(p, st.passPages())
+	pass, step := st.pass(f.Pass, p)
 	switch step {
 	case passNextPage:
 		f.Pass, f.Page = pass, req.Page+1
@@ -494,9 +499,6 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 		// alone prove nothing (Pass). The items are stored; a narrower
 		// window that fits one page, which proves itself whatever the
 		// order, is read next.
-		if step == passFailed {
-			st.passFailed()
-		}
 		if next := descNext(f, p); next != nil {
 			st.Feed = next
 			return through
@@ -504,7 +506,6 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 		st.Feed = narrower(cfg, p)
 		return through
 	}
-	st.passProven(req.Page)
 	old := through
 	through = later(through, f.closes())
 	total, at := f.Total, f.ReadAt
@@ -514,7 +515,7 @@ func advanceFixed(cfg Config, through time.Time, st *State, p Page) time.Time {
 	}
 	st.addRead(Read{Start: req.Start, End: req.End, Total: total, At: at})
 	st.Feed = nil
-	st.coverFresh(cfg, old, through, f.ReadAt, p.Apart || f.Apart)
+	st.coverFresh(cfg, old, through, f.ReadAt, f.Apart)
 	return through
 }
 
@@ -632,7 +633,7 @@ func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) ti
 			st.Feed = narrower(cfg, p)
 		}
 	}
-	st.coverFresh(cfg, old, through, p.At, p.Apart || f.Apart)
+	st.coverFresh(cfg, old, through, p.At, f.Apart || (p.Apart && sorted))
 	return through
 }
 
@@ -714,18 +715,14 @@ func advanceRescan(cfg Config, st *State, p Page) {
 	}
 	if st.Unordered {
 		// As advanceFixed: a pass over the window's pages.
-		pass, step := w.Pass.next(p, st.passPages())
-		switch step {
+		switch pass, step := st.pass(w.Pass, p); step {
 		case passNextPage:
 			st.Late = &Window{Start: req.Start, End: req.End, Page: req.Page + 1, Pass: pass}
 			return
 		case passProven:
-			st.passProven(req.Page)
 			st.Late = nil
 			st.LateTo = later(st.LateTo, req.End)
 			return
-		case passFailed:
-			st.passFailed()
 		}
 		n := narrower(cfg, p)
 		st.Late = &Window{Start: n.Start, End: n.End, Page: 1, Burst: n.Burst}
@@ -1004,6 +1001,19 @@ func (st State) passPages() int {
 		return 1
 	}
 	return maxFixedPages
+}
+
+// pass takes the pass ps of a window of a listing in no order over page p
+// (Pass.next) and records a pass proven or failed.
+func (st *State) pass(ps Pass, p Page) (Pass, passStep) {
+	next, step := ps.next(p, st.passPages())
+	switch step {
+	case passProven:
+		st.passProven(p.Request.Page)
+	case passFailed:
+		st.passFailed()
+	}
+	return next, step
 }
 
 // passFailed records a failed pass.
