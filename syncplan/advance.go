@@ -646,7 +646,7 @@ func advanceNarrow(cfg Config, through time.Time, st *State, f *Feed, p Page) ti
 // copy taken for a row listed twice moves the watermark over it).
 func (st *State) coverFresh(cfg Config, old, through, at time.Time, apart bool) {
 	if lateFrom(cfg, *st).Before(old) || apart {
-		return // a gap before this window still needs covering
+		return // a gap before this window, or the window, needs covering
 	}
 	if c := edge(cfg, at.Add(-cfg.Overlap)); c.After(st.LateTo) {
 		st.LateTo = earlier(c, through)
