@@ -46,30 +46,30 @@ func TestSim_Capacity(t *testing.T) {
 		share   float64
 		maxLag  time.Duration // after warm-up; 0: only that it stays bounded
 		manual  time.Duration // a manual sync this often (0: none)
-		// ties: createdAt in whole seconds, ties in a fresh order on
-		// every request (ORDER BY created_at OFFSET n).
-		ties bool
+		// stamp: createdAt truncated to it (0: milliseconds), ties in a
+		// fresh order on every request (ORDER BY created_at OFFSET n).
+		stamp time.Duration
 		// unstable: how a listing in no order keeps its order between
 		// requests (sim.unstable).
 		unstable int
 	}{
-		{"Ordered90", true, 0.90, 2 * time.Minute, 0, false, 0},
-		{"Unordered90", false, 0.90, 2 * time.Minute, 0, false, 0},
-		{"Unordered95", false, 0.95, 2 * time.Minute, 0, false, 0},
+		{"Ordered90", true, 0.90, 2 * time.Minute, 0, 0, 0},
+		{"Unordered90", false, 0.90, 2 * time.Minute, 0, 0, 0},
+		{"Unordered95", false, 0.95, 2 * time.Minute, 0, 0, 0},
 		// Shuffled on every request, windows fit one page: at 90% no
 		// slack is left to win back the lag of the start (report only).
-		{"Unordered90Shuffled", false, 0.90, 0, 0, false, unorderedShuffled},
-		{"Ordered98", true, 0.98, 0, 0, false, 0},
-		{"Ordered90Manual", true, 0.90, 2 * time.Minute, 3 * time.Minute, false, 0},
-		{"Unordered90Manual", false, 0.90, 2 * time.Minute, 3 * time.Minute, false, 0},
-		{"Ordered98Manual", true, 0.98, 0, 3 * time.Minute, false, 0},
-		{"Ordered90WholeSecondTies", true, 0.90, 2 * time.Minute, 0, true, 0},
-		{"Ordered90WholeSecondTiesManual", true, 0.90, 2 * time.Minute, 3 * time.Minute, true, 0},
-		{"Ordered95WholeSecondTies", true, 0.95, 0, 0, true, 0},
+		{"Unordered90Shuffled", false, 0.90, 0, 0, 0, unorderedShuffled},
+		{"Ordered98", true, 0.98, 0, 0, 0, 0},
+		{"Ordered90Manual", true, 0.90, 2 * time.Minute, 3 * time.Minute, 0, 0},
+		{"Unordered90Manual", false, 0.90, 2 * time.Minute, 3 * time.Minute, 0, 0},
+		{"Ordered98Manual", true, 0.98, 0, 3 * time.Minute, 0, 0},
+		{"Ordered90WholeSecondTies", true, 0.90, 2 * time.Minute, 0, time.Second, 0},
+		{"Ordered90WholeSecondTiesManual", true, 0.90, 2 * time.Minute, 3 * time.Minute, time.Second, 0},
+		{"Ordered95WholeSecondTies", true, 0.95, 0, 0, time.Second, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := prodConfig()
-			m, items, start, end, _ := capacityRun(t, tc.ordered, tc.ties, tc.share, tc.manual, tc.unstable)
+			m, items, start, end, _ := capacityRun(t, tc.ordered, tc.stamp, tc.share, tc.manual, tc.unstable)
 			lagEnd := m.now.Sub(m.through)
 			// The fewest fresh requests that could carry the items: what
 			// the sync spent beyond that is the price of ties and partial
@@ -109,19 +109,19 @@ func TestSim_Capacity(t *testing.T) {
 // moved over meanwhile.
 // unstable is how a listing in no order keeps its order between requests
 // (sim.unstable).
-func capacityRun(tb testing.TB, ordered, ties bool, share float64, manual time.Duration, unstable int) (m *sim, items []simItem, start, end time.Time, ingested float64) {
+func capacityRun(tb testing.TB, ordered bool, stamp time.Duration, share float64, manual time.Duration, unstable int) (m *sim, items []simItem, start, end time.Time, ingested float64) {
 	cfg := prodConfig()
 	rng := rand.New(rand.NewPCG(1, 2))
 	start, end = t0.Add(5*time.Minute), t0.Add(40*time.Minute)
 	items = simFeed(rng, cfg.Start, end, capacity(cfg)*share, 0, 0)
-	if ties {
+	if stamp > 0 {
 		for i := range items {
-			items[i].created = items[i].created.Truncate(time.Second)
+			items[i].created = items[i].created.Truncate(stamp)
 			items[i].visible = items[i].created
 		}
 	}
 	m = newSim(tb, cfg, items, ordered, t0)
-	if ties {
+	if stamp > 0 {
 		m.rng, m.shuffleTies = rng, true
 	}
 	m.unstable, m.orng = unstable, rand.New(rand.NewPCG(3, 4))
@@ -149,30 +149,39 @@ func capacityRun(tb testing.TB, ordered, ties bool, share float64, manual time.D
 // starting over at a second would cost six times as much).
 func BenchmarkSim_Capacity(b *testing.B) {
 	rows := []struct {
-		name          string
-		ordered, ties bool
-		share         float64
-		manual        time.Duration
-		unstable      int
+		name     string
+		ordered  bool
+		stamp    time.Duration
+		share    float64
+		manual   time.Duration
+		unstable int
 	}{
-		{"ordered 90%", true, false, 0.90, 0, 0},
-		{"ordered 90%, whole seconds, ties shuffled", true, true, 0.90, 0, 0},
-		{"the same + manual/3min", true, true, 0.90, 3 * time.Minute, 0},
-		{"ordered 95%, whole seconds, ties shuffled", true, true, 0.95, 0, 0},
-		{"ordered 98%", true, false, 0.98, 0, 0},
-		{"unordered 90%", false, false, 0.90, 0, unorderedStable},
-		{"unordered 95%", false, false, 0.95, 0, unorderedStable},
-		{"newest first 90%", false, false, 0.90, 0, unorderedDesc},
-		{"newest first 95%", false, false, 0.95, 0, unorderedDesc},
-		{"newest first 90%, whole seconds, ties shuffled", false, true, 0.90, 0, unorderedDesc},
-		{"unordered 90%, shuffled on every request", false, false, 0.90, 0, unorderedShuffled},
-		{"unordered 95%, shuffled on every request", false, false, 0.95, 0, unorderedShuffled},
+		{"ordered 90%", true, 0, 0.90, 0, 0},
+		{"ordered 90%, whole seconds, ties shuffled", true, time.Second, 0.90, 0, 0},
+		{"the same + manual/3min", true, time.Second, 0.90, 3 * time.Minute, 0},
+		{"ordered 95%, whole seconds, ties shuffled", true, time.Second, 0.95, 0, 0},
+		{"ordered 98%", true, 0, 0.98, 0, 0},
+		{"unordered 90%", false, 0, 0.90, 0, unorderedStable},
+		{"unordered 95%", false, 0, 0.95, 0, unorderedStable},
+		{"newest first 90%", false, 0, 0.90, 0, unorderedDesc},
+		{"newest first 95%", false, 0, 0.95, 0, unorderedDesc},
+		{"newest first 90%, whole seconds, ties shuffled", false, time.Second, 0.90, 0, unorderedDesc},
+		{"unordered 90%, shuffled on every request", false, 0, 0.90, 0, unorderedShuffled},
+		{"unordered 95%, shuffled on every request", false, 0, 0.95, 0, unorderedShuffled},
+		// Stamps coarser than a second: a page proves whole instants only.
+		{"ordered 40%, 10 s stamps, ties shuffled", true, 10 * time.Second, 0.40, 0, 0},
+		{"ordered 50%, 10 s stamps, ties shuffled", true, 10 * time.Second, 0.50, 0, 0},
+		{"ordered 60%, 10 s stamps, ties shuffled", true, 10 * time.Second, 0.60, 0, 0},
+		{"ordered 90%, 10 s stamps, ties shuffled", true, 10 * time.Second, 0.90, 0, 0},
+		{"ordered 10%, 30 s stamps, ties shuffled", true, 30 * time.Second, 0.10, 0, 0},
+		{"ordered 30%, 30 s stamps, ties shuffled", true, 30 * time.Second, 0.30, 0, 0},
+		{"ordered 10%, minute stamps, ties shuffled", true, time.Minute, 0.10, 0, 0},
 	}
 	var table []string
 	for _, r := range rows {
 		b.Run(r.name, func(b *testing.B) {
 			for range b.N {
-				m, items, _, _, ingested := capacityRun(b, r.ordered, r.ties, r.share, r.manual, r.unstable)
+				m, items, _, _, ingested := capacityRun(b, r.ordered, r.stamp, r.share, r.manual, r.unstable)
 				b.ReportMetric(100*ingested, "ingested-%")
 				b.ReportMetric(m.maxLag.Seconds(), "max-lag-s")
 				table = append(table, fmt.Sprintf("| %s | %.1f%% | %s | %d | %.1f |", r.name, 100*ingested,
@@ -471,6 +480,9 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 	if rng.IntN(2) == 0 {
 		m.lossRate = rng.Float64() * 0.2
 	}
+	if whole {
+		res = coarsen(m, seed, rate)
+	}
 	m.skew = time.Duration(rng.Int64N(int64(cfg.Guard)))
 	if m.skew > 0 {
 		for i := range m.items {
@@ -489,6 +501,39 @@ func simAdversarial(t *testing.T, seed uint64) (bool, *sim) {
 		m.requireAllStored()
 	})
 	return ok, m
+}
+
+// coarsen gives a third of the whole-second feeds createdAt coarser
+// than a second (2 s to a minute, as the contract allows), where an
+// instant holds at most a quarter of a page on average: every window
+// then ends inside an instant that the next one reads again. (An instant
+// of more than a page is a burst, drawn on its own above.) It draws from
+// a stream of its own, so that every older seed stays as it was, and
+// returns the resolution.
+func coarsen(m *sim, seed uint64, rate float64) time.Duration {
+	rng := rand.New(rand.NewPCG(seed, 0xc0a2))
+	page := m.cfg.PageSize
+	if m.pageCap > 0 {
+		page = min(page, m.pageCap)
+	}
+	var fit []time.Duration
+	for _, d := range []time.Duration{2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute} {
+		if rate*d.Seconds() <= float64(page)/2 {
+			fit = append(fit, d)
+		}
+	}
+	if len(fit) == 0 || rng.IntN(3) != 0 {
+		return time.Second
+	}
+	res := fit[rng.IntN(len(fit))]
+	for i := range m.items {
+		it := &m.items[i]
+		// Upstream stamps an item at the instant before it; the feed
+		// starts after SYNC_START, and so does every stamp.
+		it.created = later(it.created.Truncate(res), m.cfg.Start.Add(res))
+		it.visible = later(it.visible.Truncate(res), it.created)
+	}
+	return res
 }
 
 // Ensure late coverage catches up, after a stream near capacity stops,
