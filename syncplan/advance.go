@@ -710,7 +710,7 @@ func advanceRescan(cfg Config, st *State, p Page) {
 		return
 	}
 	if req.Page > 1 && sorted && !st.Unordered && !p.continues(w.LastAt, w.LastTie) {
-		st.Late = &Window{Start: later(req.Start, w.LastAt.Truncate(time.Second)), End: req.End, Page: 1}
+		st.Late = &Window{Start: later(req.Start, w.LastAt.Truncate(time.Second)), End: req.End, Page: 1, ReadOn: true}
 		return
 	}
 	if st.Unordered {
@@ -759,7 +759,7 @@ func advanceRescan(cfg Config, st *State, p Page) {
 			st.Late = nil
 			return
 		case !offset && sec.After(req.Start):
-			next = &Window{Start: sec, End: req.End, Page: 1}
+			next = &Window{Start: sec, End: req.End, Page: 1, ReadOn: true}
 		case !offset:
 			next = &Window{Start: sec, End: earlier(sec.Add(time.Second), req.End), Page: 1, Burst: true}
 		}

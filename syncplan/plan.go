@@ -279,6 +279,10 @@ type Window struct {
 	Burst   bool      `json:"burst,omitempty"`
 	Passes  int       `json:"passes,omitempty"`
 	Pass
+	// ReadOn marks a window of a sorted listing read on from a second
+	// inside the window read before (its page was full, or the next
+	// page did not join it): its end moves up with the horizon (nextLate).
+	ReadOn bool `json:"readOn,omitempty"`
 }
 
 // Read is a probe baseline: window [Start, End] held Total items at At,
@@ -419,7 +423,7 @@ func nextFresh(cfg Config, in Input) (Request, bool) {
 			// a second of items less than it holds.
 			loss = in.State.Rate / 2
 		}
-		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, pages, loss), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
+		return Request{Kind: Fresh, Start: start, End: sizedEnd(cfg, in.State.Rate, start, e, pages, loss, true), Page: 1, Limit: cfg.PageSize, ForWant: forWant}, true
 	}
 	return Request{Kind: Fresh, Start: start, EndAtFetch: true, Page: page, Limit: cfg.PageSize, ForWant: forWant}, true
 }
@@ -531,14 +535,24 @@ func seconds(s float64) time.Duration {
 // one mostly wins: a second may be a large share of the window. loss is
 // what each page but the last proves less than a page (read again by the
 // next: descTop's half a second).
-func sizedEnd(cfg Config, r float64, start, e time.Time, pages int, loss float64) time.Time {
+func sizedEnd(cfg Config, r float64, start, e time.Time, pages int, loss float64, trim bool) time.Time {
 	if r <= 0 {
 		return e
 	}
 	page := float64(cfg.page()) - loss
+	span := e.Sub(start).Seconds()
+	if x := r * span; trim && x < float64(pages)*page {
+		// The span fits: it is read whole, unless its last page would
+		// hold little (a request for a few items costs what a full page
+		// does): then the window fills the pages before it, and the rest
+		// is left to the next read.
+		if q := math.Ceil(x / page); q > 1 && x-(q-1)*page < page/4 {
+			pages = int(q) - 1
+		}
+	}
 	n := float64(pages)*page + loss
 	secs := n * cfg.fill(pages) / r
-	if secs >= e.Sub(start).Seconds() {
+	if secs >= span {
 		// (A volume near zero would overflow a Duration.)
 		return e
 	}
@@ -566,7 +580,15 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		return Request{}, false
 	}
 	if w := st.Late; w != nil {
-		return Request{Kind: Rescan, Start: w.Start, End: w.End, Page: w.Page, Limit: cfg.PageSize}, true
+		end := w.End
+		if w.ReadOn && w.Page == 1 && !w.Burst && !st.Unordered && st.Suspect.IsZero() {
+			// A sorted window read on from a second inside it (its page
+			// 1 was full) is a window of its own: its end moves up with
+			// the horizon, so the rest of it and what is old enough since
+			// fill the page, rather than a remnant taking a request.
+			end = later(end, sortedLateEnd(cfg, st, w.Start, lateHorizon(cfg, in)))
+		}
+		return Request{Kind: Rescan, Start: w.Start, End: end, Page: w.Page, Limit: cfg.PageSize}, true
 	}
 	from := lateFrom(cfg, st)
 	to := lateHorizon(cfg, in)
@@ -607,21 +629,40 @@ func nextLate(cfg Config, in Input) (Request, bool) {
 		// As fresh windows (advanceFixed): the pages a pass may prove, in
 		// slots the budget spares now. (Sorted pages move it page by page
 		// whatever the window's size.)
-		to = sizedEnd(cfg, r, from, to, min(st.passPages(), freeSlots(cfg, in)), 0)
+		to = sizedEnd(cfg, r, from, to, min(st.passPages(), freeSlots(cfg, in)), 0, false)
 	default:
-		lim := from.Add(seconds(float64(maxFixedPages*cfg.page()) / r)).Truncate(time.Second)
-		if lim.After(from) && lim.Before(to) {
-			to = lim
-		}
+		to = sortedLateEnd(cfg, st, from, to)
 	}
 	return Request{Kind: Rescan, Start: from, End: to, Page: 1, Limit: cfg.PageSize}, true
 }
 
-// lateStep is the least span late coverage moves by in one go.
+// sortedLateEnd is the end of a late window of a sorted listing from
+// from: to, or sooner where the window would hold more than
+// maxFixedPages pages at the fresh volume (sorted pages move late
+// coverage page by page, so the bound only keeps offsets short).
+func sortedLateEnd(cfg Config, st State, from, to time.Time) time.Time {
+	if st.Rate <= 0 {
+		return to
+	}
+	lim := from.Add(seconds(float64(maxFixedPages*cfg.page()) / st.Rate)).Truncate(time.Second)
+	if lim.After(from) && lim.Before(to) {
+		return lim
+	}
+	return to
+}
+
+// lateStep is the least span late coverage moves by in one go: a page
+// of items at the fresh volume, or at the last re-scan's where no fresh
+// volume is seen (once a stream stops, the span behind still holds its
+// items), or an interval when that is shorter.
 func lateStep(cfg Config, st State) time.Duration {
 	step := max(cfg.Interval, time.Second)
-	if st.Rate > 0 {
-		step = min(step, max(seconds(float64(cfg.page())/st.Rate), time.Second))
+	r := st.Rate
+	if r <= 0 {
+		r = st.LateRate
+	}
+	if r > 0 {
+		step = min(step, max(seconds(float64(cfg.page())/r), time.Second))
 	}
 	return step
 }

@@ -210,15 +210,42 @@ func TestSim_LateCoverage(t *testing.T) {
 		late   float64
 		manual time.Duration
 		bound  bool // false: report only
+		// ties: createdAt in whole seconds, ties shuffled on every
+		// request; twice: the share of rows listed twice; pageCap: the
+		// page size upstream applies (0: ours).
+		ties    bool
+		twice   float64
+		pageCap int
+		// unordered: a listing in no order, kept between requests as
+		// unstable says (sim.unstable).
+		unordered bool
+		unstable  int
 	}{
-		{"Rescan40Late2", LateRescan, 0.40, 0.02, 0, true},
-		{"Auto40Late2", LateAuto, 0.40, 0.02, 0, true},
-		{"Probe10Late0", LateProbe, 0.10, 0, 0, true},
+		{"Rescan40Late2", LateRescan, 0.40, 0.02, 0, true, false, 0, 0, false, 0},
+		{"Auto40Late2", LateAuto, 0.40, 0.02, 0, true, false, 0, 0, false, 0},
+		{"Probe10Late0", LateProbe, 0.10, 0, 0, true, false, 0, 0, false, 0},
 		// A manual sync every 5 s takes turns with late coverage.
-		{"Auto40Late2Manual5s", LateAuto, 0.40, 0.02, 5 * time.Second, true},
-		{"Rescan60Late05", LateRescan, 0.60, 0.005, 0, false},
-		{"Probe60Late05", LateProbe, 0.60, 0.005, 0, false},
-		{"Auto60Late05", LateAuto, 0.60, 0.005, 0, false},
+		{"Auto40Late2Manual5s", LateAuto, 0.40, 0.02, 5 * time.Second, true, false, 0, 0, false, 0},
+		// Whole-second ties with rows listed twice (every page holds a
+		// copy apart from its original, so no window is a probe
+		// baseline), also on pages capped at 500 (the same load is 40%
+		// of that capacity): every late page starts over at a second
+		// inside its window, whose rest shares the next page with what
+		// is old enough since.
+		{"Auto40Late2TiesRowsTwice", LateAuto, 0.40, 0.02, 0, true, true, 0.01, 0, false, 0},
+		{"Auto20Late2TiesRowsTwiceCap500", LateAuto, 0.20, 0.02, 0, true, true, 0.01, 500, false, 0},
+		// Listings in no order: windows proven by passes, or one page
+		// each; newest first is read top down.
+		{"Auto40Late2Unordered", LateAuto, 0.40, 0.02, 0, true, false, 0, 0, true, unorderedStable},
+		{"Auto40Late2ShuffledOnEveryRequest", LateAuto, 0.40, 0.02, 0, true, false, 0, 0, true, unorderedShuffled},
+		{"Auto40Late2NewestFirst", LateAuto, 0.40, 0.02, 0, true, false, 0, 0, true, unorderedDesc},
+		// Newest first with whole-second ties: five-page windows read
+		// top down hold the watermark, and late coverage, back a
+		// window's span (report only).
+		{"Auto40Late2NewestFirstTies", LateAuto, 0.40, 0.02, 0, false, true, 0, 0, true, unorderedDesc},
+		{"Rescan60Late05", LateRescan, 0.60, 0.005, 0, false, false, 0, 0, false, 0},
+		{"Probe60Late05", LateProbe, 0.60, 0.005, 0, false, false, 0, 0, false, 0},
+		{"Auto60Late05", LateAuto, 0.60, 0.005, 0, false, false, 0, 0, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := prodConfig()
@@ -233,7 +260,17 @@ func TestSim_LateCoverage(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 4))
 				stop := t0.Add(30 * time.Minute)
 				items := simFeed(rng, cfg.Start, stop, capacity(cfg)*tc.share, tc.late, 90*time.Second)
-				m := newSim(t, cfg, items, true, t0)
+				if tc.ties {
+					for i := range items {
+						items[i].created = items[i].created.Truncate(time.Second)
+						items[i].visible = later(items[i].visible.Truncate(time.Second), items[i].created)
+					}
+				}
+				m := newSim(t, cfg, items, !tc.unordered, t0)
+				m.rng, m.shuffleTies, m.dupRows, m.pageCap = rng, tc.ties, tc.twice, tc.pageCap
+				if tc.unordered {
+					m.unstable, m.orng = tc.unstable, rand.New(rand.NewPCG(seed, 9))
+				}
 				m.manualEvery, m.nextManual = tc.manual, t0
 				m.run(t0.Add(10 * time.Minute))
 				m.maxLateLag = 0

@@ -66,6 +66,14 @@ func TestNext(t *testing.T) {
 			// its second, with the watermark held back; one page.
 			want(t, r.Kind == Fresh && r.End.Sub(r.Start) == 47*time.Second, "a one-page window, got %+v", r)
 		}},
+		// Found by TestSim_LateCoverage with listings in no order: a read
+		// planned when a little more than a page had accrued took a
+		// second request for the few items over.
+		{"UnorderedLeavesAFewItemsToTheNextRead", Input{Now: now, Through: e.Add(-55 * time.Second), State: State{Unordered: true, Rate: 20}}, func(t *testing.T, r Request) {
+			// 1100 items: one page of them (955, 47 s), the 145 left
+			// are the next read's.
+			want(t, r.Kind == Fresh && r.End.Sub(r.Start) == 47*time.Second, "a one-page window, got %+v", r)
+		}},
 		{"WindowEndsAGuardBehindTheClock", Input{Now: now, Through: e.Add(-time.Hour), State: State{Unordered: true}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Fresh && r.End.Equal(e), "ends at now − guard, got %+v", r)
 		}},
@@ -103,8 +111,35 @@ func TestNext(t *testing.T) {
 		{"StoppedSortedStreamIsCoveredInOneGo", Input{Now: now, Through: e, State: State{LateTo: t0}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(now.Add(-cfg.Overlap-cfg.Guard)), "re-scan up to now − overlap − guard, got %+v", r)
 		}},
+		// Found by TestSim_LateCoverage: once the stream stopped, late
+		// coverage of a listing in no order waited for an interval's span
+		// between windows of a page each, two requests a minute.
+		{"StoppedStreamLateStepsByTheSpanBehind", Input{Now: now, Through: e, State: State{LateTo: now.Add(-cfg.Overlap - cfg.Guard - 40*time.Second), Unordered: true, LateRate: 30}}, func(t *testing.T, r Request) {
+			// 40 s at 30 items/s hold more than a page.
+			want(t, r.Kind == Rescan, "re-scan now, got %+v", r)
+		}},
 		{"StoppedUnsortedStreamAnIntervalAtATime", Input{Now: now, Through: e, State: State{LateTo: t0, Unordered: true}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Rescan && r.Start.Equal(t0) && r.End.Equal(t0.Add(cfg.Interval)), "re-scan one interval, got %+v", r)
+		}},
+		// Found by TestSim_LateCoverage with whole-second ties: a late
+		// window read on from a second inside it kept its end, and the
+		// few items left before that end took a request of their own.
+		{"LateWindowReadOnFromASecondEndsAtTheHorizon", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 10,
+			Late: &Window{Start: t0.Add(time.Minute + time.Second), End: t0.Add(2 * time.Minute), Page: 1, ReadOn: true}}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan && r.Start.Equal(t0.Add(time.Minute+time.Second)) && r.End.Equal(now.Add(-cfg.Overlap-cfg.Guard)), "re-scan from the second up to now − overlap − guard, got %+v", r)
+		}},
+		{"LateBurstKeepsItsSecond", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 10,
+			Late: &Window{Start: t0.Add(time.Minute), End: t0.Add(time.Minute + time.Second), Page: 1, Burst: true}}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan && r.End.Equal(t0.Add(time.Minute+time.Second)), "the burst's second alone, got %+v", r)
+		}},
+		{"LateWindowOfAListingInNoOrderKeepsItsEnd", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 10, Unordered: true,
+			Late: &Window{Start: t0.Add(time.Minute), End: t0.Add(2 * time.Minute), Page: 1, ReadOn: true}}}, func(t *testing.T, r Request) {
+			want(t, r.Kind == Rescan && r.End.Equal(t0.Add(2*time.Minute)), "the window as sized to fit its pass, got %+v", r)
+		}},
+		{"NarrowedLateWindowKeepsItsEnd", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 10,
+			Late: &Window{Start: t0.Add(time.Minute), End: t0.Add(time.Minute + 20*time.Second), Page: 1}}}, func(t *testing.T, r Request) {
+			// (A window narrowed to fit one page must not grow back.)
+			want(t, r.Kind == Rescan && r.End.Equal(t0.Add(time.Minute+20*time.Second)), "the narrowed window, got %+v", r)
 		}},
 		{"RescanWhenProbesMostlyMiss", Input{Now: now, Through: e, State: State{LateTo: t0.Add(time.Minute), Rate: 1, Reads: reads, ProbeMiss: 0.9, LateRounds: 3}}, func(t *testing.T, r Request) {
 			want(t, r.Kind == Rescan, "re-read, got %+v", r)
